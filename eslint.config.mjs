@@ -1,0 +1,39 @@
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["dist/**", "node_modules/**", "docs/**", "coverage/**", "test/fixtures/**"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ["nodes/lib/**/*.ts"],
+    rules: { "@typescript-eslint/no-explicit-any": "error" },
+  },
+  {
+    files: ["nodes/*.ts"],
+    rules: { "@typescript-eslint/no-explicit-any": "off" },
+  },
+  {
+    files: ["test/**/*.js", "bench/**/*.js", "scripts/**/*.js"],
+    languageOptions: {
+      sourceType: "commonjs",
+      globals: {
+        require: "readonly", module: "writable", process: "readonly", __dirname: "readonly",
+        console: "readonly", Buffer: "readonly", setTimeout: "readonly", clearTimeout: "readonly",
+        setInterval: "readonly", clearInterval: "readonly", setImmediate: "readonly",
+        describe: "readonly", it: "readonly", before: "readonly", after: "readonly",
+        beforeEach: "readonly", afterEach: "readonly", URL: "readonly", global: "writable",
+        fetch: "readonly", AbortController: "readonly", performance: "readonly",
+      },
+    },
+    rules: {
+      "@typescript-eslint/no-require-imports": "off",
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+    },
+  },
+  {
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+    },
+  },
+);

@@ -1,0 +1,76 @@
+import { EventEmitter } from "events";
+
+/** What every protocol is given; credentials come from Node-RED's credential store. */
+export interface SourceConfig {
+  /** Camera name, for messages and errors. */
+  name: string;
+  url: string;
+  /** Requested frames per second; 0 = as fast as the camera sends. Request-driven sources pace to it. */
+  fps: number;
+  user?: string;
+  password?: string;
+  maxFrameBytes: number;
+  /** Path or name of the ffmpeg binary (already resolved), for sources that need it. */
+  ffmpegPath?: string;
+  /** Protocol-specific options (e.g. Canon WebView `mode`, `imageSize`; ffmpeg `rtspTransport`). */
+  options: Record<string, string | number | boolean | undefined>;
+}
+
+/**
+ * Why a connection attempt ended. `auth` stops retrying after a few in a row (cameras lock accounts);
+ * `config` means retrying cannot help (bad URL, missing binary) and also stops the retries.
+ */
+export type SourceErrorKind = "auth" | "config" | "network" | "protocol" | "ended";
+
+export class SourceError extends Error {
+  constructor(
+    readonly kind: SourceErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = "SourceError";
+  }
+}
+
+/**
+ * One connection attempt to a camera. Emits:
+ * - `connected` once the camera answered (before the first frame);
+ * - `frame` (jpeg: Buffer, width: number, height: number) for each complete JPEG;
+ * - `warning` (message: string) for dropped or damaged data that does not end the connection;
+ * - `close` (error?: SourceError) exactly once when the attempt is over, whatever the reason,
+ *    and never after stop() was called.
+ * The supervisor (Camera) creates a new source for each attempt; a source never reconnects by itself.
+ */
+export abstract class FrameSource extends EventEmitter {
+  protected stopped = false;
+  private closed = false;
+
+  constructor(protected readonly config: SourceConfig) {
+    super();
+  }
+
+  abstract start(): void;
+
+  /** Releases sockets, timers and processes at once. No event fires afterwards. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.closed = true;
+    this.release();
+    this.removeAllListeners();
+  }
+
+  protected abstract release(): void;
+
+  /** Ends the attempt once: releases everything and reports why. */
+  protected finish(error?: SourceError): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.release();
+    if (!this.stopped) this.emit("close", error);
+  }
+
+  protected emitFrame(jpeg: Buffer, width: number, height: number): void {
+    if (!this.closed) this.emit("frame", jpeg, width, height);
+  }
+}
