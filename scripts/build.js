@@ -8,7 +8,6 @@ const { execFileSync } = require("child_process");
 const root = path.join(__dirname, "..");
 const out = path.join(root, "dist", "nodes");
 
-fs.rmSync(path.join(root, "dist"), { recursive: true, force: true });
 execFileSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", path.join(root, "tsconfig.json")], {
   stdio: "inherit",
 });
