@@ -1,0 +1,58 @@
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
+import { RateLimiter } from "./lib/throttle";
+
+interface FrameThrottleDef extends NodeDef {
+  fps: number | string;
+}
+
+interface Held {
+  msg: NodeMessageInFlow;
+  send: (msg: NodeMessageInFlow) => void;
+  done: (err?: Error) => void;
+}
+
+export = (RED: NodeAPI) => {
+  function FrameThrottle(this: Node, config: FrameThrottleDef) {
+    RED.nodes.createNode(this, config);
+    const fps = Number(config.fps);
+    if (!(fps > 0)) {
+      this.status({ fill: "red", shape: "ring", text: RED._("frame-throttle.status.badFps") });
+      this.error(RED._("frame-throttle.errors.badFps", { fps: String(config.fps) }));
+    }
+    let passed = 0;
+    let dropped = 0;
+    const limiter = new RateLimiter<Held>(
+      fps > 0 ? fps : 0,
+      (held) => {
+        passed++;
+        held.send(held.msg);
+        held.done();
+      },
+      (held) => {
+        dropped++;
+        held.done();
+      },
+    );
+    // A small blue status with what passes, refreshed every 2 s only while frames flow.
+    let shown = { passed: 0, dropped: 0 };
+    const statusTimer = setInterval(() => {
+      if (passed === shown.passed && dropped === shown.dropped) return;
+      const rate = (passed - shown.passed) / 2;
+      shown = { passed, dropped };
+      this.status({ fill: "blue", shape: "dot", text: RED._("frame-throttle.status.rate", { fps: rate.toFixed(1) }) });
+    }, 2000);
+
+    this.on("input", (msg, send, done) => {
+      limiter.push(typeof msg.topic === "string" ? msg.topic : "", { msg, send, done });
+    });
+
+    this.on("close", (_removed: boolean, done: () => void) => {
+      clearInterval(statusTimer);
+      limiter.close();
+      this.status({});
+      done();
+    });
+  }
+
+  RED.nodes.registerType("frame-throttle", FrameThrottle);
+};

@@ -1,0 +1,64 @@
+import { CAMERA_DEFAULTS, CameraOptions } from "./camera";
+import { resolveFfmpegPath } from "./ffmpeg";
+
+/** The camera-source node's settings as the editor saves them. */
+export interface CameraSourceSettings {
+  name: string;
+  protocol: string;
+  url: string;
+  fps: number | string;
+  linger: number | string;
+  alwaysOn: boolean;
+  watchdog: number | string;
+  maxFrameKB: number | string;
+  mode: string;
+  imageSize: string;
+  ffmpegPath: string;
+  rtspTransport: string;
+}
+
+export interface CameraCredentials {
+  user?: string;
+  password?: string;
+}
+
+function num(value: unknown, fallback: number): number {
+  const n = Number(value);
+  return Number.isFinite(n) && value !== "" && value !== null && value !== undefined ? n : fallback;
+}
+
+/** Turns the editor's settings and the credential store into the camera's options. */
+export function cameraOptions(config: CameraSourceSettings, credentials: CameraCredentials | undefined): CameraOptions {
+  const protocol = config.protocol || "test";
+  let ffmpegPath: string | undefined;
+  if (protocol === "ffmpeg") {
+    try {
+      ffmpegPath = resolveFfmpegPath(config.ffmpegPath || undefined);
+    } catch {
+      ffmpegPath = undefined; // the source reports the missing binary as its error
+    }
+  }
+  return {
+    name: config.name || (protocol === "test" ? "test pattern" : "camera"),
+    protocol,
+    url: (config.url ?? "").trim(),
+    fps: Math.max(0, num(config.fps, 0)),
+    user: credentials?.user || undefined,
+    password: credentials?.password || undefined,
+    maxFrameBytes: Math.max(64, num(config.maxFrameKB, CAMERA_DEFAULTS.maxFrameBytes / 1024)) * 1024,
+    ffmpegPath,
+    options: {
+      mode: config.mode || "stream",
+      imageSize: config.imageSize || "640x480",
+      rtspTransport: config.rtspTransport || "tcp",
+      ffmpegSetting: config.ffmpegPath || undefined,
+    },
+    lingerMs: Math.max(0, num(config.linger, CAMERA_DEFAULTS.lingerMs / 1000)) * 1000,
+    alwaysOn: config.alwaysOn === true,
+    watchdogMs: Math.max(1, num(config.watchdog, CAMERA_DEFAULTS.watchdogMs / 1000)) * 1000,
+    maxAuthFailures: CAMERA_DEFAULTS.maxAuthFailures,
+    backoffFirstMs: CAMERA_DEFAULTS.backoffFirstMs,
+    backoffMaxMs: CAMERA_DEFAULTS.backoffMaxMs,
+  };
+}
+

@@ -1,0 +1,58 @@
+import http, { IncomingMessage } from "http";
+import { cameraGet, describeTextBody, describeUrl, HttpAuth, networkError } from "../http-client";
+import { MjpegPartParser } from "../mjpeg-parser";
+import { FrameSource, SourceConfig, SourceError } from "./source";
+
+/** Reads a multipart JPEG body (and tells an HTML page from video) until it ends or fails. */
+export async function readMjpegBody(source: FrameSource & { parser: MjpegPartParser }, res: IncomingMessage): Promise<void> {
+  const type = String(res.headers["content-type"] ?? "").toLowerCase();
+  if (type.startsWith("text/")) {
+    const what = await describeTextBody(res);
+    throw new SourceError("protocol", `camera sent a ${type.split(";")[0]} page instead of video${what ? `: "${what}"` : ""}`);
+  }
+  for await (const chunk of res as AsyncIterable<Buffer>) source.parser.push(chunk);
+}
+
+/** HTTP MJPEG (multipart/x-mixed-replace) from Axis, Panasonic, mjpg-streamer, go2rtc and the rest. */
+export class HttpMjpegSource extends FrameSource {
+  readonly parser: MjpegPartParser;
+  private res?: IncomingMessage;
+  private readonly agent = new http.Agent({ keepAlive: false });
+
+  constructor(
+    config: SourceConfig,
+    private readonly url: URL,
+  ) {
+    super(config);
+    this.parser = new MjpegPartParser(
+      (jpeg, w, h) => this.emitFrame(jpeg, w, h),
+      (p) => this.emit("warning", p.message),
+      { maxFrameBytes: config.maxFrameBytes },
+    );
+  }
+
+  start(): void {
+    this.run().then(
+      () => this.finish(new SourceError("ended", `camera ended the stream (${describeUrl(this.url)})`)),
+      (err: NodeJS.ErrnoException) => this.finish(err instanceof SourceError ? err : networkError(err, this.url.host)),
+    );
+  }
+
+  private async run(): Promise<void> {
+    const auth = new HttpAuth(this.config.user, this.config.password);
+    const res = await cameraGet({ url: this.url, auth, timeoutMs: 10000, agent: this.agent });
+    if (this.stopped) {
+      res.destroy();
+      return;
+    }
+    this.res = res;
+    this.emit("connected");
+    await readMjpegBody(this, res);
+    this.parser.reset();
+  }
+
+  protected release(): void {
+    this.res?.destroy();
+    this.agent.destroy();
+  }
+}
