@@ -1,0 +1,105 @@
+"use strict";
+// Shared by the ffmpeg, ffmpeg-source and transcode specs: process and port checks, test clips.
+const fs = require("fs");
+const net = require("net");
+const path = require("path");
+const { execFileSync } = require("child_process");
+
+const FFMPEG = require("@ffmpeg-installer/ffmpeg").path;
+const FFPROBE = require("@ffprobe-installer/ffprobe").path;
+
+/** True while a process with this pid exists. */
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves true once the process is gone, false if it is still there after `ms`. */
+async function waitGone(pid, ms = 5000) {
+  const until = Date.now() + ms;
+  while (alive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  return !alive(pid);
+}
+
+function writeScript(dir, name, body) {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  return file;
+}
+
+/** A local TCP port nothing listens on (just now). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** pids of running processes whose command line contains `needle` (from /proc). */
+function processesMatching(needle) {
+  const pids = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").replace(/\0/g, " ");
+      if (cmd.includes(needle)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** `ffprobe -show_format -show_streams [-count_frames]` as JSON. */
+function ffprobe(file, countFrames = false) {
+  const args = ["-v", "error", "-print_format", "json", "-show_format", "-show_streams"];
+  if (countFrames) args.push("-count_frames");
+  return JSON.parse(execFileSync(FFPROBE, [...args, file], { encoding: "utf8" }));
+}
+
+/** JPEG frames of the lavfi test source, made once by the bundled ffmpeg. */
+function testJpegs(count, size = "320x240", quality = 5) {
+  const out = execFileSync(
+    FFMPEG,
+    ["-v", "error", "-f", "lavfi", "-i", `testsrc2=size=${size}:rate=10`, "-frames:v", String(count)].concat([
+      "-f",
+      "image2pipe",
+      "-c:v",
+      "mjpeg",
+      "-q:v",
+      String(quality),
+      "pipe:1",
+    ]),
+    { maxBuffer: 256 << 20 },
+  );
+  const frames = [];
+  let start = 0;
+  for (let i = 2; i < out.length - 1; i++) {
+    if (out[i] === 0xff && out[i + 1] === 0xd9 && (i + 2 === out.length || out[i + 2] === 0xff)) {
+      frames.push(out.subarray(start, i + 2));
+      start = i + 2;
+      i++;
+    }
+  }
+  return frames;
+}
+
+module.exports = {
+  FFMPEG,
+  FFPROBE,
+  alive,
+  waitGone,
+  writeScript,
+  freePort,
+  processesMatching,
+  ffprobe,
+  testJpegs,
+};
