@@ -14,7 +14,8 @@ type Status = { fill: "red" | "green" | "yellow" | "blue" | "grey"; shape: "dot"
 export = (RED: NodeAPI) => {
   /** The one place that maps a camera's state to a node status. */
   function statusFor(state: CameraState, running: boolean): Status {
-    const t = (key: string, params?: Record<string, string | number>) => RED._(`camera-connect.status.${key}`, params);
+    const t = (key: string, params?: Record<string, string | number>) =>
+      RED._(`camera-connect.status.${key}`, params);
     if (!running) return { fill: "grey", shape: "ring", text: t("stopped") };
     switch (state.state) {
       case "streaming":
@@ -24,7 +25,11 @@ export = (RED: NodeAPI) => {
       case "stalled":
         return { fill: "yellow", shape: "ring", text: t("stalled") };
       case "retrying":
-        return { fill: "red", shape: "ring", text: t("retrying", { s: Math.ceil((state.retryInMs ?? 0) / 1000) }) };
+        return {
+          fill: "red",
+          shape: "ring",
+          text: t("retrying", { s: Math.ceil((state.retryInMs ?? 0) / 1000) }),
+        };
       case "auth-failed":
         return { fill: "red", shape: "ring", text: t("authFailed") };
       case "failed":

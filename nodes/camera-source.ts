@@ -10,8 +10,15 @@ export = (RED: NodeAPI) => {
   function CameraSource(this: CameraSourceNode, config: CameraSourceSettings & NodeDef) {
     RED.nodes.createNode(this, config);
     const options = cameraOptions(config, this.credentials);
-    const secrets = [options.password, options.user && options.password ? `${options.user}:${options.password}` : ""];
-    this.redact = (text: string) => redactCredentials(text, secrets.filter((s): s is string => !!s));
+    const secrets = [
+      options.password,
+      options.user && options.password ? `${options.user}:${options.password}` : "",
+    ];
+    this.redact = (text: string) =>
+      redactCredentials(
+        text,
+        secrets.filter((s): s is string => !!s),
+      );
     this.camera = new Camera(options, createSource);
 
     let lastLogged = "";
@@ -41,11 +48,17 @@ export = (RED: NodeAPI) => {
     RED.auth.needsPermission("camera-source.write"),
     (req: any, res: any) => {
       const body = (req.body ?? {}) as Record<string, unknown>;
-      const stored = typeof body.id === "string" ? (RED.nodes.getCredentials(body.id) as CameraCredentials) : undefined;
+      const stored =
+        typeof body.id === "string" ? (RED.nodes.getCredentials(body.id) as CameraCredentials) : undefined;
       const password =
-        body.password === "__PWRD__" || body.password === undefined ? stored?.password : String(body.password);
+        body.password === "__PWRD__" || body.password === undefined
+          ? stored?.password
+          : String(body.password);
       const user = typeof body.user === "string" && body.user ? body.user : stored?.user;
-      const def = { ...(body as object), name: String(body.name ?? "test") } as unknown as CameraSourceSettings;
+      const def = {
+        ...(body as object),
+        name: String(body.name ?? "test"),
+      } as unknown as CameraSourceSettings;
       const options = cameraOptions(def, { user, password });
       const secrets = [password ?? ""].filter(Boolean);
       probeCamera(options, 8000).then(

@@ -39,7 +39,11 @@ export = (RED: NodeAPI) => {
       if (passed === shown.passed && dropped === shown.dropped) return;
       const rate = (passed - shown.passed) / 2;
       shown = { passed, dropped };
-      this.status({ fill: "blue", shape: "dot", text: RED._("frame-throttle.status.rate", { fps: rate.toFixed(1) }) });
+      this.status({
+        fill: "blue",
+        shape: "dot",
+        text: RED._("frame-throttle.status.rate", { fps: rate.toFixed(1) }),
+      });
     }, 2000);
 
     this.on("input", (msg, send, done) => {

@@ -8,9 +8,13 @@ const { execFileSync } = require("child_process");
 const root = path.join(__dirname, "..");
 const out = path.join(root, "dist", "nodes");
 
-execFileSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", path.join(root, "tsconfig.json")], {
-  stdio: "inherit",
-});
+execFileSync(
+  process.execPath,
+  [require.resolve("typescript/bin/tsc"), "-p", path.join(root, "tsconfig.json")],
+  {
+    stdio: "inherit",
+  },
+);
 for (const f of fs.readdirSync(path.join(root, "nodes"))) {
   if (f.endsWith(".html")) fs.copyFileSync(path.join(root, "nodes", f), path.join(out, f));
 }

@@ -28,7 +28,10 @@ function num(value: unknown, fallback: number): number {
 }
 
 /** Turns the editor's settings and the credential store into the camera's options. */
-export function cameraOptions(config: CameraSourceSettings, credentials: CameraCredentials | undefined): CameraOptions {
+export function cameraOptions(
+  config: CameraSourceSettings,
+  credentials: CameraCredentials | undefined,
+): CameraOptions {
   const protocol = config.protocol || "test";
   let ffmpegPath: string | undefined;
   if (protocol === "ffmpeg") {
@@ -61,4 +64,3 @@ export function cameraOptions(config: CameraSourceSettings, credentials: CameraC
     backoffMaxMs: CAMERA_DEFAULTS.backoffMaxMs,
   };
 }
-

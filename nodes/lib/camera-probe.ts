@@ -18,7 +18,11 @@ export interface ProbeResult {
  * Connects once with the given settings, takes the first frame and counts frames for up to
  * `measureMs` more, then disconnects. Rejects with the camera's error in words.
  */
-export function probeCamera(options: CameraOptions, timeoutMs: number, measureMs = 2000): Promise<ProbeResult> {
+export function probeCamera(
+  options: CameraOptions,
+  timeoutMs: number,
+  measureMs = 2000,
+): Promise<ProbeResult> {
   return new Promise((resolve, reject) => {
     let source: ReturnType<typeof createSource>;
     try {

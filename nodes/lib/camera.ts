@@ -3,7 +3,8 @@ import { Frame, monotonicEpochMs } from "./frame";
 import { RateLimiter } from "./throttle";
 import { FrameSource, SourceConfig, SourceError } from "./sources/source";
 
-export type CameraStateName = "idle" | "connecting" | "streaming" | "stalled" | "retrying" | "auth-failed" | "failed";
+export type CameraStateName =
+  "idle" | "connecting" | "streaming" | "stalled" | "retrying" | "auth-failed" | "failed";
 
 export interface CameraState {
   state: CameraStateName;
@@ -129,10 +130,13 @@ export class Camera extends EventEmitter {
     this.stats.users = this.users.size;
     if (this.users.size > 0 || this.options.alwaysOn || this.closed) return;
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
-    this.lingerTimer = setTimeout(() => {
-      this.lingerTimer = undefined;
-      if (this.users.size === 0) this.disconnect();
-    }, Math.max(0, this.options.lingerMs));
+    this.lingerTimer = setTimeout(
+      () => {
+        this.lingerTimer = undefined;
+        if (this.users.size === 0) this.disconnect();
+      },
+      Math.max(0, this.options.lingerMs),
+    );
   }
 
   /** Retry now, even after the auth breaker tripped (the user fixed the password, or pressed start). */

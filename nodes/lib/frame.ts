@@ -21,7 +21,11 @@ export function monotonicEpochMs(): number {
 }
 
 /** Reads a frame message back into a Frame, or undefined when msg is not one. */
-export function frameFromMessage(msg: { payload?: unknown; frame?: unknown; topic?: unknown }): Frame | undefined {
+export function frameFromMessage(msg: {
+  payload?: unknown;
+  frame?: unknown;
+  topic?: unknown;
+}): Frame | undefined {
   if (!Buffer.isBuffer(msg.payload)) return undefined;
   const info = (typeof msg.frame === "object" && msg.frame !== null ? msg.frame : {}) as Partial<FrameInfo>;
   return {

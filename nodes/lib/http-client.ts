@@ -26,7 +26,10 @@ export class HttpAuth {
     }
     const d = this.digest;
     const algorithm = (d.algorithm ?? "MD5").toUpperCase();
-    const hash = (s: string) => createHash(algorithm.startsWith("SHA-256") ? "sha256" : "md5").update(s).digest("hex");
+    const hash = (s: string) =>
+      createHash(algorithm.startsWith("SHA-256") ? "sha256" : "md5")
+        .update(s)
+        .digest("hex");
     const cnonce = randomBytes(8).toString("hex");
     const nc = (++this.nc).toString(16).padStart(8, "0");
     let ha1 = hash(`${this.user}:${d.realm ?? ""}:${this.password ?? ""}`);
@@ -36,7 +39,9 @@ export class HttpAuth {
       ?.split(",")
       .map((q) => q.trim())
       .find((q) => q === "auth");
-    const response = qop ? hash(`${ha1}:${d.nonce}:${nc}:${cnonce}:${qop}:${ha2}`) : hash(`${ha1}:${d.nonce}:${ha2}`);
+    const response = qop
+      ? hash(`${ha1}:${d.nonce}:${nc}:${cnonce}:${qop}:${ha2}`)
+      : hash(`${ha1}:${d.nonce}:${ha2}`);
     const parts = [
       `username="${this.user}"`,
       `realm="${d.realm ?? ""}"`,
@@ -130,8 +135,10 @@ export async function cameraGet(req: CameraRequest): Promise<IncomingMessage> {
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) return res;
     res.resume();
-    if (status === 403) throw new SourceError("auth", `camera forbids access (HTTP 403) at ${describeUrl(req.url)}`);
-    if (status === 404) throw new SourceError("config", `no such page on the camera (HTTP 404): ${describeUrl(req.url)}`);
+    if (status === 403)
+      throw new SourceError("auth", `camera forbids access (HTTP 403) at ${describeUrl(req.url)}`);
+    if (status === 404)
+      throw new SourceError("config", `no such page on the camera (HTTP 404): ${describeUrl(req.url)}`);
     throw new SourceError("protocol", `camera answered HTTP ${status} ${res.statusMessage ?? ""}`.trim());
   }
 }
@@ -153,7 +160,9 @@ function getOnce(req: CameraRequest): Promise<IncomingMessage> {
       resolve(res);
     });
     const timer = setTimeout(() => {
-      r.destroy(new SourceError("network", `no answer from ${url.host} within ${Math.round(req.timeoutMs / 1000)} s`));
+      r.destroy(
+        new SourceError("network", `no answer from ${url.host} within ${Math.round(req.timeoutMs / 1000)} s`),
+      );
     }, req.timeoutMs);
     r.on("error", (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -167,7 +176,10 @@ export function networkError(err: NodeJS.ErrnoException, host: string): SourceEr
   if (err instanceof SourceError) return err;
   switch (err.code) {
     case "ECONNREFUSED":
-      return new SourceError("network", `connection refused by ${host} (is the camera on and the port right?)`);
+      return new SourceError(
+        "network",
+        `connection refused by ${host} (is the camera on and the port right?)`,
+      );
     case "ENOTFOUND":
     case "EAI_AGAIN":
       return new SourceError("network", `camera host not found: ${host.replace(/:\d+$/, "")} (DNS)`);

@@ -73,7 +73,10 @@ export class MjpegPartParser {
   reset(): void {
     if (this.phase !== Phase.Seek && this.len > this.start) {
       this.droppedFrames++;
-      this.onProblem({ kind: "truncated", message: `stream ended inside a frame (${this.len - this.start} bytes lost)` });
+      this.onProblem({
+        kind: "truncated",
+        message: `stream ended inside a frame (${this.len - this.start} bytes lost)`,
+      });
     }
     this.len = this.start = this.pos = 0;
     this.phase = Phase.Seek;
@@ -133,7 +136,11 @@ export class MjpegPartParser {
           this.walkEntropy();
           break;
       }
-      if (this.phase !== Phase.Seek && this.phase !== Phase.Sized && this.pos - this.start > this.maxFrameBytes) {
+      if (
+        this.phase !== Phase.Seek &&
+        this.phase !== Phase.Sized &&
+        this.pos - this.start > this.maxFrameBytes
+      ) {
         this.dropOversize();
       }
       if (this.pos === before && this.phase === phase) return;

@@ -15,7 +15,21 @@ function makeFrames(count = 10, size = "320x240") {
   const ffmpeg = require("@ffmpeg-installer/ffmpeg").path;
   const out = execFileSync(
     ffmpeg,
-    ["-v", "error", "-f", "lavfi", "-i", `testsrc2=size=${size}:rate=10`, "-frames:v", String(count), "-f", "mjpeg", "-q:v", "5", "-"],
+    [
+      "-v",
+      "error",
+      "-f",
+      "lavfi",
+      "-i",
+      `testsrc2=size=${size}:rate=10`,
+      "-frames:v",
+      String(count),
+      "-f",
+      "mjpeg",
+      "-q:v",
+      "5",
+      "-",
+    ],
     { maxBuffer: 256 * 1024 * 1024 },
   );
   const frames = [];
@@ -54,9 +68,12 @@ function checkAuth(req, res, auth) {
     const ha1 = md5(`${auth.user}:${realm}:${auth.password}`);
     const ha2 = md5(`${req.method}:${p.uri}`);
     const expected = md5(`${ha1}:${p.nonce}:${p.nc}:${p.cnonce}:${p.qop}:${ha2}`);
-    if (p.username === auth.user && p.nonce === nonce && p.response === expected && p.uri === req.url) return true;
+    if (p.username === auth.user && p.nonce === nonce && p.response === expected && p.uri === req.url)
+      return true;
   }
-  res.writeHead(401, { "WWW-Authenticate": `Digest realm="${realm}", qop="auth", nonce="${nonce}", opaque="abc"` });
+  res.writeHead(401, {
+    "WWW-Authenticate": `Digest realm="${realm}", qop="auth", nonce="${nonce}", opaque="abc"`,
+  });
   res.end();
   return false;
 }
@@ -101,7 +118,7 @@ async function mjpegCamera(opts = {}) {
         res.write(head);
         res.write(jpeg.subarray(0, jpeg.length >> 1));
         clearInterval(timer);
-        res.socket.destroy();
+        setTimeout(() => res.socket.destroy(), 50);
         return;
       }
       if (opts.silentAfter && n > opts.silentAfter) return;
@@ -233,7 +250,9 @@ async function canonWebViewCamera(opts = {}) {
       const id = String(1000 + cam.opened++);
       cam.sessions.set(id, true);
       res.writeHead(200, { ...ok, "Content-Type": "text/plain" });
-      return res.end(`${opts.newFirmware ? "connection_id:=" : "connection_id="}${id}\r\nimage_size=640x480\r\n`);
+      return res.end(
+        `${opts.newFirmware ? "connection_id:=" : "connection_id="}${id}\r\nimage_size=640x480\r\n`,
+      );
     }
     if (cmd === "GetLiveImage") {
       const id = url.searchParams.get("connection_id");
@@ -245,7 +264,11 @@ async function canonWebViewCamera(opts = {}) {
       // Every third request repeats the previous frame number, as a camera faster polled than it shoots does.
       if (cam.liveImages % 3 !== 0) frameNumber++;
       const jpeg = frames[frameNumber % frames.length];
-      res.writeHead(200, { ...ok, "Content-Type": "image/jpeg", "Livescope-Frame-Number": String(frameNumber) });
+      res.writeHead(200, {
+        ...ok,
+        "Content-Type": "image/jpeg",
+        "Livescope-Frame-Number": String(frameNumber),
+      });
       return res.end(jpeg);
     }
     if (cmd === "CloseCameraServer") {
@@ -263,12 +286,15 @@ async function canonWebViewCamera(opts = {}) {
       cam.streams++;
       res.writeHead(200, { ...ok, "Content-Type": "multipart/x-mixed-replace;boundary=--wvboundary" });
       let n = 0;
-      const timer = setInterval(() => {
-        const jpeg = frames[n++ % frames.length];
-        res.write(`----wvboundary\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\n\r\n`);
-        res.write(jpeg);
-        res.write("\r\n");
-      }, 1000 / (Number(url.searchParams.get("frame_rate")) || 10));
+      const timer = setInterval(
+        () => {
+          const jpeg = frames[n++ % frames.length];
+          res.write(`----wvboundary\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\n\r\n`);
+          res.write(jpeg);
+          res.write("\r\n");
+        },
+        1000 / (Number(url.searchParams.get("frame_rate")) || 10),
+      );
       res.on("close", () => clearInterval(timer));
       return;
     }

@@ -11,7 +11,10 @@ const FRAME_REQUEST = "\r\n\r\n\r\n\r\n";
 
 /** Parses `host[:port]` (an optional `tcp://` or `canon://` prefix is tolerated). */
 export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
-  const bare = text.trim().replace(/^[a-z]+:\/\//i, "").replace(/\/.*$/, "");
+  const bare = text
+    .trim()
+    .replace(/^[a-z]+:\/\//i, "")
+    .replace(/\/.*$/, "");
   const m = /^\[?([^\]]*?)\]?(?::(\d+))?$/.exec(bare);
   const host = m?.[1] ?? "";
   const port = m?.[2] ? Number(m[2]) : defaultPort;
@@ -52,12 +55,14 @@ export class CanonVbSource extends FrameSource {
     const socket = net.connect({ host: target.host, port: target.port });
     this.socket = socket;
     socket.setNoDelay(true);
-    socket.setTimeout(10000, () => socket.destroy(new SourceError("network", `no answer from ${where} within 10 s`)));
+    socket.setTimeout(10000, () =>
+      socket.destroy(new SourceError("network", `no answer from ${where} within 10 s`)),
+    );
     socket.once("connect", () => {
       socket.setTimeout(0);
       this.emit("connected");
       socket.write(HANDSHAKE);
-      this.request();
+      this.pacer.schedule(() => this.request());
     });
     socket.on("data", (chunk: Buffer) => this.parser.push(chunk));
     socket.on("error", (err: NodeJS.ErrnoException) => this.finish(networkError(err, where)));

@@ -86,7 +86,8 @@ export class CanonWebViewSource extends FrameSource {
     const run = this.config.options.mode === "session" ? this.runSession() : this.runStream();
     run.then(
       () => this.finish(new SourceError("ended", "camera ended the stream")),
-      (err: NodeJS.ErrnoException) => this.finish(err instanceof SourceError ? err : networkError(err, this.base.host)),
+      (err: NodeJS.ErrnoException) =>
+        this.finish(err instanceof SourceError ? err : networkError(err, this.base.host)),
     );
   }
 
@@ -102,8 +103,11 @@ export class CanonWebViewSource extends FrameSource {
     if (this.stopped) return void res.destroy();
     this.res = res;
     this.emit("connected");
-    await readMjpegBody(this, res);
-    this.parser.reset();
+    try {
+      await readMjpegBody(this, res);
+    } finally {
+      this.parser.reset();
+    }
   }
 
   private async runSession(): Promise<void> {

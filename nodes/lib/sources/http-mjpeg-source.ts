@@ -4,11 +4,17 @@ import { MjpegPartParser } from "../mjpeg-parser";
 import { FrameSource, SourceConfig, SourceError } from "./source";
 
 /** Reads a multipart JPEG body (and tells an HTML page from video) until it ends or fails. */
-export async function readMjpegBody(source: FrameSource & { parser: MjpegPartParser }, res: IncomingMessage): Promise<void> {
+export async function readMjpegBody(
+  source: FrameSource & { parser: MjpegPartParser },
+  res: IncomingMessage,
+): Promise<void> {
   const type = String(res.headers["content-type"] ?? "").toLowerCase();
   if (type.startsWith("text/")) {
     const what = await describeTextBody(res);
-    throw new SourceError("protocol", `camera sent a ${type.split(";")[0]} page instead of video${what ? `: "${what}"` : ""}`);
+    throw new SourceError(
+      "protocol",
+      `camera sent a ${type.split(";")[0]} page instead of video${what ? `: "${what}"` : ""}`,
+    );
   }
   for await (const chunk of res as AsyncIterable<Buffer>) source.parser.push(chunk);
 }
@@ -34,7 +40,8 @@ export class HttpMjpegSource extends FrameSource {
   start(): void {
     this.run().then(
       () => this.finish(new SourceError("ended", `camera ended the stream (${describeUrl(this.url)})`)),
-      (err: NodeJS.ErrnoException) => this.finish(err instanceof SourceError ? err : networkError(err, this.url.host)),
+      (err: NodeJS.ErrnoException) =>
+        this.finish(err instanceof SourceError ? err : networkError(err, this.url.host)),
     );
   }
 
@@ -47,8 +54,11 @@ export class HttpMjpegSource extends FrameSource {
     }
     this.res = res;
     this.emit("connected");
-    await readMjpegBody(this, res);
-    this.parser.reset();
+    try {
+      await readMjpegBody(this, res);
+    } finally {
+      this.parser.reset();
+    }
   }
 
   protected release(): void {

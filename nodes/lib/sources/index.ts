@@ -16,7 +16,9 @@ function httpTarget(options: CameraOptions): { url: URL; config: CameraOptions }
   if (!options.url) throw new SourceError("config", "no camera URL set");
   let parts;
   try {
-    parts = splitUrlCredentials(/^[a-z][a-z0-9+.-]*:\/\//i.test(options.url) ? options.url : `http://${options.url}`);
+    parts = splitUrlCredentials(
+      /^[a-z][a-z0-9+.-]*:\/\//i.test(options.url) ? options.url : `http://${options.url}`,
+    );
   } catch {
     throw new SourceError("config", "the camera URL is not a valid URL");
   }

@@ -9,7 +9,10 @@ export async function readJpegBody(res: IncomingMessage, maxBytes: number): Prom
   const type = String(res.headers["content-type"] ?? "").toLowerCase();
   if (type.startsWith("text/")) {
     const what = await describeTextBody(res);
-    throw new SourceError("protocol", `camera sent a ${type.split(";")[0]} page instead of a JPEG${what ? `: "${what}"` : ""}`);
+    throw new SourceError(
+      "protocol",
+      `camera sent a ${type.split(";")[0]} page instead of a JPEG${what ? `: "${what}"` : ""}`,
+    );
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -57,7 +60,8 @@ export class JpegPollSource extends FrameSource {
         this.emitFrame(jpeg, size?.width ?? 0, size?.height ?? 0);
         this.pacer.schedule(() => this.poll());
       },
-      (err: NodeJS.ErrnoException) => this.finish(err instanceof SourceError ? err : networkError(err, this.url.host)),
+      (err: NodeJS.ErrnoException) =>
+        this.finish(err instanceof SourceError ? err : networkError(err, this.url.host)),
     );
   }
 

@@ -15,7 +15,9 @@ export class RequestPacer {
     const due = this.last + interval;
     const run = () => {
       this.timer = undefined;
-      this.last = Math.max(due, performance.now() - interval);
+      // Stay on the fixed schedule unless a whole slot was missed, then restart it from now.
+      const t = performance.now();
+      this.last = t - due < interval ? due : t;
       fn();
     };
     if (due <= now) run();

@@ -18,7 +18,13 @@ export class TestPatternSource extends FrameSource {
     const t0 = performance.now();
     const tick = () => {
       this.seq++;
-      const jpeg = renderTestPattern({ width, height, label: this.config.name || "test pattern", time: new Date(), seq: this.seq });
+      const jpeg = renderTestPattern({
+        width,
+        height,
+        label: this.config.name || "test pattern",
+        time: new Date(),
+        seq: this.seq,
+      });
       this.emitFrame(jpeg, width, height);
       // Scheduled against the start time, so rendering time does not slow the rate down.
       const next = t0 + (this.seq + 1) * interval - performance.now();
