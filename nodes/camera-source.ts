@@ -30,7 +30,15 @@ export = (RED: NodeAPI) => {
       }
       if (state.state === "streaming") lastLogged = "";
     });
-    this.camera.on("warning", (message: string) => this.debug(this.redact(message)));
+    // Damaged or dropped data is worth a warning, but not one per frame: each kind once a minute.
+    const warnedAt = new Map<string, number>();
+    this.camera.on("warning", (message: string) => {
+      const kind = message.replace(/[\d.]+/g, "#");
+      const now = Date.now();
+      if (now - (warnedAt.get(kind) ?? 0) < 60000) return this.debug(this.redact(message));
+      warnedAt.set(kind, now);
+      this.warn(this.redact(message));
+    });
 
     this.on("close", (_removed: boolean, done: () => void) => {
       this.camera.close();
