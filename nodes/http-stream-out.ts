@@ -1,0 +1,213 @@
+import type { IncomingMessage, ServerResponse } from "http";
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from "node-red";
+import { frameFromMessage } from "./lib/frame";
+import { mp4InfoFromMessage } from "./lib/hls-playlist";
+import { StreamServer } from "./lib/stream-server";
+
+interface HttpStreamOutDef extends NodeDef {
+  path: string;
+  maxClients: number | string;
+  maxKbps: number | string;
+  cors: string;
+  offlineAfter: number | string;
+  stallTimeout: number | string;
+}
+
+type HttpStreamOutCredentials = { token: unknown };
+
+type Next = (err?: unknown) => void;
+type Middleware = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
+interface Layer {
+  handle?: unknown;
+}
+/** The part of an express app the node uses (RED.httpNode); `_router` is express 4, `router` express 5. */
+interface HttpApp {
+  use(path: string, fn: Middleware): unknown;
+  _router?: { stack: Layer[] };
+  router?: { stack: Layer[] };
+}
+
+/** Paths in use, per RED.httpNode app (each test-helper load has its own), lower case as express matches. */
+const claimedPaths = new WeakMap<object, Map<string, string>>();
+
+/** "/camera/front" from "camera/front/"; undefined for "/" or characters express would read as a pattern. */
+function normalizePath(raw: unknown): string | undefined {
+  if (typeof raw !== "string") return undefined;
+  let p = raw.trim().replace(/\/+/g, "/");
+  if (!p.startsWith("/")) p = "/" + p;
+  if (p.length > 1 && p.endsWith("/")) p = p.slice(0, -1);
+  return /^(\/[A-Za-z0-9._~-]+)+$/.test(p) ? p : undefined;
+}
+
+function num(v: unknown, fallback: number): number {
+  const n = Number(v);
+  return v === "" || v === undefined || !Number.isFinite(n) || n < 0 ? fallback : n;
+}
+
+/** httpNodeMiddleware (a function or a nested array of them), as the core http in node applies it. */
+function middlewareList(setting: unknown): Middleware[] {
+  if (typeof setting === "function") return [setting as Middleware];
+  if (Array.isArray(setting)) return setting.flatMap((s) => middlewareList(s));
+  return [];
+}
+
+/** httpNodeCors as a default for the node's own cors property. */
+function corsFromSettings(setting: unknown): string | string[] {
+  if (typeof setting !== "object" || setting === null) return "";
+  const origin = (setting as { origin?: unknown }).origin;
+  if (origin === true || origin === undefined) return "*";
+  if (typeof origin === "string") return origin;
+  if (Array.isArray(origin)) return origin.filter((o): o is string => typeof o === "string");
+  return "";
+}
+
+export = (RED: NodeAPI) => {
+  function HttpStreamOut(this: Node<HttpStreamOutCredentials>, config: HttpStreamOutDef) {
+    RED.nodes.createNode(this, config);
+    const app = (RED as unknown as { httpNode?: HttpApp }).httpNode;
+    const path = normalizePath(config.path);
+    let failed = false;
+
+    const fail = (statusKey: string, message: string): void => {
+      failed = true;
+      this.status({ fill: "red", shape: "ring", text: RED._(`http-stream-out.status.${statusKey}`) });
+      this.error(message);
+    };
+
+    if (!app) {
+      fail("disabled", RED._("http-stream-out.errors.disabled"));
+    } else if (!path) {
+      fail("badPath", RED._("http-stream-out.errors.badPath", { path: String(config.path ?? "") }));
+    }
+    let claims = app ? claimedPaths.get(app) : undefined;
+    if (app && !claims) claimedPaths.set(app, (claims = new Map()));
+    const key = path?.toLowerCase() ?? "";
+    if (!failed && claims?.has(key)) {
+      fail(
+        "pathInUse",
+        RED._("http-stream-out.errors.pathInUse", { path: path ?? "", id: claims.get(key) ?? "" }),
+      );
+    }
+
+    const settings = RED.settings as unknown as Record<string, unknown>;
+    let lastStatus = "";
+    let statusTimer: NodeJS.Timeout | undefined;
+    let renderErrorShown = false;
+
+    const showStatus = (): void => {
+      statusTimer = undefined;
+      if (failed) return;
+      if (server.renderError && !renderErrorShown) {
+        renderErrorShown = true;
+        this.warn(RED._("http-stream-out.errors.placeholder", { error: server.renderError.message }));
+      }
+      const count = server.viewerCount;
+      const fps = Math.round(server.fpsIn);
+      let status: NodeStatus;
+      if (!server.hasHadFrames) {
+        status = { fill: "yellow", shape: "ring", text: RED._("http-stream-out.status.waiting", { count }) };
+      } else if (server.upstream === "offline") {
+        status = { fill: "red", shape: "ring", text: RED._("http-stream-out.status.offline", { count }) };
+      } else {
+        const fill = count > 0 ? "green" : "grey";
+        status = { fill, shape: "dot", text: RED._("http-stream-out.status.viewers", { count, fps }) };
+      }
+      const text = JSON.stringify(status);
+      if (text === lastStatus) return;
+      lastStatus = text;
+      this.status(status);
+    };
+
+    /** At most two status updates per second, however busy the viewers are. */
+    const scheduleStatus = (): void => {
+      statusTimer ??= setTimeout(showStatus, 500);
+    };
+
+    const server = new StreamServer({
+      path: path ?? "/",
+      title: config.name || path,
+      maxClients: num(config.maxClients, 0),
+      maxKbps: num(config.maxKbps, 0),
+      token:
+        typeof this.credentials?.token === "string" && this.credentials.token
+          ? this.credentials.token
+          : undefined,
+      cors: config.cors ? config.cors : corsFromSettings(settings.httpNodeCors),
+      offlineAfterMs: num(config.offlineAfter, 10) * 1000,
+      stallTimeoutMs: Math.max(0.5, num(config.stallTimeout, 10)) * 1000,
+      texts: {
+        waiting: RED._("http-stream-out.placeholder.waiting"),
+        offline: RED._("http-stream-out.placeholder.offline"),
+      },
+      onViewer: (event, viewer, count) => {
+        this.send({ topic: "viewers", payload: count, event, viewer, path } as unknown as NodeMessageInFlow);
+        scheduleStatus();
+      },
+      onChange: scheduleStatus,
+    });
+
+    let handler: Middleware | undefined;
+    if (!failed && app && claims && path) {
+      claims.set(key, this.id);
+      const middleware = middlewareList(settings.httpNodeMiddleware);
+      // One layer per node (httpNodeMiddleware runs inside it), so close removes exactly what was added.
+      const h: Middleware = (req, res, next) => {
+        let i = 0;
+        const step: Next = (err) => {
+          if (err !== undefined) return next(err);
+          const mw = middleware[i++];
+          if (!mw) return server.handle(req, res);
+          try {
+            mw(req, res, step);
+          } catch (e) {
+            next(e);
+          }
+        };
+        step();
+      };
+      handler = h;
+      app.use(path, h);
+      showStatus();
+    }
+
+    this.on("input", (msg, _send, done) => {
+      const m = msg as NodeMessageInFlow & { action?: unknown; mp4?: unknown };
+      if (m.action === "offline") {
+        server.setOffline();
+        done();
+        return;
+      }
+      const payload = m.payload;
+      const mp4 = m.mp4 === undefined ? undefined : mp4InfoFromMessage(m.mp4);
+      if (mp4 && Buffer.isBuffer(payload)) {
+        server.pushMp4(payload, mp4);
+        done();
+        return;
+      }
+      const frame = frameFromMessage(m);
+      if (!frame || frame.data.length < 4 || frame.data[0] !== 0xff || frame.data[1] !== 0xd8) {
+        done(new Error(RED._("http-stream-out.errors.notJpeg")));
+        return;
+      }
+      server.pushFrame(frame);
+      done();
+    });
+
+    this.on("close", (_removed: boolean, done: () => void) => {
+      if (statusTimer) clearTimeout(statusTimer);
+      server.close();
+      if (app && handler) {
+        const stack = (app._router ?? app.router)?.stack ?? [];
+        const i = stack.findIndex((layer) => layer.handle === handler);
+        if (i >= 0) stack.splice(i, 1);
+        if (claims?.get(key) === this.id) claims.delete(key);
+      }
+      this.status({});
+      done();
+    });
+  }
+
+  RED.nodes.registerType("http-stream-out", HttpStreamOut, {
+    credentials: { token: { type: "password" } },
+  });
+};

@@ -1,0 +1,182 @@
+/** The `msg.mp4` field of an fMP4 message (see `ffmpeg transcode`). */
+export interface Mp4Info {
+  type: "init" | "fragment";
+  seq: number;
+  /** Seconds (fragments). */
+  duration: number;
+  /** Epoch ms of the fragment's first frame. */
+  time: number;
+  /** RFC 6381, e.g. "avc1.64001f". */
+  codec: string;
+  width: number;
+  height: number;
+}
+
+/** Reads `msg.mp4` defensively; undefined when it is not an fMP4 description. */
+export function mp4InfoFromMessage(value: unknown): Mp4Info | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const v = value as Partial<Record<keyof Mp4Info, unknown>>;
+  if (v.type !== "init" && v.type !== "fragment") return undefined;
+  const num = (x: unknown, d: number): number => (typeof x === "number" && Number.isFinite(x) ? x : d);
+  return {
+    type: v.type,
+    seq: num(v.seq, 0),
+    duration: num(v.duration, 0),
+    time: num(v.time, Date.now()),
+    codec: typeof v.codec === "string" ? v.codec : "",
+    width: num(v.width, 0),
+    height: num(v.height, 0),
+  };
+}
+
+export interface Mp4Init {
+  id: number;
+  data: Buffer;
+  codec: string;
+  width: number;
+  height: number;
+}
+
+export interface Mp4Segment {
+  /** Media sequence number given by the store: keeps rising across inits, so URIs never repeat. */
+  seq: number;
+  data: Buffer;
+  duration: number;
+  time: number;
+  initId: number;
+  /** First segment after a new init that replaced an earlier one. */
+  discontinuity: boolean;
+}
+
+export interface Fmp4StoreOptions {
+  maxSegments?: number;
+  maxBytes?: number;
+}
+
+/**
+ * The current init segment and a ring of the last fragments, bounded in count and bytes, with the
+ * HLS (v7, fMP4) media playlist over them. Each init gets its own URI (`init.mp4?v=<id>`) because
+ * players cache the map by URI; segments that outlive a new init keep pointing at theirs.
+ */
+export class Fmp4Store {
+  readonly maxSegments: number;
+  readonly maxBytes: number;
+  init: Mp4Init | undefined;
+  readonly segments: Mp4Segment[] = [];
+  private readonly inits = new Map<number, Mp4Init>();
+  private nextSeq = 0;
+  private nextInitId = 1;
+  private bytes = 0;
+  private discontinuitySeq = 0;
+  private targetDuration = 1;
+  private pendingDiscontinuity = false;
+
+  constructor(options: Fmp4StoreOptions = {}) {
+    this.maxSegments = Math.max(3, options.maxSegments ?? 6);
+    this.maxBytes = options.maxBytes ?? 32 * 1024 * 1024;
+  }
+
+  /** A new init replaces the current one; the next fragment starts a discontinuity. */
+  pushInit(data: Buffer, info: Mp4Info): Mp4Init {
+    this.pendingDiscontinuity = this.init !== undefined;
+    const init: Mp4Init = {
+      id: this.nextInitId++,
+      data,
+      codec: info.codec,
+      width: info.width,
+      height: info.height,
+    };
+    this.init = init;
+    this.inits.set(init.id, init);
+    this.dropUnusedInits();
+    return init;
+  }
+
+  /** Adds a fragment of the current init; undefined when no init has arrived yet. */
+  pushFragment(data: Buffer, info: Mp4Info, previousTime?: number): Mp4Segment | undefined {
+    if (this.init === undefined) return undefined;
+    let duration = info.duration;
+    if (!(duration > 0))
+      duration =
+        previousTime !== undefined && info.time > previousTime ? (info.time - previousTime) / 1000 : 1;
+    const seg: Mp4Segment = {
+      seq: this.nextSeq++,
+      data,
+      duration,
+      time: info.time,
+      initId: this.init.id,
+      discontinuity: this.pendingDiscontinuity,
+    };
+    this.pendingDiscontinuity = false;
+    this.targetDuration = Math.max(this.targetDuration, Math.ceil(duration - 0.001));
+    this.segments.push(seg);
+    this.bytes += data.length;
+    while (
+      this.segments.length > 1 &&
+      (this.segments.length > this.maxSegments || this.bytes > this.maxBytes)
+    ) {
+      const old = this.segments.shift() as Mp4Segment;
+      this.bytes -= old.data.length;
+      if (old.discontinuity) this.discontinuitySeq++;
+    }
+    this.dropUnusedInits();
+    return seg;
+  }
+
+  get latest(): Mp4Segment | undefined {
+    return this.segments[this.segments.length - 1];
+  }
+
+  get byteLength(): number {
+    return this.bytes;
+  }
+
+  segment(seq: number): Mp4Segment | undefined {
+    const first = this.segments[0];
+    if (first === undefined) return undefined;
+    return this.segments[seq - first.seq];
+  }
+
+  /** The current init without a version, or the one a playlist named. */
+  initById(id: number | undefined): Mp4Init | undefined {
+    return id === undefined ? this.init : this.inits.get(id);
+  }
+
+  /** The live media playlist; `query` (e.g. "token=abc") is appended to every URI. */
+  playlist(query = ""): string {
+    const q = query === "" ? "" : `?${query}`;
+    const first = this.segments[0];
+    const lines = [
+      "#EXTM3U",
+      "#EXT-X-VERSION:7",
+      `#EXT-X-TARGETDURATION:${this.targetDuration}`,
+      `#EXT-X-MEDIA-SEQUENCE:${first ? first.seq : this.nextSeq}`,
+    ];
+    if (this.discontinuitySeq > 0) lines.push(`#EXT-X-DISCONTINUITY-SEQUENCE:${this.discontinuitySeq}`);
+    let initId = -1;
+    for (const seg of this.segments) {
+      if (seg.discontinuity) lines.push("#EXT-X-DISCONTINUITY");
+      if (seg.initId !== initId) {
+        initId = seg.initId;
+        lines.push(`#EXT-X-MAP:URI="init.mp4?v=${initId}${query === "" ? "" : `&${query}`}"`);
+      }
+      lines.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(seg.time).toISOString()}`);
+      lines.push(`#EXTINF:${seg.duration.toFixed(3)},`);
+      lines.push(`seg-${seg.seq}.m4s${q}`);
+    }
+    return lines.join("\n") + "\n";
+  }
+
+  clear(): void {
+    this.segments.length = 0;
+    this.inits.clear();
+    this.init = undefined;
+    this.bytes = 0;
+  }
+
+  private dropUnusedInits(): void {
+    for (const id of this.inits.keys()) {
+      if (id !== this.init?.id && !this.segments.some((s) => s.initId === id)) this.inits.delete(id);
+    }
+  }
+}
