@@ -50,29 +50,48 @@ export = (RED: NodeAPI) => {
     credentials: { user: { type: "text" }, password: { type: "password" } },
   });
 
-  // The editor's "test" button: one frame and the measured rate, through the settings in the dialog.
+  // The editor's "test" button: one frame, the measured rate and what the camera speaks, through the
+  // settings as they stand in the dialog (saved credentials fill in for the password placeholder).
+  const probing = new Set<string>();
   RED.httpAdmin.post(
     "/camrelay/camera-source/test",
     RED.auth.needsPermission("camera-source.write"),
     (req: any, res: any) => {
       const body = (req.body ?? {}) as Record<string, unknown>;
-      const stored =
-        typeof body.id === "string" ? (RED.nodes.getCredentials(body.id) as CameraCredentials) : undefined;
+      const text = (key: string) => (typeof body[key] === "string" ? (body[key] as string) : "");
+      const id = text("id");
+      const stored = id ? (RED.nodes.getCredentials(id) as CameraCredentials | undefined) : undefined;
       const password =
-        body.password === "__PWRD__" || body.password === undefined
-          ? stored?.password
-          : String(body.password);
-      const user = typeof body.user === "string" && body.user ? body.user : stored?.user;
-      const def = {
-        ...(body as object),
-        name: String(body.name ?? "test"),
-      } as unknown as CameraSourceSettings;
-      const options = cameraOptions(def, { user, password });
-      const secrets = [password ?? ""].filter(Boolean);
-      probeCamera(options, 8000).then(
-        (result) => res.json(result),
-        (err: Error) => res.json({ error: redactCredentials(err.message, secrets) }),
-      );
+        body.password === "__PWRD__" || body.password === undefined ? stored?.password : text("password");
+      const user = text("user") || stored?.user;
+      const settings: CameraSourceSettings = {
+        name: text("name") || "test",
+        protocol: text("protocol") || "test",
+        url: text("url"),
+        fps: text("fps"),
+        linger: 0,
+        alwaysOn: false,
+        watchdog: "",
+        maxFrameKB: text("maxFrameKB"),
+        mode: text("mode"),
+        imageSize: text("imageSize"),
+        ffmpegPath: text("ffmpegPath"),
+        rtspTransport: text("rtspTransport"),
+      };
+      const secrets = [password, user && user.length >= 3 ? user : undefined];
+      // One probe per dialog at a time: a double click must not open two connections to the camera.
+      const key = id || "new";
+      if (probing.has(key)) {
+        res.json({ error: RED._("camera-source.test.busy") });
+        return;
+      }
+      probing.add(key);
+      probeCamera(cameraOptions(settings, { user, password }), 10000)
+        .then(
+          (result) => res.json(result),
+          (err: Error) => res.json({ error: redactCredentials(err.message, secrets) }),
+        )
+        .finally(() => probing.delete(key));
     },
   );
 };

@@ -1,6 +1,23 @@
+import diagnostics from "diagnostics_channel";
+import type { ClientRequest, IncomingMessage } from "http";
 import { CameraOptions } from "./camera";
+import { probeMedia, ProbeResult as MediaProbe, redactCredentials, resolveFfprobePath } from "./ffmpeg";
 import { createSource } from "./sources";
+import { urlWithCredentials } from "./sources/ffmpeg-source";
 import { SourceError } from "./sources/source";
+
+/** The video stream of an `ffmpeg` input as ffprobe describes it. */
+export interface ProbedVideo {
+  /** Container or transport as ffprobe names it, e.g. "rtsp", "mov,mp4,m4a,3gp,3g2,mj2". */
+  container?: string;
+  /** Codec name, e.g. "h264", "hevc", "mjpeg". */
+  codec?: string;
+  profile?: string;
+  width?: number;
+  height?: number;
+  /** The stream's nominal frame rate, when ffprobe reports one. */
+  fps?: number;
+}
 
 export interface ProbeResult {
   /** The first frame as a data: URL, for an <img> in the editor. */
@@ -12,17 +29,124 @@ export interface ProbeResult {
   fps: number;
   frames: number;
   protocol: string;
+  /**
+   * What the camera turned out to speak, as a fact the user can check against the camera's manual: the
+   * Content-Type an HTTP camera answered (`multipart/x-mixed-replace; boundary=...`, `image/jpeg`), or
+   * for `ffmpeg` the container and codec (`rtsp, h264 (Main)`). Absent when there is nothing to detect.
+   */
+  detected?: string;
+  /** For `ffmpeg` inputs: the video stream as ffprobe reports it. */
+  video?: ProbedVideo;
+  /** For `ffmpeg` inputs whose ffprobe failed or timed out: why, in words (the frame still came). */
+  videoError?: string;
 }
 
+const HTTP_PROTOCOLS = new Set(["mjpeg", "jpeg", "canon-webview"]);
+const FFPROBE_TIMEOUT_MS = 6000;
+
 /**
- * Connects once with the given settings, takes the first frame and counts frames for up to
- * `measureMs` more, then disconnects. Rejects with the camera's error in words.
+ * Watches the HTTP responses this process receives from `host` (through Node's diagnostics channel, so the
+ * probe reads the headers of the source's own connection instead of opening a second one to the camera).
+ * Keeps the first image or multipart Content-Type, else the last one seen.
  */
-export function probeCamera(
+function watchContentType(host: string): { get: () => string | undefined; stop: () => void } {
+  let found: string | undefined;
+  let settled = false;
+  const onResponse = (message: unknown) => {
+    const { request, response } = message as { request: ClientRequest; response: IncomingMessage };
+    if (settled || request?.host !== host) return;
+    const type = response?.headers?.["content-type"];
+    if (typeof type !== "string" || !type) return;
+    found = type;
+    settled = /^(image|multipart)\//i.test(type);
+  };
+  const channel = diagnostics.channel("http.client.response.finish");
+  channel.subscribe(onResponse);
+  return { get: () => found, stop: () => channel.unsubscribe(onResponse) };
+}
+
+function hostOf(url: string): string | undefined {
+  try {
+    return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `http://${url}`).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
+/** "30000/1001" or "25/1" as a number (ffprobe's r_frame_rate shape), undefined for "0/0" and junk. */
+export function frameRate(value: unknown): number | undefined {
+  if (typeof value === "number") return Number.isFinite(value) && value > 0 ? value : undefined;
+  if (typeof value !== "string") return undefined;
+  const [num, den] = value.split("/").map(Number);
+  const rate = den === undefined ? num : num / den;
+  return Number.isFinite(rate) && rate > 0 ? Math.round(rate * 100) / 100 : undefined;
+}
+
+/** The first video stream of an ffprobe result, in the probe's terms. */
+export function describeVideo(media: MediaProbe): ProbedVideo | undefined {
+  const stream = media.streams.find((s) => s.codecType === "video");
+  if (!stream) return undefined;
+  // ffmpeg.ts's ProbedStream may carry the nominal rate under one of these names.
+  const extra = stream as {
+    fps?: unknown;
+    frameRate?: unknown;
+    rFrameRate?: unknown;
+    avgFrameRate?: unknown;
+  };
+  return {
+    container: media.formatName,
+    codec: stream.codecName,
+    profile: stream.profile,
+    width: stream.width,
+    height: stream.height,
+    fps:
+      frameRate(extra.fps) ??
+      frameRate(extra.frameRate) ??
+      frameRate(extra.avgFrameRate) ??
+      frameRate(extra.rFrameRate),
+  };
+}
+
+/** "rtsp, h264 (Main)": the container and codec as one short phrase. */
+export function describeDetected(video: ProbedVideo): string {
+  const codec = video.codec ? video.codec + (video.profile ? ` (${video.profile})` : "") : undefined;
+  return [video.container, codec].filter(Boolean).join(", ");
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} gave no answer within ${Math.round(ms / 1000)} s`)),
+      ms,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** ffprobe the ffmpeg source's input (after the source let go of it: devices and cameras allow one reader). */
+async function probeFfmpegInput(
+  options: CameraOptions,
+): Promise<Pick<ProbeResult, "video" | "videoError" | "detected">> {
+  const secrets = [options.password, options.user && options.user.length >= 3 ? options.user : undefined];
+  try {
+    const ffprobePath = resolveFfprobePath();
+    const input = urlWithCredentials(options.url, options.user, options.password);
+    const media = await withTimeout(probeMedia(input, { ffprobePath }), FFPROBE_TIMEOUT_MS, "ffprobe");
+    const video = describeVideo(media);
+    if (!video) return { videoError: "ffprobe found no video stream" };
+    return { video, detected: describeDetected(video) || undefined };
+  } catch (err) {
+    return { videoError: redactCredentials((err as Error).message, secrets) };
+  }
+}
+
+/** Connects once, takes the first frame and counts frames for up to `measureMs` more, then disconnects. */
+function probeFrames(
   options: CameraOptions,
   timeoutMs: number,
-  measureMs = 2000,
-): Promise<ProbeResult> {
+  measureMs: number,
+): Promise<Omit<ProbeResult, "detected" | "video" | "videoError">> {
   return new Promise((resolve, reject) => {
     let source: ReturnType<typeof createSource>;
     try {
@@ -66,4 +190,27 @@ export function probeCamera(
     source.on("close", (err?: SourceError) => finish(err));
     source.start();
   });
+}
+
+/**
+ * The editor's "test": one frame, the measured frame rate and what the camera turned out to speak (the
+ * Content-Type for HTTP cameras; container, codec, size and rate from ffprobe for `ffmpeg` inputs).
+ * Rejects with the camera's error in words when no frame came.
+ */
+export async function probeCamera(
+  options: CameraOptions,
+  timeoutMs: number,
+  measureMs = 2000,
+): Promise<ProbeResult> {
+  const host = HTTP_PROTOCOLS.has(options.protocol) ? hostOf(options.url) : undefined;
+  const watch = host ? watchContentType(host) : undefined;
+  try {
+    const result: ProbeResult = await probeFrames(options, timeoutMs, measureMs);
+    const contentType = watch?.get();
+    if (contentType) result.detected = contentType;
+    if (options.protocol === "ffmpeg") Object.assign(result, await probeFfmpegInput(options));
+    return result;
+  } finally {
+    watch?.stop();
+  }
 }
