@@ -82,15 +82,31 @@ function checkAuth(req, res, auth) {
  * HTTP MJPEG camera. Options: fps, frames, contentLength (default true), boundary ("frame"),
  * headerBoundary (what the Content-Type header says), lf (LF line ends), auth {scheme,user,password},
  * dropAfter (close mid-frame after N frames), silentAfter (stop sending after N frames), status, html.
+ * Faults a test can cause while it runs:
+ *   cam.cutNext()                every open connection sends half of its next frame, then drops
+ *   cam.failNext(status, count)  the next `count` requests get `status` (401 comes with a Basic challenge)
+ *   cam.setFrames(frames)        send these frames from now on (e.g. another resolution)
+ *   cam.endlessNext(count)       the next `count` connections send one frame, then a frame that never ends
+ *   cam.silence(on)              open connections stay open but get nothing while on
+ *   cam.restart(downMs)          drop everything, stop listening, listen again on the same port after downMs
  */
 async function mjpegCamera(opts = {}) {
-  const frames = opts.frames || makeFrames();
+  let frames = opts.frames || makeFrames();
   const fps = opts.fps || 10;
-  const cam = { connections: 0, open: 0, requests: [], sent: 0 };
+  const cam = { connections: 0, open: 0, requests: [], sent: 0, restarts: 0, endlessBytes: 0 };
   const sockets = new Set();
+  const responses = new Set();
+  const faults = { status: 0, statusCount: 0, endless: 0, silent: false, cut: new Set() };
   const server = http.createServer((req, res) => {
-    cam.requests.push({ url: req.url, headers: req.headers });
+    cam.requests.push({ url: req.url, headers: req.headers, time: Date.now() });
     if (!checkAuth(req, res, opts.auth)) return;
+    if (faults.statusCount > 0) {
+      faults.statusCount--;
+      const headers = { "Content-Type": "text/plain" };
+      if (faults.status === 401) headers["WWW-Authenticate"] = 'Basic realm="fake"';
+      res.writeHead(faults.status, headers);
+      return res.end("error");
+    }
     if (opts.status) {
       res.writeHead(opts.status, { "Content-Type": "text/plain" });
       return res.end("error");
@@ -101,6 +117,7 @@ async function mjpegCamera(opts = {}) {
     }
     cam.connections++;
     cam.open++;
+    responses.add(res);
     const nl = opts.lf ? "\n" : "\r\n";
     const boundary = opts.boundary || "frame";
     res.writeHead(200, {
@@ -108,17 +125,33 @@ async function mjpegCamera(opts = {}) {
       Connection: "close",
     });
     let n = 0;
+    const endless = faults.endless > 0;
+    if (endless) faults.endless--;
     const timer = setInterval(() => {
+      if (faults.silent) return;
+      if (endless && n >= 1) {
+        // A frame that never ends: entropy-coded bytes (no 0xFF) after the scan header, forever.
+        if (n === 1) {
+          const jpeg = frames[0];
+          const sos = jpeg.indexOf(Buffer.from([0xff, 0xda]));
+          res.write(`--${boundary}${nl}Content-Type: image/jpeg${nl}${nl}`);
+          res.write(jpeg.subarray(0, sos + 2 + jpeg.readUInt16BE(sos + 2)));
+          n++;
+        }
+        cam.endlessBytes += ENDLESS_CHUNK.length;
+        res.write(ENDLESS_CHUNK);
+        return;
+      }
       const jpeg = frames[n % frames.length];
       n++;
       let head = `--${boundary}${nl}Content-Type: image/jpeg${nl}`;
       if (opts.contentLength !== false) head += `Content-Length: ${jpeg.length}${nl}`;
       head += nl;
-      if (opts.dropAfter && n > opts.dropAfter) {
+      if ((opts.dropAfter && n > opts.dropAfter) || faults.cut.delete(res)) {
         res.write(head);
         res.write(jpeg.subarray(0, jpeg.length >> 1));
         clearInterval(timer);
-        setTimeout(() => res.socket.destroy(), 50);
+        setTimeout(() => res.socket?.destroy(), 50);
         return;
       }
       if (opts.silentAfter && n > opts.silentAfter) return;
@@ -130,6 +163,8 @@ async function mjpegCamera(opts = {}) {
     res.on("close", () => {
       clearInterval(timer);
       cam.open--;
+      responses.delete(res);
+      faults.cut.delete(res);
     });
   });
   server.on("connection", (s) => {
@@ -139,13 +174,41 @@ async function mjpegCamera(opts = {}) {
   cam.port = await listen(server);
   cam.url = `http://127.0.0.1:${cam.port}/video.mjpg`;
   cam.dropClients = () => sockets.forEach((s) => s.destroy());
+  cam.cutNext = () => responses.forEach((r) => faults.cut.add(r));
+  cam.failNext = (status, count = 1) => Object.assign(faults, { status, statusCount: count });
+  cam.setFrames = (next) => (frames = next);
+  cam.endlessNext = (count = 1) => (faults.endless = count);
+  cam.silence = (on = true) => (faults.silent = on);
+  let up = true;
+  cam.restart = async (downMs = 0) => {
+    if (!up) throw new Error("camera is already restarting");
+    up = false;
+    cam.restarts++;
+    await new Promise((resolve) => {
+      sockets.forEach((s) => s.destroy());
+      server.close(() => resolve());
+    });
+    if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+    await new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(cam.port, "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    up = true;
+    cam.upSince = Date.now();
+  };
   cam.close = () =>
     new Promise((resolve) => {
       sockets.forEach((s) => s.destroy());
+      if (!server.listening) return resolve();
       server.close(() => resolve());
     });
   return cam;
 }
+
+const ENDLESS_CHUNK = Buffer.alloc(32 * 1024, 0x5a);
 
 /** HTTP snapshot camera: one JPEG per request; records request times. */
 async function snapshotCamera(opts = {}) {
