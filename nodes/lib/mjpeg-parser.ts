@@ -19,6 +19,7 @@ const enum Phase {
   Seek,
   Segments,
   Entropy,
+  /** The marker walk gave up, but Content-Length promised an end: wait for it before calling it corrupt. */
   Sized,
 }
 
@@ -30,9 +31,11 @@ const CONTENT_LENGTH = /content-length[ \t]*:[ \t]*(\d+)/gi;
  * Splits a byte stream into JPEG frames: an HTTP multipart/x-mixed-replace body, the Canon VB native
  * port, or ffmpeg's image2pipe output. Boundaries are never trusted (cameras get them wrong); frames are
  * found by JPEG markers, walking header segments by their lengths and the entropy-coded data by its
- * 0xFF escapes, so an EXIF thumbnail's EOI does not end the frame early. When the text before a frame
- * carries a Content-Length that lands exactly on an EOI, the frame is cut there without scanning.
- * Everything that is not inside a JPEG is noise. Memory is bounded by maxFrameBytes.
+ * 0xFF escapes, so an EXIF thumbnail's EOI does not end the frame early. The walk always decides where a
+ * frame ends (it is as fast as trusting Content-Length, and a wrong Content-Length can neither hold a frame
+ * back nor cut one short); a Content-Length that lands on an EOI only rescues a frame whose inside the walk
+ * cannot follow. Everything that is not inside a JPEG is noise. Memory is bounded by maxFrameBytes; the
+ * rest of an oversize frame is walked through without being kept.
  */
 export class MjpegPartParser {
   readonly maxFrameBytes: number;
@@ -47,7 +50,12 @@ export class MjpegPartParser {
   private start = 0;
   private pos = 0;
   private phase = Phase.Seek;
-  private sized = 0;
+  /** Where Content-Length says the frame ends (buffer index), 0 when there is no usable one. */
+  private sizedEnd = 0;
+  /** Why the walk gave up on the frame that now waits for sizedEnd. */
+  private sizedProblem = "";
+  /** Walking through an oversize frame, already reported, keeping none of it. */
+  private skipping = false;
   private sawScan = false;
   private width = 0;
   private height = 0;
@@ -71,15 +79,16 @@ export class MjpegPartParser {
 
   /** Forget a partial frame, e.g. after the connection dropped. */
   reset(): void {
-    if (this.phase !== Phase.Seek && this.len > this.start) {
+    if (this.phase !== Phase.Seek && this.len > this.start && !this.skipping) {
       this.droppedFrames++;
       this.onProblem({
         kind: "truncated",
         message: `stream ended inside a frame (${this.len - this.start} bytes lost)`,
       });
     }
-    this.len = this.start = this.pos = 0;
+    this.len = this.start = this.pos = this.sizedEnd = 0;
     this.phase = Phase.Seek;
+    this.skipping = false;
     this.noiseSinceFrame = 0;
     this.noiseReported = false;
   }
@@ -103,6 +112,7 @@ export class MjpegPartParser {
       this.buf.copyWithin(0, this.start, this.len);
       this.len -= this.start;
       this.pos -= this.start;
+      if (this.sizedEnd > 0) this.sizedEnd -= this.start;
       this.start = 0;
     }
     if (this.len === this.buf.length) {
@@ -112,8 +122,11 @@ export class MjpegPartParser {
         this.buf.copy(next, 0, 0, this.len);
         this.buf = next;
       } else {
-        // Full at the cap: the frame in progress is over the limit.
-        this.dropOversize();
+        // Full at the cap (scan() normally catches an oversize frame first): drop all we hold.
+        this.oversize();
+        this.len = this.start = this.pos = 0;
+        this.phase = Phase.Seek;
+        this.skipping = false;
       }
     }
   }
@@ -136,12 +149,11 @@ export class MjpegPartParser {
           this.walkEntropy();
           break;
       }
-      if (
-        this.phase !== Phase.Seek &&
-        this.phase !== Phase.Sized &&
-        this.pos - this.start > this.maxFrameBytes
-      ) {
-        this.dropOversize();
+      if (this.skipping) {
+        // Keep nothing of an oversize frame: the walk only ever needs the bytes from pos on.
+        if (this.phase !== Phase.Seek) this.start = Math.min(this.pos, this.len);
+      } else if (this.phase !== Phase.Seek && this.pos - this.start > this.maxFrameBytes) {
+        this.oversize();
       }
       if (this.pos === before && this.phase === phase) return;
     }
@@ -152,7 +164,7 @@ export class MjpegPartParser {
     if (soi < 0) {
       // Keep a tail: a split SOI and the part headers that may precede the next frame.
       const keep = Math.max(this.start, this.len - HEADER_WINDOW);
-      this.addNoise(keep - this.start);
+      this.addNoise(keep - this.start, this.len - keep);
       this.start = keep;
       this.pos = Math.max(this.start, this.len - 2);
       return;
@@ -163,14 +175,9 @@ export class MjpegPartParser {
     this.start = soi;
     this.width = this.height = 0;
     this.sawScan = false;
-    if (contentLength >= 4 && contentLength <= this.maxFrameBytes) {
-      this.phase = Phase.Sized;
-      this.sized = contentLength;
-      this.pos = soi;
-    } else {
-      this.phase = Phase.Segments;
-      this.pos = soi + 2;
-    }
+    this.sizedEnd = contentLength >= 4 && contentLength <= this.maxFrameBytes ? soi + contentLength : 0;
+    this.phase = Phase.Segments;
+    this.pos = soi + 2;
   }
 
   private lastContentLength(from: number, to: number): number {
@@ -181,20 +188,20 @@ export class MjpegPartParser {
     return value;
   }
 
-  /** Content-Length said how long the part is: cut there if it ends on EOI, else fall back to markers. */
+  /** The walk gave up on this frame: keep it anyway if the part ends on an EOI where Content-Length says. */
   private takeSized(): void {
-    const end = this.start + this.sized;
+    const end = this.sizedEnd;
     if (this.len < end) return;
-    // Some cameras count a trailing CRLF in Content-Length.
-    for (let e = end; e >= end - 4 && e - 2 > this.start; e--) {
+    this.sizedEnd = 0;
+    // Some cameras count a trailing CRLF; never cut before where the walk got to.
+    for (let e = end; e >= end - 4 && e - 2 >= this.pos; e--) {
       if (this.buf[e - 2] === 0xff && this.buf[e - 1] === 0xd9) {
-        this.readSizeFromHeader();
+        if (this.width === 0) this.readSizeFromHeader();
         this.emit(e);
         return;
       }
     }
-    this.phase = Phase.Segments;
-    this.pos = this.start + 2;
+    this.corrupt(this.sizedProblem);
   }
 
   private readSizeFromHeader(): void {
@@ -291,6 +298,15 @@ export class MjpegPartParser {
   }
 
   private emit(end: number): void {
+    this.sizedEnd = 0;
+    // A frame that arrived whole in one chunk was walked without a size check.
+    if (!this.skipping && end - this.start > this.maxFrameBytes) this.oversize();
+    if (this.skipping) {
+      this.skipping = false;
+      this.start = this.pos = end;
+      this.phase = Phase.Seek;
+      return;
+    }
     const jpeg = Buffer.allocUnsafe(end - this.start);
     this.buf.copy(jpeg, 0, this.start, end);
     this.start = this.pos = end;
@@ -303,39 +319,57 @@ export class MjpegPartParser {
 
   /** A new SOI inside a frame: the camera cut the previous frame short. */
   private truncated(nextSoi: number): void {
-    this.droppedFrames++;
-    this.onProblem({ kind: "truncated", message: `frame cut short after ${nextSoi - this.start} bytes` });
+    this.sizedEnd = 0;
+    if (!this.skipping) {
+      this.droppedFrames++;
+      this.onProblem({ kind: "truncated", message: `frame cut short after ${nextSoi - this.start} bytes` });
+    }
+    this.skipping = false;
     this.start = this.pos = nextSoi;
     this.phase = Phase.Seek;
   }
 
   private corrupt(message: string): void {
-    this.droppedFrames++;
-    this.onProblem({ kind: "corrupt", message });
+    if (this.sizedEnd > 0) {
+      // Content-Length may still frame it whole (decoders forgive what the walk does not).
+      this.sizedProblem = message;
+      this.phase = Phase.Sized;
+      return;
+    }
+    if (!this.skipping) {
+      this.droppedFrames++;
+      this.onProblem({ kind: "corrupt", message });
+    }
+    this.skipping = false;
     this.pos = this.start + 1;
     this.start = this.pos;
     this.phase = Phase.Seek;
   }
 
-  private dropOversize(): void {
-    this.droppedFrames++;
-    this.onProblem({
-      kind: "oversize",
-      message: `frame larger than ${Math.round(this.maxFrameBytes / 1024)} KB dropped`,
-    });
-    // Discard what we hold; the rest of the frame is skipped as noise until the next SOI.
-    this.noiseBytes += this.len - this.start;
-    this.len = this.start = this.pos = 0;
-    this.phase = Phase.Seek;
-    this.noiseSinceFrame = 0;
-    this.noiseReported = true;
+  /** The frame in progress passed maxFrameBytes: say so, then walk to its end keeping nothing. */
+  private oversize(): void {
+    if (!this.skipping) {
+      this.droppedFrames++;
+      this.onProblem({
+        kind: "oversize",
+        message: `frame larger than ${Math.round(this.maxFrameBytes / 1024)} KB dropped`,
+      });
+    }
+    this.skipping = true;
+    this.sizedEnd = 0;
+    this.start = Math.min(this.pos, this.len);
   }
 
-  private addNoise(n: number): void {
-    if (n <= 0) return;
+  /**
+   * Counts `n` bytes of noise; `pending` more are held as possible part headers, and count towards the
+   * report (not the statistic), so a short HTML page is reported too.
+   */
+  private addNoise(n: number, pending = 0): void {
+    if (n < 0 || (n === 0 && pending === 0)) return;
     this.noiseBytes += n;
     this.noiseSinceFrame += n;
-    if (!this.noiseReported && this.noiseSinceFrame >= this.maxNoiseBytes) {
+    const seen = this.noiseSinceFrame + pending;
+    if (!this.noiseReported && seen >= this.maxNoiseBytes) {
       this.noiseReported = true;
       const sample = this.buf
         .toString("latin1", this.start, Math.min(this.len, this.start + 60))
@@ -343,7 +377,7 @@ export class MjpegPartParser {
         .trim();
       this.onProblem({
         kind: "noise",
-        message: `${this.noiseSinceFrame} bytes without a JPEG frame${sample ? ` (starts "${sample}")` : ""}`,
+        message: `${seen} bytes without a JPEG frame${sample ? ` (starts "${sample}")` : ""}`,
       });
     }
   }
