@@ -1,0 +1,412 @@
+import path from "path";
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from "node-red";
+import { redactCredentials, resolveFfmpegPath, type FfmpegProgress } from "./lib/ffmpeg";
+import { frameFromMessage, monotonicEpochMs, type Frame } from "./lib/frame";
+import {
+  Recorder,
+  RecorderError,
+  ensureWritableDirectory,
+  sanitizeCameraName,
+  type RecordingInfo,
+} from "./lib/recorder";
+import { RetentionSweeper } from "./lib/retention";
+import {
+  PRESETS,
+  chooseEncoder,
+  flvArgs,
+  fmp4PipeArgs,
+  inputArgs,
+  parseSize,
+  pushArgs,
+  splitArgs,
+  urlWithCredentials,
+  videoArgs,
+  type EncoderProfile,
+  type Preset,
+  type VideoSettings,
+} from "./lib/transcode-args";
+import { LiveTranscoder, type LiveOutput, type LiveState, type Mp4MessageInfo } from "./lib/transcode-live";
+
+interface TranscodeDef extends NodeDef {
+  preset: string;
+  directory: string;
+  url: string;
+  size: string;
+  quality: number | string;
+  bitrate: number | string;
+  keyframeInterval: number | string;
+  encoder: string;
+  preRoll: number | string;
+  postRoll: number | string;
+  duration: number | string;
+  maxDuration: number | string;
+  keepDays: number | string;
+  keepGB: number | string;
+  preRollMaxMB: number | string;
+  customArgs: string;
+  ffmpegPath: string;
+}
+
+type Credentials = { user: unknown; password: unknown };
+type Done = (err?: Error) => void;
+type ControlMessage = NodeMessageInFlow & { action?: unknown; duration?: unknown; filename?: unknown };
+
+function num(v: unknown, fallback: number, min = 0, max = Infinity): number {
+  const n = typeof v === "string" && v.trim() === "" ? NaN : Number(v);
+  return Number.isFinite(n) ? Math.min(max, Math.max(min, n)) : fallback;
+}
+
+function mmss(sec: number): string {
+  const s = Math.max(0, Math.floor(sec));
+  const h = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, "0");
+  const ss = String(s % 60).padStart(2, "0");
+  return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+function rate(kbps: number): string {
+  return kbps >= 1000 ? `${(kbps / 1000).toFixed(1)}Mb/s` : `${Math.round(kbps)}kb/s`;
+}
+
+export = (RED: NodeAPI) => {
+  function FfmpegTranscode(this: Node<Credentials>, config: TranscodeDef) {
+    RED.nodes.createNode(this, config);
+    const t = (key: string, params?: Record<string, string | number>) =>
+      RED._(`ffmpeg-transcode.${key}`, params);
+    const preset: Preset = (PRESETS as readonly string[]).includes(config.preset)
+      ? (config.preset as Preset)
+      : "mp4";
+    const cred = (v: unknown): string | undefined => (typeof v === "string" && v ? v : undefined);
+    const user = cred(this.credentials?.user);
+    const password = cred(this.credentials?.password);
+    const secrets = [password, user && user.length >= 3 ? user : undefined];
+    const redact = (text: string) => redactCredentials(text, secrets);
+    const directory = (config.directory ?? "").trim() ? path.resolve(config.directory.trim()) : "";
+    const preRollSec = num(config.preRoll, 0, 0, 600);
+    const size = parseSize(config.size);
+    const videoBase = {
+      width: size?.width,
+      height: size?.height,
+      quality: num(config.quality, 23, 0, 51),
+      bitrate: num(config.bitrate, 0, 0, 100000),
+      keyframeInterval: num(config.keyframeInterval, 1, 0.2, 60),
+    };
+
+    let recorder: Recorder | undefined;
+    let live: LiveTranscoder | undefined;
+    let closed = false;
+    let fatal: string | undefined;
+    let lastProgress: FfmpegProgress | undefined;
+    let lastStatus = "";
+    let errorUntil = 0;
+    let errorText = "";
+    let camera = config.name || "camera";
+    let lastDropWarn = 0;
+    const frameTimes: number[] = [];
+
+    const setStatus = (status: NodeStatus) => {
+      const key = JSON.stringify(status);
+      if (key === lastStatus) return;
+      lastStatus = key;
+      this.status(status);
+    };
+
+    const inputFps = (): number => {
+      const now = Date.now();
+      while (frameTimes.length && frameTimes[0] < now - 5000) frameTimes.shift();
+      if (frameTimes.length < 2) return frameTimes.length;
+      return ((frameTimes.length - 1) * 1000) / Math.max(1000, now - frameTimes[0]);
+    };
+
+    /** The one place that maps what the node is doing to its status. */
+    const showStatus = () => {
+      if (fatal) return setStatus({ fill: "red", shape: "ring", text: fatal });
+      if (Date.now() < errorUntil) return setStatus({ fill: "red", shape: "ring", text: errorText });
+      const kbps = lastProgress?.kbps ?? 0;
+      if (recorder) {
+        if (recorder.recording) {
+          return setStatus({
+            fill: "blue",
+            shape: "dot",
+            text: t("status.recording", { time: mmss(recorder.elapsedSec), rate: rate(kbps) }),
+          });
+        }
+        if (frameTimes.length === 0)
+          return setStatus({ fill: "grey", shape: "ring", text: t("status.waiting") });
+        return setStatus({
+          fill: "green",
+          shape: "ring",
+          text: t("status.idle", { s: Math.floor(Math.min(preRollSec, recorder.preRoll.spanMs / 1000)) }),
+        });
+      }
+      if (live) {
+        const state: LiveState = live.state;
+        switch (state) {
+          case "live":
+            return setStatus({
+              fill: "green",
+              shape: "dot",
+              text: t("status.live", { fps: Math.round(inputFps()), rate: rate(kbps) }),
+            });
+          case "starting":
+            return setStatus({ fill: "yellow", shape: "ring", text: t("status.starting") });
+          case "retrying":
+            return setStatus({ fill: "red", shape: "ring", text: t("status.retrying") });
+          case "paused":
+            return setStatus({ fill: "grey", shape: "ring", text: t("status.stopped") });
+          default:
+            return setStatus({ fill: "grey", shape: "ring", text: t("status.waiting") });
+        }
+      }
+      setStatus({ fill: "yellow", shape: "ring", text: t("status.starting") });
+    };
+
+    const failure = (message: string, statusKey = "status.error") => {
+      const text = redact(message);
+      errorText = t(statusKey);
+      errorUntil = Date.now() + 5000;
+      this.error(text);
+      showStatus();
+    };
+
+    const onDropped = (count: number) => {
+      if (Date.now() - lastDropWarn < 10000) return;
+      lastDropWarn = Date.now();
+      this.warn(t("errors.dropping", { count }));
+    };
+
+    const onProgress = (p: FfmpegProgress) => {
+      lastProgress = p;
+    };
+
+    let ffmpegPath = "";
+    try {
+      ffmpegPath = resolveFfmpegPath(config.ffmpegPath);
+    } catch (err) {
+      fatal = t("status.noFfmpeg");
+      this.error(redact((err as Error).message));
+    }
+
+    const liveOutput = (encoder: EncoderProfile): ((width: number, height: number) => LiveOutput) => {
+      const video: VideoSettings = { ...videoBase, encoder };
+      const encode = (w: number, h: number) => [...inputArgs(encoder), ...videoArgs(video, w, h, true)];
+      switch (preset) {
+        case "hls":
+        case "fmp4": {
+          const hlsDir = preset === "hls" && directory ? directory : undefined;
+          return (w, h) => {
+            if (hlsDir) ensureWritableDirectory(hlsDir);
+            return {
+              args: [...encode(w, h), ...fmp4PipeArgs(hlsDir, videoBase.keyframeInterval)],
+              stdout: "fmp4",
+            };
+          };
+        }
+        case "flv":
+          return (w, h) => {
+            const target = (config.url ?? "").trim()
+              ? urlWithCredentials(config.url.trim(), user, password)
+              : uniqueFlv();
+            return { args: [...encode(w, h), ...flvArgs(target)], stdout: "none" };
+          };
+        case "push":
+          return (w, h) => ({
+            args: [
+              ...encode(w, h),
+              ...pushArgs(urlWithCredentials((config.url ?? "").trim(), user, password)),
+            ],
+            stdout: "none",
+          });
+        default: {
+          const custom = splitArgs(config.customArgs ?? "");
+          const last = custom[custom.length - 1];
+          const stdout = last === "-" || last === "pipe:1" || last === "pipe:" ? "raw" : "none";
+          return () => ({ args: [...inputArgs(encoder), ...custom], stdout });
+        }
+      }
+    };
+
+    const uniqueFlv = (): string => {
+      ensureWritableDirectory(directory);
+      const d = new Date();
+      const p = (n: number) => String(n).padStart(2, "0");
+      const stamp = `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+      return path.join(directory, `${sanitizeCameraName(camera)}-${stamp}-${Date.now() % 1000}.flv`);
+    };
+
+    /** Settings that cannot work are reported at deploy, not at the first frame. */
+    const checkSettings = (): string | undefined => {
+      switch (preset) {
+        case "mp4":
+          return directory ? undefined : t("errors.noDirectory");
+        case "flv":
+          return directory || (config.url ?? "").trim() ? undefined : t("errors.noTarget");
+        case "push":
+          try {
+            pushArgs((config.url ?? "").trim());
+            return undefined;
+          } catch (err) {
+            return (err as Error).message;
+          }
+        case "custom":
+          try {
+            return splitArgs(config.customArgs ?? "").length ? undefined : t("errors.noCustomArgs");
+          } catch (err) {
+            return (err as Error).message;
+          }
+        default:
+          return undefined;
+      }
+    };
+
+    const sendRecording = (info: RecordingInfo) => {
+      this.send({ payload: info.file, topic: info.camera, recording: info } as any);
+    };
+
+    const setup = (encoder: EncoderProfile) => {
+      if (closed) return;
+      if (preset === "mp4") {
+        const retention = new RetentionSweeper({
+          directory,
+          keepDays: num(config.keepDays, 0, 0),
+          keepGB: num(config.keepGB, 0, 0),
+          isProtected: (file) => file === recorder?.currentFile,
+        });
+        recorder = new Recorder({
+          ffmpegPath,
+          directory,
+          camera,
+          preRollSec,
+          preRollMaxBytes: num(config.preRollMaxMB, 64, 1, 4096) * 1024 * 1024,
+          postRollSec: num(config.postRoll, 0, 0, 3600),
+          defaultDurationSec: num(config.duration, 0, 0, 86400),
+          maxDurationSec: num(config.maxDuration, 300, 0, 86400),
+          video: { ...videoBase, encoder },
+          secrets,
+          retention,
+        });
+        recorder.on("recording", sendRecording);
+        recorder.on("progress", onProgress);
+        recorder.on("failure", (m: string) => failure(m));
+        recorder.on("dropped", onDropped);
+        if (retention.enabled) {
+          retention.sweep().catch((err: Error) => this.warn(err.message));
+        }
+      } else {
+        live = new LiveTranscoder({ ffmpegPath, output: liveOutput(encoder), secrets });
+        live.on("init", (data: Buffer, info: Mp4MessageInfo) =>
+          this.send({ payload: data, topic: camera, mp4: info } as any),
+        );
+        live.on("fragment", (data: Buffer, info: Mp4MessageInfo) =>
+          this.send({ payload: data, topic: camera, mp4: info } as any),
+        );
+        live.on("data", (data: Buffer) => this.send({ payload: data, topic: camera } as any));
+        live.on("progress", onProgress);
+        live.on("failure", (m: string) => failure(m));
+        live.on("state", () => showStatus());
+        live.on("dropped", onDropped);
+      }
+      showStatus();
+    };
+
+    const settingsError = fatal ? undefined : checkSettings();
+    if (settingsError) {
+      fatal = t("status.badSettings");
+      this.error(redact(settingsError));
+    }
+    if (!fatal) {
+      chooseEncoder(ffmpegPath, config.encoder).then(setup, (err: Error) => failure(err.message));
+    }
+    showStatus();
+
+    const tick = setInterval(() => {
+      recorder?.tick(monotonicEpochMs());
+      showStatus();
+    }, 1000);
+    // Hourly retention even when nothing is recorded.
+    const sweepTimer = setInterval(() => {
+      if (recorder && !closed) recorder.sweep().catch((err: Error) => this.warn(err.message));
+    }, 3600 * 1000);
+
+    const control = (msg: ControlMessage, done: Done) => {
+      const action = msg.action;
+      if (action !== "start" && action !== "stop") {
+        return done(new Error(t("errors.badAction", { action: String(action) })));
+      }
+      if (fatal) return done(new Error(fatal));
+      if (live) {
+        if (action === "stop") void live.pause();
+        else live.resume();
+        showStatus();
+        return done();
+      }
+      if (!recorder) return done(new Error(t("errors.notReady")));
+      const now = monotonicEpochMs();
+      if (action === "stop") {
+        recorder.stop(now);
+        return done();
+      }
+      let duration: number | undefined;
+      if (msg.duration !== undefined && msg.duration !== null && msg.duration !== "") {
+        duration = Number(msg.duration);
+        if (!Number.isFinite(duration) || duration <= 0 || duration > 86400) {
+          return done(new Error(t("errors.badDuration")));
+        }
+      }
+      try {
+        recorder.start({
+          time: now,
+          duration,
+          filename: msg.filename === undefined ? undefined : (msg.filename as string),
+          trigger: { topic: msg.topic, payload: msg.payload },
+        });
+      } catch (err) {
+        if (err instanceof RecorderError) {
+          errorText = t("status.refused");
+          errorUntil = Date.now() + 5000;
+          showStatus();
+          return done(err);
+        }
+        throw err;
+      }
+      showStatus();
+      done();
+    };
+
+    this.on("input", (msg: NodeMessageInFlow, _send: unknown, done: Done) => {
+      const m = msg as ControlMessage;
+      if (m.action !== undefined) return control(m, done);
+      const frame: Frame | undefined = frameFromMessage(m);
+      if (!frame) return done(new Error(t("errors.notFrame")));
+      if (frame.camera) camera = frame.camera;
+      frameTimes.push(Date.now());
+      if (frameTimes.length > 600) frameTimes.shift();
+      if (recorder) recorder.push(frame);
+      else live?.push(frame);
+      done();
+    });
+
+    this.on("close", (_removed: boolean, done: () => void) => {
+      closed = true;
+      clearInterval(tick);
+      clearInterval(sweepTimer);
+      let finished = false;
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(guard);
+        this.status({});
+        done();
+      };
+      // FfmpegProcess escalates to SIGKILL well before this; the guard only keeps close() within 15 s.
+      const guard = setTimeout(finish, 14000);
+      Promise.all([recorder?.close(), live?.close()])
+        .catch((err: Error) => this.warn(err.message))
+        .finally(finish);
+    });
+  }
+
+  RED.nodes.registerType("ffmpeg-transcode", FfmpegTranscode, {
+    credentials: { user: { type: "text" }, password: { type: "password" } },
+  });
+};

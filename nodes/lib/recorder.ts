@@ -1,0 +1,467 @@
+import { EventEmitter } from "events";
+import fs from "fs";
+import path from "path";
+import type { FfmpegProgress } from "./ffmpeg";
+import type { Frame } from "./frame";
+import { PreRollBuffer } from "./preroll";
+import { RetentionSweeper, SIDECAR_MARK } from "./retention";
+import { inputArgs, mp4FileArgs, videoArgs, type VideoSettings } from "./transcode-args";
+import { TranscodeSession } from "./transcode-session";
+import { Backoff } from "./transcode-live";
+
+export interface RecorderOptions {
+  ffmpegPath: string;
+  directory: string;
+  /** Camera name for default file names when frames do not carry one. */
+  camera: string;
+  preRollSec: number;
+  preRollMaxBytes: number;
+  postRollSec: number;
+  /** Length of a recording whose start message has no duration; 0 = until `stop`. */
+  defaultDurationSec: number;
+  /** A recording longer than this continues in a new file; 0 = no limit. */
+  maxDurationSec: number;
+  video: VideoSettings;
+  secrets?: (string | undefined)[];
+  retention?: RetentionSweeper;
+}
+
+export interface StartRequest {
+  /** Trigger time, epoch ms (same clock as frame.time). */
+  time: number;
+  /** Seconds after the trigger; undefined = the default duration. */
+  duration?: number;
+  /** Relative to the directory; confined to it. */
+  filename?: string;
+  trigger?: { topic?: unknown; payload?: unknown };
+}
+
+export interface RecordingInfo {
+  file: string;
+  camera: string;
+  /** Epoch ms of the first frame and of the end of the last one. */
+  start: number;
+  end: number;
+  /** Seconds. */
+  duration: number;
+  frames: number;
+  bytes: number;
+  trigger: { topic?: unknown; payload?: unknown };
+  /** Why the file was closed: duration, stop, maxDuration, close, error. */
+  reason: string;
+  error?: string;
+}
+
+export class RecorderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RecorderError";
+  }
+}
+
+interface Active {
+  file: string;
+  sidecar: string;
+  trigger: { topic?: unknown; payload?: unknown };
+  /** User's file name (for split parts), or undefined for the default pattern. */
+  filename?: string;
+  part: number;
+  endTime: number;
+  /** What set endTime: a duration or a stop. */
+  endReason: "duration" | "stop";
+  splitAt: number;
+  session?: TranscodeSession;
+  closing: boolean;
+  camera: string;
+}
+
+/** The continuation of a recording in a new file (after maxDuration or an ffmpeg restart). */
+function nextPart(active: Active): Active {
+  return { ...active, part: active.part + 1, session: undefined, closing: false, splitAt: Infinity };
+}
+
+/** Frames without a camera of their own are named after the node. */
+export function sanitizeCameraName(name: string): string {
+  const clean = name
+    .replace(/[^A-Za-z0-9._-]+/g, "_")
+    .replace(/^[._-]+|[._-]+$/g, "")
+    .slice(0, 64);
+  return clean || "camera";
+}
+
+function stamp(time: number): string {
+  const d = new Date(time);
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/**
+ * Resolves `filename` inside `directory`, refusing absolute paths and `..`. Adds `.mp4` when missing.
+ * Throws a RecorderError that says why.
+ */
+export function confineFilename(directory: string, filename: unknown): string {
+  if (typeof filename !== "string" || !filename.trim())
+    throw new RecorderError("msg.filename must be a non-empty string");
+  const name = filename.trim();
+  const refuse = (why: string) =>
+    new RecorderError(
+      `msg.filename "${name.slice(0, 80)}" refused: ${why}; it must be a relative path inside the recording directory`,
+    );
+  if (name.includes("\0")) throw refuse("it contains a NUL byte");
+  if (name.length > 255) throw refuse("it is longer than 255 characters");
+  if (path.isAbsolute(name) || /^[A-Za-z]:/.test(name) || name.startsWith("\\"))
+    throw refuse("it is an absolute path");
+  if (name.split(/[\\/]+/).some((s) => s === "..")) throw refuse("it contains ..");
+  const root = path.resolve(directory);
+  let full = path.resolve(root, name);
+  if (!full.startsWith(root + path.sep)) throw refuse("it leaves the directory");
+  if (path.extname(full).toLowerCase() !== ".mp4") full += ".mp4";
+  return full;
+}
+
+/** Creates the directory if needed and checks it is writable; throws a RecorderError with the reason. */
+export function ensureWritableDirectory(dir: string): void {
+  if (!dir) throw new RecorderError("no recording directory set");
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
+    if (!fs.statSync(dir).isDirectory()) throw new Error("not a directory");
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new RecorderError(`recording directory "${dir}" is not writable: ${e.code ?? e.message}`);
+  }
+}
+
+/** A name not yet taken by a video or its sidecar: `name.mp4`, `name-2.mp4`, ... */
+function uniquePath(file: string): string {
+  const base = file.replace(/\.mp4$/i, "");
+  for (let i = 1; ; i++) {
+    const candidate = i === 1 ? `${base}.mp4` : `${base}-${i}.mp4`;
+    if (!fs.existsSync(candidate) && !fs.existsSync(sidecarOf(candidate))) return candidate;
+  }
+}
+
+export function sidecarOf(file: string): string {
+  return file.replace(/\.mp4$/i, "") + ".json";
+}
+
+/** The trigger message's topic and payload as they go into JSON: bounded, Buffers summarised. */
+function safeTrigger(trigger: StartRequest["trigger"]): { topic?: unknown; payload?: unknown } {
+  const out: { topic?: unknown; payload?: unknown } = {};
+  if (trigger?.topic !== undefined)
+    out.topic = typeof trigger.topic === "string" ? trigger.topic.slice(0, 256) : String(trigger.topic);
+  const payload = trigger?.payload;
+  if (Buffer.isBuffer(payload)) {
+    out.payload = { type: "Buffer", length: payload.length };
+  } else if (payload !== undefined) {
+    try {
+      const text = JSON.stringify(payload);
+      out.payload =
+        text !== undefined && text.length <= 8192 ? JSON.parse(text) : String(text).slice(0, 1024);
+    } catch {
+      out.payload = String(payload).slice(0, 1024);
+    }
+  }
+  return out;
+}
+
+/**
+ * Sensor-triggered recordings: a pre-roll ring, start/stop with post-roll, a start during a recording
+ * extends it, maxDuration continues in a new file, one fragmented MP4 per recording with a sidecar JSON.
+ * Time is frame time (msg.frame.time): a recording ends when a frame past its end arrives, or on tick()
+ * when frames stopped. Events: `recording` (RecordingInfo), `progress` (FfmpegProgress), `failure`
+ * (message), `dropped` (count).
+ */
+export class Recorder extends EventEmitter {
+  readonly preRoll: PreRollBuffer;
+  private active?: Active;
+  private readonly closing = new Set<Promise<void>>();
+  private latestTime = -Infinity;
+  private readonly backoff = new Backoff();
+  private restartTimer?: NodeJS.Timeout;
+  private closed = false;
+  dropped = 0;
+
+  constructor(private readonly opts: RecorderOptions) {
+    super();
+    // Always keep a couple of seconds, so a restarted ffmpeg can carry on where the dead one stopped.
+    // One second more than the pre-roll: the frame shown at the clip's start time is older than that time.
+    this.preRoll = new PreRollBuffer(Math.max(opts.preRollSec + 1, 2) * 1000, opts.preRollMaxBytes);
+  }
+
+  get recording(): boolean {
+    return this.active !== undefined && !this.active.closing;
+  }
+
+  get currentFile(): string | undefined {
+    return this.active?.file;
+  }
+
+  /** Seconds recorded so far in the current file. */
+  get elapsedSec(): number {
+    const s = this.active?.session;
+    if (!s || s.baseTime === undefined || s.lastTime === undefined) return 0;
+    return (s.lastTime - s.baseTime) / 1000;
+  }
+
+  /** Starts a recording, or extends the running one. Returns the file and whether it was an extension. */
+  start(req: StartRequest): { file: string; extended: boolean } {
+    if (this.closed) throw new RecorderError("the recorder is closed");
+    const durationSec =
+      req.duration !== undefined && req.duration > 0 ? req.duration : this.opts.defaultDurationSec;
+    const endTime = durationSec > 0 ? req.time + (durationSec + this.opts.postRollSec) * 1000 : Infinity;
+    const requested =
+      req.filename !== undefined ? confineFilename(this.opts.directory, req.filename) : undefined;
+    const active = this.active;
+    if (active && !active.closing) {
+      if (endTime > active.endTime) {
+        active.endTime = endTime;
+        active.endReason = "duration";
+      }
+      return { file: active.file, extended: true };
+    }
+    ensureWritableDirectory(this.opts.directory);
+    if (requested) ensureWritableDirectory(path.dirname(requested));
+    const from = req.time - this.opts.preRollSec * 1000;
+    const first = this.preRoll.since(from);
+    // The frame on screen at the clip's start time begins the clip, stamped with that time.
+    const before = this.preRoll.lastBefore(from);
+    if (before) first.unshift({ ...before, time: from });
+    const camera = first[0]?.camera || this.opts.camera;
+    const file = uniquePath(
+      requested ?? path.join(this.opts.directory, `${sanitizeCameraName(camera)}-${stamp(req.time)}.mp4`),
+    );
+    this.active = {
+      file,
+      sidecar: sidecarOf(file),
+      trigger: safeTrigger(req.trigger),
+      filename: requested,
+      part: 1,
+      endTime,
+      endReason: "duration",
+      splitAt: Infinity,
+      closing: false,
+      camera,
+    };
+    this.backoff.reset();
+    for (const frame of first) this.feed(frame);
+    return { file, extended: false };
+  }
+
+  /** Ends the recording `postRoll` seconds after `time` (frame clock). */
+  stop(time: number): void {
+    const active = this.active;
+    if (!active || active.closing) return;
+    const end = time + this.opts.postRollSec * 1000;
+    if (end < active.endTime) {
+      active.endTime = end;
+      active.endReason = "stop";
+    }
+    if (active.endTime <= this.latestTime) this.closeActive(active.endReason, active.endTime);
+  }
+
+  push(frame: Frame): void {
+    if (this.closed) return;
+    this.latestTime = Math.max(this.latestTime, frame.time);
+    this.preRoll.push(frame);
+    if (this.active && !this.active.closing) this.feed(frame);
+  }
+
+  /** Wall-clock check: ends a recording whose end passed while no frames came. */
+  tick(now: number): void {
+    const active = this.active;
+    if (active && !active.closing && now > active.endTime + 1000) {
+      this.closeActive(active.endReason, active.endTime);
+    }
+  }
+
+  private feed(frame: Frame): void {
+    const active = this.active;
+    if (!active || active.closing) return;
+    if (frame.time > active.endTime) {
+      this.closeActive(active.endReason, active.endTime);
+      return;
+    }
+    if (this.restartTimer) return; // ffmpeg died and waits for its restart: the pre-roll ring keeps the frames
+    if (active.session && frame.time >= active.splitAt) {
+      const next = nextPart(active);
+      next.file = uniquePath(
+        next.filename ??
+          path.join(this.opts.directory, `${sanitizeCameraName(next.camera)}-${stamp(frame.time)}.mp4`),
+      );
+      next.sidecar = sidecarOf(next.file);
+      this.closeActive("maxDuration", frame.time);
+      this.active = next;
+    }
+    const current = this.active;
+    if (!current) return;
+    if (!current.session) {
+      if (!this.openSession(current, frame)) return;
+    }
+    current.session?.write(frame);
+  }
+
+  private openSession(active: Active, frame: Frame): boolean {
+    const width = frame.width || 640;
+    const height = frame.height || 480;
+    const args = [
+      ...inputArgs(this.opts.video.encoder),
+      ...videoArgs(this.opts.video, width, height, false),
+      ...mp4FileArgs(active.file),
+    ];
+    const session = new TranscodeSession({
+      ffmpegPath: this.opts.ffmpegPath,
+      args,
+      width,
+      height,
+      secrets: this.opts.secrets,
+      stdout: "none",
+      exactDurations: true,
+    });
+    active.session = session;
+    if (this.opts.maxDurationSec > 0) active.splitAt = frame.time + this.opts.maxDurationSec * 1000;
+    session.on("progress", (p: FfmpegProgress) => {
+      if (this.active?.session === session) this.emit("progress", p);
+    });
+    session.on("dropped", () => this.emit("dropped", ++this.dropped));
+    session.on("exit", (code: number | null, signal: string | null, stderr: string[], expected: boolean) => {
+      if (expected || active.closing) return;
+      this.onSessionDied(active, session, code, signal, stderr);
+    });
+    this.writeSidecar(active, this.info(active, "recording"));
+    session.start();
+    return true;
+  }
+
+  /** ffmpeg died while it should run: close the file as it is and carry on in a new one after a backoff. */
+  private onSessionDied(
+    active: Active,
+    session: TranscodeSession,
+    code: number | null,
+    signal: string | null,
+    stderr: string[],
+  ): void {
+    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    const error = `ffmpeg ${how} while recording ${path.basename(active.file)}${stderr.length ? `: ${stderr.slice(-3).join(" | ")}` : ""}`;
+    this.emit("failure", error);
+    const lastTime = session.lastTime ?? -Infinity;
+    const endTime = active.endTime;
+    this.closeActive("error", session.lastTime ?? active.endTime, error);
+    if (this.closed || endTime <= this.latestTime) return;
+    const next = nextPart(active);
+    this.active = next;
+    const wait = this.backoff.next();
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.active !== next || next.closing) return;
+      try {
+        ensureWritableDirectory(path.dirname(next.file));
+      } catch (err) {
+        this.emit("failure", (err as Error).message);
+      }
+      next.file = uniquePath(next.file);
+      next.sidecar = sidecarOf(next.file);
+      // Frames that came while ffmpeg was down are still in the ring.
+      for (const frame of this.preRoll.after(lastTime)) this.feed(frame);
+    }, wait);
+  }
+
+  private info(active: Active, reason: string, error?: string): RecordingInfo {
+    const s = active.session;
+    const start = s?.baseTime ?? 0;
+    const end = s?.stats.endTime ?? s?.lastTime ?? start;
+    let bytes = 0;
+    try {
+      bytes = fs.statSync(active.file).size;
+    } catch {
+      // not written (yet)
+    }
+    return {
+      file: active.file,
+      camera: active.camera,
+      start,
+      end,
+      duration: Math.max(0, (end - start) / 1000),
+      frames: s?.stats.framesWritten ?? 0,
+      bytes,
+      trigger: active.trigger,
+      reason,
+      ...(error ? { error } : {}),
+    };
+  }
+
+  private writeSidecar(active: Active, info: RecordingInfo): void {
+    try {
+      fs.writeFileSync(active.sidecar, JSON.stringify({ [SIDECAR_MARK]: 1, ...info }, null, 2));
+    } catch (err) {
+      this.emit("failure", `could not write ${path.basename(active.sidecar)}: ${(err as Error).message}`);
+    }
+  }
+
+  private closeActive(reason: string, endTime: number, error?: string): void {
+    const active = this.active;
+    if (!active || active.closing) return;
+    active.closing = true;
+    this.active = undefined;
+    const session = active.session;
+    if (!session) return; // no frame arrived: nothing was written
+    const done = session
+      .finish(endTime)
+      .then(() => {
+        const info = this.info(active, reason, error);
+        if (info.bytes === 0) {
+          // ffmpeg could not write anything (disk full, directory gone): leave no empty file behind.
+          fs.rmSync(active.file, { force: true });
+          fs.rmSync(active.sidecar, { force: true });
+          return;
+        }
+        this.writeSidecar(active, info);
+        this.emit("recording", info);
+        return this.sweep();
+      })
+      .catch((err: Error) => {
+        this.emit("failure", err.message);
+      });
+    this.closing.add(done);
+    void done.finally(() => this.closing.delete(done));
+  }
+
+  /** Applies retention now (also run after each closed recording). */
+  async sweep(): Promise<void> {
+    const retention = this.opts.retention;
+    if (!retention?.enabled) return;
+    const result = await retention.sweep();
+    if (result.deleted.length) this.emit("retention", result);
+  }
+
+  /** Finishes the current recording (reason `close`) and waits for every file to be closed. */
+  async close(): Promise<void> {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    const active = this.active;
+    if (active && !active.closing) {
+      const end = Math.min(active.endTime, Math.max(this.latestTime, active.session?.lastTime ?? -Infinity));
+      this.closeActive("close", end);
+    }
+    this.closed = true;
+    await Promise.all([...this.closing]);
+  }
+
+  /** Resolves when the current ffmpeg took every frame given so far (lets tests and benchmarks feed fast). */
+  drained(): Promise<void> {
+    return this.active?.session?.drained() ?? Promise.resolve();
+  }
+
+  /** Kills ffmpeg at once (tests: a crash must leave a playable file). */
+  killFfmpeg(): number | undefined {
+    const session = this.active?.session;
+    const pid = session?.proc.pid;
+    session?.kill();
+    return pid;
+  }
+
+  /** The running ffmpeg pids (current and finishing), for tests and diagnostics. */
+  get sessionPid(): number | undefined {
+    return this.active?.session?.proc.pid;
+  }
+}

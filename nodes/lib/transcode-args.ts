@@ -1,0 +1,318 @@
+/**
+ * ffmpeg arguments for every ffmpeg-transcode preset. Everything here comes from the node's settings; a
+ * message can never reach this file (it only picks start/stop, a duration and a confined file name).
+ */
+import { execFile } from "child_process";
+import { listEncoders } from "./ffmpeg";
+
+export const PRESETS = ["mp4", "hls", "fmp4", "flv", "push", "custom"] as const;
+export type Preset = (typeof PRESETS)[number];
+
+export interface EncoderProfile {
+  name: string;
+  /** Options before `-i` (e.g. the VAAPI device). */
+  globalArgs: string[];
+  /** Filters after scaling, ending in the encoder's input format. */
+  filter: string;
+  quality(crf: number): string[];
+  bitrate(kbps: number): string[];
+  /** Speed/latency options; `live` asks for the lowest latency. */
+  tuning(live: boolean): string[];
+}
+
+const bitrateArgs = (kbps: number): string[] => [
+  "-b:v",
+  `${kbps}k`,
+  "-maxrate",
+  `${kbps}k`,
+  "-bufsize",
+  `${kbps * 2}k`,
+];
+
+export const ENCODERS: Record<string, EncoderProfile> = {
+  libx264: {
+    name: "libx264",
+    globalArgs: [],
+    filter: "format=yuv420p",
+    quality: (crf) => ["-crf", String(crf)],
+    bitrate: bitrateArgs,
+    // zerolatency (no lookahead, no B-frames) also for files: a killed ffmpeg loses at most the open fragment.
+    tuning: () => ["-preset", "veryfast", "-tune", "zerolatency", "-bf", "0"],
+  },
+  h264_vaapi: {
+    name: "h264_vaapi",
+    globalArgs: ["-vaapi_device", "/dev/dri/renderD128"],
+    filter: "format=nv12,hwupload",
+    quality: (crf) => ["-qp", String(crf)],
+    bitrate: bitrateArgs,
+    tuning: () => ["-bf", "0"],
+  },
+  h264_v4l2m2m: {
+    name: "h264_v4l2m2m",
+    globalArgs: [],
+    filter: "format=yuv420p",
+    // No constant-quality mode: map CRF 18..35 onto a bitrate for 640x480-ish video.
+    quality: (crf) => bitrateArgs(Math.round(3000 * Math.pow(0.85, crf - 18))),
+    bitrate: bitrateArgs,
+    tuning: () => [],
+  },
+  h264_nvenc: {
+    name: "h264_nvenc",
+    globalArgs: [],
+    filter: "format=yuv420p",
+    quality: (crf) => ["-rc", "vbr", "-cq", String(crf)],
+    bitrate: bitrateArgs,
+    tuning: (live) => [...(live ? ["-zerolatency", "1"] : []), "-bf", "0"],
+  },
+  h264_qsv: {
+    name: "h264_qsv",
+    globalArgs: [],
+    filter: "format=nv12",
+    quality: (crf) => ["-global_quality", String(crf)],
+    bitrate: bitrateArgs,
+    tuning: () => ["-bf", "0"],
+  },
+};
+
+/** Hardware encoders tried by `encoder: auto`, in order. */
+export const HARDWARE_ENCODERS = ["h264_vaapi", "h264_v4l2m2m", "h264_nvenc", "h264_qsv"];
+
+/** Encodes one black frame with `profile`; resolves true when ffmpeg exits 0 within 10 s. */
+export function trialEncode(ffmpegPath: string, profile: EncoderProfile): Promise<boolean> {
+  const args = [
+    "-hide_banner",
+    "-loglevel",
+    "error",
+    ...profile.globalArgs,
+    "-f",
+    "lavfi",
+    "-i",
+    "color=c=black:s=320x240:r=1",
+    "-frames:v",
+    "1",
+    "-vf",
+    `scale=320:240,${profile.filter}`,
+    "-c:v",
+    profile.name,
+    ...profile.quality(23),
+    "-f",
+    "null",
+    "-",
+  ];
+  return new Promise((resolve) => {
+    execFile(ffmpegPath, args, { timeout: 10000 }, (err) => resolve(!err));
+  });
+}
+
+const encoderChoice = new Map<string, Promise<EncoderProfile>>();
+
+/**
+ * The encoder to use: a named one (unknown names fall back to libx264), or for `auto` the first hardware
+ * encoder that ffmpeg lists AND that encodes a trial frame on this machine, else libx264. Cached per binary.
+ */
+export function chooseEncoder(ffmpegPath: string, setting: string | undefined): Promise<EncoderProfile> {
+  const wanted = (setting ?? "").trim() || "libx264";
+  if (wanted !== "auto") return Promise.resolve(ENCODERS[wanted] ?? ENCODERS.libx264);
+  let choice = encoderChoice.get(ffmpegPath);
+  if (!choice) {
+    choice = (async () => {
+      let available: Set<string>;
+      try {
+        available = await listEncoders(ffmpegPath);
+      } catch {
+        return ENCODERS.libx264;
+      }
+      for (const name of HARDWARE_ENCODERS) {
+        if (available.has(name) && (await trialEncode(ffmpegPath, ENCODERS[name]))) return ENCODERS[name];
+      }
+      return ENCODERS.libx264;
+    })();
+    encoderChoice.set(ffmpegPath, choice);
+  }
+  return choice;
+}
+
+export interface VideoSettings {
+  /** Output size; undefined = the first frame's size. */
+  width?: number;
+  height?: number;
+  /** CRF-style quality, 0 (best) .. 51; used unless bitrate > 0. */
+  quality: number;
+  /** kb/s; 0 = use quality. */
+  bitrate: number;
+  /** Seconds between keyframes (fragments and HLS segments are cut at each). */
+  keyframeInterval: number;
+  encoder: EncoderProfile;
+}
+
+/** "640x480" -> {640, 480}; anything else (including "") -> undefined. */
+export function parseSize(text: string | undefined): { width: number; height: number } | undefined {
+  const m = /^\s*(\d{1,5})\s*[xX*]\s*(\d{1,5})\s*$/.exec(text ?? "");
+  if (!m) return undefined;
+  const width = Number(m[1]);
+  const height = Number(m[2]);
+  return width >= 16 && height >= 16 && width <= 8192 && height <= 8192 ? { width, height } : undefined;
+}
+
+const even = (n: number): number => Math.max(2, Math.floor(n / 2) * 2);
+
+/**
+ * Input: our Matroska stream on stdin (see transcode-mkv.ts for why), read without probing delays.
+ * Not `-fflags +nobuffer`: with it ffmpeg 4.x drops frames from a pipe.
+ */
+export function inputArgs(encoder: EncoderProfile, progress = true): string[] {
+  return [
+    "-hide_banner",
+    "-nostdin",
+    "-loglevel",
+    "error",
+    ...(progress ? ["-nostats", "-progress", "pipe:2"] : []),
+    ...encoder.globalArgs,
+    "-probesize",
+    "32",
+    "-analyzeduration",
+    "0",
+    "-f",
+    "matroska",
+    "-i",
+    "pipe:0",
+  ];
+}
+
+/**
+ * H.264 encoding with real frame times kept (`-vsync vfr -enc_time_base -1`) and keyframes forced every
+ * keyframeInterval seconds of those times, so fragments and segments are cut on time, whatever the frame rate.
+ */
+export function videoArgs(
+  v: VideoSettings,
+  inputWidth: number,
+  inputHeight: number,
+  live: boolean,
+): string[] {
+  const width = even(v.width ?? inputWidth);
+  const height = even(v.height ?? inputHeight);
+  const k = Math.max(0.2, v.keyframeInterval || 1);
+  return [
+    "-map",
+    "0:v:0",
+    "-an",
+    "-vf",
+    `scale=${width}:${height},${v.encoder.filter}`,
+    "-c:v",
+    v.encoder.name,
+    ...v.encoder.tuning(live),
+    ...(v.bitrate > 0 ? v.encoder.bitrate(Math.round(v.bitrate)) : v.encoder.quality(Math.round(v.quality))),
+    "-force_key_frames",
+    `expr:gte(t,n_forced*${k})`,
+    // A cap in frames as well, for encoders that ignore forced keyframes; 60 fps is more than cameras send.
+    "-g",
+    String(Math.round(k * 60)),
+    "-keyint_min",
+    "1",
+    "-sc_threshold",
+    "0",
+    "-vsync",
+    "vfr",
+    "-enc_time_base",
+    "-1",
+  ];
+}
+
+export const FMP4_FLAGS = "+frag_keyframe+empty_moov+default_base_moof";
+
+/** Fragmented MP4 to a file: a crash or SIGKILL leaves every finished fragment playable. `-n`: never overwrite. */
+export function mp4FileArgs(file: string): string[] {
+  return ["-movflags", FMP4_FLAGS, "-f", "mp4", "-n", `file:${file}`];
+}
+
+/** Escapes a value for the tee muxer's option syntax. */
+function teeEscape(value: string): string {
+  return value.replace(/[\\:|[\]=]/g, (c) => `\\${c}`);
+}
+
+/**
+ * fMP4 on stdout (fragments cut at each keyframe, flushed at once), plus with `hlsDirectory` a standard HLS
+ * directory written by ffmpeg's hls muxer through tee (1 s segments, old ones deleted; a failing directory
+ * does not stop the live stream: onfail=ignore).
+ */
+export function fmp4PipeArgs(hlsDirectory?: string, segmentSeconds = 1): string[] {
+  if (!hlsDirectory) return ["-movflags", FMP4_FLAGS, "-flush_packets", "1", "-f", "mp4", "pipe:1"];
+  const dir = hlsDirectory.replace(/\/+$/, "");
+  const hls = [
+    "f=hls",
+    `hls_time=${segmentSeconds}`,
+    "hls_list_size=6",
+    "hls_flags=delete_segments+independent_segments+program_date_time",
+    // Segment numbers from the clock: a restarted ffmpeg never reuses a name a CDN may have cached.
+    "hls_start_number_source=epoch",
+    `hls_segment_filename=${teeEscape(`${dir}/seg-%d.ts`)}`,
+    "onfail=ignore",
+  ].join(":");
+  return [
+    "-flush_packets",
+    "1",
+    "-f",
+    "tee",
+    `[f=mp4:movflags=${FMP4_FLAGS}]pipe:1|[${hls}]${teeEscape(`${dir}/index.m3u8`)}`,
+  ];
+}
+
+export const PUSH_SCHEMES = ["rtmp", "rtmps", "rtsp", "rtsps", "srt"];
+
+/** Output for `push`: the container each protocol wants. Throws for other schemes. */
+export function pushArgs(url: string): string[] {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1].toLowerCase();
+  switch (scheme) {
+    case "rtmp":
+    case "rtmps":
+      return ["-f", "flv", "-flvflags", "no_duration_filesize", url];
+    case "rtsp":
+    case "rtsps":
+      return ["-f", "rtsp", "-rtsp_transport", "tcp", url];
+    case "srt":
+      return ["-f", "mpegts", url];
+    default:
+      throw new Error(`push needs an rtmp://, rtsp:// or srt:// URL`);
+  }
+}
+
+/** Output for `flv`: a URL (rtmp/http...) or a file. */
+export function flvArgs(target: string): string[] {
+  const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(target);
+  return ["-f", "flv", "-flvflags", "no_duration_filesize", ...(isUrl ? [target] : ["-n", `file:${target}`])];
+}
+
+/** Splits the editor's custom output arguments like a shell would (quotes, backslashes), without a shell. */
+export function splitArgs(text: string): string[] {
+  const out: string[] = [];
+  let cur = "";
+  let inArg = false;
+  let quote: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else if (c === "\\" && quote === '"' && i + 1 < text.length) cur += text[++i];
+      else cur += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      inArg = true;
+    } else if (c === "\\" && i + 1 < text.length) {
+      cur += text[++i];
+      inArg = true;
+    } else if (/\s/.test(c)) {
+      if (inArg) out.push(cur);
+      cur = "";
+      inArg = false;
+    } else {
+      cur += c;
+      inArg = true;
+    }
+  }
+  if (quote) throw new Error("unbalanced quote in the custom output arguments");
+  if (inArg) out.push(cur);
+  return out;
+}
+
+/** Credentials (url-encoded) into a push/flv URL; only the spawned arguments ever hold them. */
+export { urlWithCredentials } from "./sources/ffmpeg-source";

@@ -1,0 +1,207 @@
+import { EventEmitter } from "events";
+import { FfmpegProcess, type FfmpegProgress } from "./ffmpeg";
+import type { Frame } from "./frame";
+import { Mp4FragmentSplitter, type Mp4FragmentInfo, type Mp4InitInfo } from "./mp4-fragments";
+import { MatroskaFrameWriter } from "./transcode-mkv";
+
+export interface TranscodeSessionOptions {
+  ffmpegPath: string;
+  /** Full ffmpeg argument list (input on pipe:0 as Matroska). */
+  args: string[];
+  width: number;
+  height: number;
+  secrets?: (string | undefined)[];
+  /** What stdout carries: fragmented MP4 to split, raw bytes to pass on, or nothing. */
+  stdout: "fmp4" | "raw" | "none";
+  /**
+   * Hold each frame until the next arrives so it can be written with its real duration; the last one then
+   * ends exactly at the recording's end time. Costs one frame of latency, so only recordings use it.
+   */
+  exactDurations?: boolean;
+  /** Frames kept while ffmpeg's stdin is not draining, in ms of frame time; older ones are dropped. */
+  maxQueueMs?: number;
+}
+
+/** An fMP4 piece with the epoch time of its first frame. */
+export interface SessionFragment extends Mp4FragmentInfo {
+  time: number;
+}
+
+export interface SessionStats {
+  framesIn: number;
+  framesWritten: number;
+  framesDropped: number;
+  firstTime?: number;
+  lastTime?: number;
+  /** With exactDurations, after finish(): where the last frame ends (epoch ms). */
+  endTime?: number;
+}
+
+/** The longest a last frame is shown when frames stopped coming before the end (a dead camera). */
+const MAX_LAST_FRAME_MS = 1000;
+
+/**
+ * One ffmpeg run fed with frames: Matroska on stdin with each frame's receive time, bounded queueing when
+ * ffmpeg does not keep up, fMP4 on stdout split into init and fragments. Events: `init` (Buffer,
+ * Mp4InitInfo), `fragment` (Buffer, SessionFragment), `data` (Buffer, raw stdout), `progress`
+ * (FfmpegProgress), `dropped` (count so far), `exit` (code, signal, stderr lines, expected: boolean).
+ */
+export class TranscodeSession extends EventEmitter {
+  readonly proc: FfmpegProcess;
+  readonly stats: SessionStats = { framesIn: 0, framesWritten: 0, framesDropped: 0 };
+  private readonly mkv: MatroskaFrameWriter;
+  private readonly queue: { chunks: Buffer[]; time: number }[] = [];
+  private held?: Frame;
+  private finishing = false;
+  private exited = false;
+  readonly startedAt = Date.now();
+
+  constructor(private readonly opts: TranscodeSessionOptions) {
+    super();
+    this.mkv = new MatroskaFrameWriter(opts.width, opts.height);
+    this.proc = new FfmpegProcess({
+      ffmpegPath: opts.ffmpegPath,
+      args: opts.args,
+      secrets: opts.secrets,
+      stdin: true,
+    });
+  }
+
+  start(): void {
+    const proc = this.proc;
+    proc.on("progress", (p: FfmpegProgress) => this.emit("progress", p));
+    proc.on("exit", (code: number | null, signal: string | null) => {
+      this.exited = true;
+      this.queue.length = 0;
+      this.emit("exit", code, signal, proc.lastStderr(), this.finishing);
+    });
+    proc.start();
+    if (this.opts.stdout === "fmp4") {
+      const splitter = new Mp4FragmentSplitter({
+        init: (data: Buffer, info: Mp4InitInfo) => this.emit("init", data, info),
+        fragment: (data: Buffer, info: Mp4FragmentInfo) =>
+          this.emit("fragment", data, { ...info, time: (this.mkv.baseTime ?? 0) + info.startSec * 1000 }),
+        problem: (message: string) => this.emit("warning", message),
+      });
+      proc.stdout?.on("data", (chunk: Buffer) => splitter.push(chunk));
+    } else if (this.opts.stdout === "raw") {
+      proc.stdout?.on("data", (chunk: Buffer) => this.emit("data", chunk));
+    } else {
+      proc.stdout?.resume();
+    }
+    proc.stdin?.on("drain", () => this.flush());
+    this.enqueue([this.mkv.header()], -Infinity);
+  }
+
+  get running(): boolean {
+    return !this.exited;
+  }
+
+  get isFinishing(): boolean {
+    return this.finishing;
+  }
+
+  /** Epoch time of the first frame written (the stream's time 0). */
+  get baseTime(): number | undefined {
+    return this.mkv.baseTime;
+  }
+
+  /** Frame time of the last frame accepted. */
+  get lastTime(): number | undefined {
+    return this.stats.lastTime;
+  }
+
+  /** Queues a frame for ffmpeg; frames older than the last one are ignored. Returns false when not taken. */
+  write(frame: Frame): boolean {
+    if (this.exited || this.finishing) return false;
+    if (this.stats.lastTime !== undefined && frame.time <= this.stats.lastTime) return false;
+    this.stats.framesIn++;
+    this.stats.firstTime ??= frame.time;
+    this.stats.lastTime = frame.time;
+    if (!this.opts.exactDurations) {
+      this.enqueue(this.mkv.frame(frame.data, frame.time), frame.time);
+      return true;
+    }
+    const held = this.held;
+    this.held = frame;
+    if (held) this.enqueue(this.mkv.frame(held.data, held.time, frame.time - held.time), held.time);
+    return true;
+  }
+
+  /**
+   * Ends the stream: the held frame is written to last until `endTime` (at most a second), stdin is closed so
+   * ffmpeg finishes the file, and SIGTERM/SIGKILL follow if it does not. Resolves when ffmpeg is gone.
+   */
+  finish(endTime?: number, graceMs = 5000): Promise<void> {
+    if (!this.finishing && !this.exited) {
+      this.finishing = true;
+      const held = this.held;
+      this.held = undefined;
+      if (held) {
+        const until = endTime ?? held.time + 100;
+        const duration = Math.min(Math.max(1, until - held.time), MAX_LAST_FRAME_MS);
+        this.stats.endTime = held.time + duration;
+        this.enqueue(this.mkv.frame(held.data, held.time, duration), held.time);
+      }
+    }
+    return this.whenQueueFlushed(graceMs).then(() => this.proc.stop(graceMs));
+  }
+
+  /** Resolves once every queued frame was handed to ffmpeg (for callers that can wait, like benchmarks). */
+  drained(): Promise<void> {
+    return this.whenQueueFlushed(60000);
+  }
+
+  /** Immediate SIGKILL, for crash tests and last-resort shutdown. */
+  kill(): void {
+    this.proc.kill();
+  }
+
+  private enqueue(chunks: Buffer[], time: number): void {
+    if (this.exited) return;
+    this.queue.push({ chunks, time });
+    const maxMs = this.opts.maxQueueMs ?? 2000;
+    // Keep at most maxMs of frames waiting (never the header); drop the oldest waiting frame beyond that.
+    while (
+      this.queue.length > 2 &&
+      this.queue[this.queue.length - 1].time - this.firstQueuedFrameTime() > maxMs
+    ) {
+      const i = this.queue[0].time === -Infinity ? 1 : 0;
+      this.queue.splice(i, 1);
+      this.stats.framesDropped++;
+      this.emit("dropped", this.stats.framesDropped);
+    }
+    this.flush();
+  }
+
+  private firstQueuedFrameTime(): number {
+    return this.queue[0].time === -Infinity ? this.queue[1].time : this.queue[0].time;
+  }
+
+  private flush(): void {
+    const stdin = this.proc.stdin;
+    if (!stdin || this.exited) return;
+    while (this.queue.length > 0 && !stdin.writableNeedDrain) {
+      const item = this.queue.shift();
+      if (!item) break;
+      for (const chunk of item.chunks) stdin.write(chunk);
+      if (item.time !== -Infinity) this.stats.framesWritten++;
+    }
+    if (this.queue.length === 0) this.emit("flushed");
+  }
+
+  private whenQueueFlushed(timeoutMs: number): Promise<void> {
+    if (this.queue.length === 0 || this.exited) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.off("flushed", done);
+        this.proc.off("exit", done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.on("flushed", done);
+      this.proc.on("exit", done);
+    });
+  }
+}
