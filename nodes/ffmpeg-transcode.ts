@@ -400,7 +400,7 @@ export = (RED: NodeAPI) => {
       };
       // FfmpegProcess escalates to SIGKILL well before this; the guard only keeps close() within 15 s.
       const guard = setTimeout(finish, 14000);
-      Promise.all([recorder?.close(), live?.close()])
+      Promise.all([recorder?.close(monotonicEpochMs()), live?.close()])
         .catch((err: Error) => this.warn(err.message))
         .finally(finish);
     });

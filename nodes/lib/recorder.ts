@@ -316,7 +316,6 @@ export class Recorder extends EventEmitter {
       height,
       secrets: this.opts.secrets,
       stdout: "none",
-      exactDurations: true,
     });
     active.session = session;
     if (this.opts.maxDurationSec > 0) active.splitAt = frame.time + this.opts.maxDurationSec * 1000;
@@ -434,15 +433,12 @@ export class Recorder extends EventEmitter {
     if (result.deleted.length) this.emit("retention", result);
   }
 
-  /** Finishes the current recording (reason `close`) and waits for every file to be closed. */
-  async close(): Promise<void> {
+  /** Finishes the current recording (reason `close`, ending at `now`) and waits for every file to be closed. */
+  async close(now = this.latestTime): Promise<void> {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
     const active = this.active;
-    if (active && !active.closing) {
-      const end = Math.min(active.endTime, Math.max(this.latestTime, active.session?.lastTime ?? -Infinity));
-      this.closeActive("close", end);
-    }
+    if (active && !active.closing) this.closeActive("close", Math.min(active.endTime, now));
     this.closed = true;
     await Promise.all([...this.closing]);
   }

@@ -1,5 +1,5 @@
 /**
- * A minimal streaming Matroska muxer for JPEG frames: one V_MJPEG track, millisecond timestamps.
+ * A minimal streaming Matroska muxer for JPEG frames: one V_MJPEG track, 0.1 ms timestamps.
  *
  * Why: ffmpeg's mjpeg demuxer carries no timestamps, so feeding raw JPEGs needs a fixed `-r`, and a camera
  * that really sends 7 fps then plays at the wrong speed (the seed's "x2 speed" bug). Wrapping each frame in
@@ -9,9 +9,11 @@
  * live Matroska stream, so nothing has to be known in advance.
  */
 
+/** Timestamps count tenths of milliseconds: fine enough to place sub-millisecond end markers. */
+const TICKS_PER_MS = 10;
 const UNKNOWN_SIZE = Buffer.from([0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
-/** Start a new cluster well before a block's int16 relative timestamp would overflow. */
-const CLUSTER_SPAN_MS = 30000;
+/** Start a new cluster well before a block's int16 relative timestamp (in ticks) would overflow. */
+const CLUSTER_SPAN_TICKS = 30000;
 
 function vintSize(n: number): Buffer {
   for (let len = 1; len <= 8; len++) {
@@ -74,9 +76,6 @@ const ID = {
   Cluster: 0x1f43b675,
   Timestamp: 0xe7,
   SimpleBlock: 0xa3,
-  BlockGroup: 0xa0,
-  Block: 0xa1,
-  BlockDuration: 0x9b,
 };
 
 /** Writes the header once, then one block per frame. Returns buffers to write in order (the JPEG is not copied). */
@@ -108,7 +107,7 @@ export class MatroskaFrameWriter {
     const info = element(
       ID.Info,
       Buffer.concat([
-        uint(ID.TimestampScale, 1000000),
+        uint(ID.TimestampScale, 1000000 / TICKS_PER_MS),
         str(ID.MuxingApp, "camrelay"),
         str(ID.WritingApp, "camrelay"),
       ]),
@@ -134,10 +133,10 @@ export class MatroskaFrameWriter {
     return Buffer.concat([ebml, uintBytes(ID.Segment), UNKNOWN_SIZE, info, element(ID.Tracks, track)]);
   }
 
-  /** Milliseconds since the first frame that `epochMs` will be stamped with (strictly increasing). */
+  /** Ticks since the first frame that `epochMs` will be stamped with (strictly increasing). */
   private stamp(epochMs: number): number {
     if (this.base === undefined) this.base = epochMs;
-    let t = Math.round(epochMs - this.base);
+    let t = Math.round((epochMs - this.base) * TICKS_PER_MS);
     if (t <= this.last) t = this.last + 1;
     this.last = t;
     return t;
@@ -148,31 +147,18 @@ export class MatroskaFrameWriter {
     return this.base;
   }
 
-  /**
-   * One frame at epoch time `epochMs`. With `durationMs` the frame is written as a BlockGroup with an
-   * explicit duration (used for the last frame of a recording so the file ends exactly at its end time).
-   */
-  frame(jpeg: Buffer, epochMs: number, durationMs?: number): Buffer[] {
+  /** One frame at epoch time `epochMs`: a cluster header when needed, then a SimpleBlock. */
+  frame(jpeg: Buffer, epochMs: number): Buffer[] {
     const t = this.stamp(epochMs);
     const out: Buffer[] = [];
-    if (t - this.clusterStart > CLUSTER_SPAN_MS) {
+    if (t - this.clusterStart > CLUSTER_SPAN_TICKS) {
       this.clusterStart = t;
       out.push(uintBytes(ID.Cluster), UNKNOWN_SIZE, uint(ID.Timestamp, t));
     }
-    const blockHead = Buffer.alloc(4);
-    blockHead[0] = 0x81; // track 1
+    const blockHead = Buffer.from([0x81, 0, 0, 0x80]); // track 1, relative time, keyframe
     blockHead.writeInt16BE(t - this.clusterStart, 1);
     this.frames++;
-    if (durationMs === undefined) {
-      blockHead[3] = 0x80; // keyframe
-      out.push(uintBytes(ID.SimpleBlock), vintSize(blockHead.length + jpeg.length), blockHead, jpeg);
-      return out;
-    }
-    blockHead[3] = 0x00;
-    const block = [uintBytes(ID.Block), vintSize(blockHead.length + jpeg.length), blockHead];
-    const duration = uint(ID.BlockDuration, Math.max(1, Math.round(durationMs)));
-    const groupSize = block.reduce((n, b) => n + b.length, 0) + jpeg.length + duration.length;
-    out.push(uintBytes(ID.BlockGroup), vintSize(groupSize), ...block, jpeg, duration);
+    out.push(uintBytes(ID.SimpleBlock), vintSize(blockHead.length + jpeg.length), blockHead, jpeg);
     return out;
   }
 }

@@ -13,11 +13,6 @@ export interface TranscodeSessionOptions {
   secrets?: (string | undefined)[];
   /** What stdout carries: fragmented MP4 to split, raw bytes to pass on, or nothing. */
   stdout: "fmp4" | "raw" | "none";
-  /**
-   * Hold each frame until the next arrives so it can be written with its real duration; the last one then
-   * ends exactly at the recording's end time. Costs one frame of latency, so only recordings use it.
-   */
-  exactDurations?: boolean;
   /** Frames kept while ffmpeg's stdin is not draining, in ms of frame time; older ones are dropped. */
   maxQueueMs?: number;
 }
@@ -33,7 +28,7 @@ export interface SessionStats {
   framesDropped: number;
   firstTime?: number;
   lastTime?: number;
-  /** With exactDurations, after finish(): where the last frame ends (epoch ms). */
+  /** After finish(endTime): where the file ends (epoch ms). */
   endTime?: number;
 }
 
@@ -51,7 +46,7 @@ export class TranscodeSession extends EventEmitter {
   readonly stats: SessionStats = { framesIn: 0, framesWritten: 0, framesDropped: 0 };
   private readonly mkv: MatroskaFrameWriter;
   private readonly queue: { chunks: Buffer[]; time: number }[] = [];
-  private held?: Frame;
+  private last?: Frame;
   private finishing = false;
   private exited = false;
   readonly startedAt = Date.now();
@@ -118,30 +113,26 @@ export class TranscodeSession extends EventEmitter {
     this.stats.framesIn++;
     this.stats.firstTime ??= frame.time;
     this.stats.lastTime = frame.time;
-    if (!this.opts.exactDurations) {
-      this.enqueue(this.mkv.frame(frame.data, frame.time), frame.time);
-      return true;
-    }
-    const held = this.held;
-    this.held = frame;
-    if (held) this.enqueue(this.mkv.frame(held.data, held.time, frame.time - held.time), held.time);
+    this.last = frame;
+    this.enqueue(this.mkv.frame(frame.data, frame.time), frame.time);
     return true;
   }
 
   /**
-   * Ends the stream: the held frame is written to last until `endTime` (at most a second), stdin is closed so
+   * Ends the stream: with `endTime` the file is made to end exactly then (see below), stdin is closed so
    * ffmpeg finishes the file, and SIGTERM/SIGKILL follow if it does not. Resolves when ffmpeg is gone.
    */
   finish(endTime?: number, graceMs = 5000): Promise<void> {
     if (!this.finishing && !this.exited) {
       this.finishing = true;
-      const held = this.held;
-      this.held = undefined;
-      if (held) {
-        const until = endTime ?? held.time + 100;
-        const duration = Math.min(Math.max(1, until - held.time), MAX_LAST_FRAME_MS);
-        this.stats.endTime = held.time + duration;
-        this.enqueue(this.mkv.frame(held.data, held.time, duration), held.time);
+      const last = this.last;
+      if (last && endTime !== undefined) {
+        // ffmpeg 4.x gives the last sample of an MP4 fragment the duration of the one before it and ignores
+        // packet durations. Two repeats of the last picture 0.2 and 0.1 ms before the end make the last real
+        // frame last until then and the file end exactly at `end` (at most a second after the last frame).
+        const end = Math.max(Math.min(endTime, last.time + MAX_LAST_FRAME_MS), last.time + 0.3);
+        for (const t of [end - 0.2, end - 0.1]) this.enqueue(this.mkv.frame(last.data, t), t);
+        this.stats.endTime = end;
       }
     }
     return this.whenQueueFlushed(graceMs).then(() => this.proc.stop(graceMs));
