@@ -103,7 +103,7 @@ describe("in a browser: the Node-RED editor, the examples and the streams", func
     await editor.click(`#red-ui-tab-${TAB} a`);
     await editor.waitForSelector(`g.red-ui-flow-node-group[id="${CAMERA_CONNECT}"]`);
     const labels = await editor
-      .locator(".red-ui-workspace-chart .red-ui-flow-node-label-text")
+      .locator("#red-ui-workspace-chart .red-ui-flow-node-label-text")
       .allTextContents();
     assert.ok(labels.includes("demo 10 fps"), `node labels on the tab: ${labels}`);
     assert.ok(labels.includes(STREAM_PATH), `node labels on the tab: ${labels}`);
