@@ -392,6 +392,42 @@ describe("http-stream-out node", function () {
   });
 });
 
+describe("http-stream-out with httpNodeMiddleware and httpNodeCors", function () {
+  const web = h.httpNodeServer();
+  const streamOut = web.wrap(streamOutNode);
+  before(() => web.listen());
+  after(() => web.close());
+  afterEach(async function () {
+    helper.settings({});
+    await helper.unload();
+  });
+
+  it("runs the middleware before every endpoint and takes the CORS origin from the settings", async function () {
+    const seen = [];
+    helper.settings({
+      httpNodeCors: { origin: "https://from.settings" },
+      httpNodeMiddleware: [
+        (req, res, next) => {
+          seen.push(req.url);
+          if (req.headers["x-deny"]) {
+            res.statusCode = 403;
+            res.end();
+          } else next();
+        },
+      ],
+    });
+    await helper.load(streamOut, [{ id: "out", type: "http-stream-out", path: "/cam", wires: [] }]);
+    const ok = await h.request(web.url("/cam/status.json"));
+    assert.strictEqual(ok.status, 200);
+    assert.strictEqual(ok.headers["access-control-allow-origin"], "https://from.settings");
+    assert.strictEqual(
+      (await h.request(web.url("/cam/status.json"), { headers: { "X-Deny": "1" } })).status,
+      403,
+    );
+    assert.deepStrictEqual(seen, ["/status.json", "/status.json"]);
+  });
+});
+
 describe("http-stream-out under httpNodeRoot", function () {
   const web = h.httpNodeServer("/nr/");
   const streamOut = web.wrap(streamOutNode);
