@@ -29,7 +29,7 @@ export interface StreamServerOptions {
   cors?: string | string[];
   /** Names the stream until frames say which camera they come from (default: path). */
   title?: string;
-  /** No frame for this long: upstream is offline and viewers get the placeholder. */
+  /** No frame for this long: upstream is offline and viewers get the placeholder; 0 = never. */
   offlineAfterMs?: number;
   /** A viewer whose socket stays busy for this long is dropped. */
   stallTimeoutMs?: number;
@@ -335,7 +335,8 @@ export class StreamServer {
     else if (route === "/status.json")
       this.reply(res, 200, "application/json", JSON.stringify(this.stats()), head);
     else if (route === "/status") this.reply(res, 200, "text/html; charset=utf-8", this.statusPage(), head);
-    else if (route === "/metrics") this.reply(res, 200, "text/plain; version=0.0.4", this.metrics(), head);
+    else if (route === "/metrics")
+      this.reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", this.metrics(), head);
     else if (route === "/stream.mp4") this.serveMp4(req, res, head);
     else if (route === "/index.m3u8") this.servePlaylist(req, res, head, queryToken);
     else if (route === "/init.mp4") this.serveInit(req, res, head, parsed.searchParams.get("v"));
@@ -625,7 +626,8 @@ export class StreamServer {
         this.onViewer?.("disconnect", { address: s.address, kind: "hls" }, this.viewerCount);
       }
     }
-    if (!this.offline && t - this.lastFrameAt > this.offlineAfterMs) this.setOffline();
+    if (!this.offline && this.offlineAfterMs > 0 && t - this.lastFrameAt > this.offlineAfterMs)
+      this.setOffline();
     if (this.offline && Math.floor(Date.now() / 1000) !== this.placeholderSentSecond)
       this.broadcastPlaceholder();
     if (t - this.lastKbpsSample >= 1000) {
