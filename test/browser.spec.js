@@ -188,6 +188,12 @@ describe("in a browser: the Node-RED editor, the examples and the streams", func
     await editor
       .waitForSelector(".red-ui-notification", { state: "detached", timeout: 10000 })
       .catch(() => {});
+    await editor.evaluate(() =>
+      document
+        .querySelector('.red-ui-palette-node[data-palette-type="camera-connect"]')
+        .closest(".red-ui-palette-category")
+        .scrollIntoView({ block: "start" }),
+    );
     fs.mkdirSync(docs, { recursive: true });
     await editor.screenshot({ path: path.join(docs, "editor.png") });
   });
@@ -285,10 +291,18 @@ describe("in a browser: the Node-RED editor, the examples and the streams", func
       assert.notDeepStrictEqual(de, en, `${node}: the German catalog is the English one`);
       assert.ok(fs.existsSync(path.join(root, "locales", "de", `${node}.html`)), `${node}: no German help`);
     }
-    const help = await fetch(`${nodeRed.base}/nodes?lng=de`, { headers: { Accept: "text/html" } });
+    // The editor asks for node HTML with the browser's language; German help replaces the English one.
+    const help = await fetch(`${nodeRed.base}/nodes`, {
+      headers: { Accept: "text/html", "Accept-Language": "de" },
+    });
     const html = await help.text();
     for (const node of LOCALE_NODES) {
-      assert.match(html, new RegExp(`data-help-name="${node}"`), `${node}: no help in the editor`);
+      const de = fs.readFileSync(path.join(root, "locales", "de", `${node}.html`), "utf8");
+      const summary = /<p>\s*([^<]{20,60})/.exec(de)[1].replace(/\s+/g, " ").trim();
+      assert.ok(
+        html.replace(/\s+/g, " ").includes(summary),
+        `${node}: German help not served ("${summary}")`,
+      );
     }
   });
 
