@@ -2,18 +2,24 @@
 // Debian's chromium driven by playwright-core. Palette and icons, the camera dialog's Test button, the
 // quick-start example imported through Import > Examples and deployed, the MJPEG stream painting a live
 // picture in an <img>, the status page, and the HLS output playing in a <video> through hls.js.
-// Screenshots of the editor and the status page are written to docs/ for the README.
+// Screenshots of the editor and the status page are saved for the README (docs/, see below).
 // Functions passed to page.evaluate() run in the browser, where these exist.
 /* global document, window */
 "use strict";
 const assert = require("assert");
 const fs = require("fs");
+const os = require("os");
 const path = require("path");
 const { startNodeRed } = require("./lib/browser-nodered");
 const { launchChromium, pixelDifference } = require("./lib/browser-chromium");
 
 const root = path.join(__dirname, "..");
-const docs = path.join(root, "docs");
+// `CAMRELAY_SCREENSHOT_DIR=docs` refreshes the README's pictures; by default they go to a temporary folder
+// so a test run leaves the working tree clean.
+const shots = path.resolve(
+  root,
+  process.env.CAMRELAY_SCREENSHOT_DIR || path.join(os.tmpdir(), "camrelay-screenshots"),
+);
 const TAB = "c0a1e5f0d1a20001";
 const CAMERA_CONNECT = "c0a1e5f0d1a20003";
 const STREAM_PATH = "/camera/demo";
@@ -194,8 +200,8 @@ describe("in a browser: the Node-RED editor, the examples and the streams", func
         .closest(".red-ui-palette-category")
         .scrollIntoView({ block: "start" }),
     );
-    fs.mkdirSync(docs, { recursive: true });
-    await editor.screenshot({ path: path.join(docs, "editor.png") });
+    fs.mkdirSync(shots, { recursive: true });
+    await editor.screenshot({ path: path.join(shots, "editor.png") });
   });
 
   it("opens the status page with the viewers and the numbers", async function () {
@@ -216,7 +222,7 @@ describe("in a browser: the Node-RED editor, the examples and the streams", func
     await page.waitForFunction(() => document.querySelectorAll("#viewers tr").length > 0, null, {
       timeout: 5000,
     });
-    await page.screenshot({ path: path.join(docs, "status-page.png"), fullPage: true });
+    await page.screenshot({ path: path.join(shots, "status-page.png"), fullPage: true });
     await page.close();
     await viewer.close();
   });
