@@ -7,11 +7,13 @@
 /* global document, window */
 "use strict";
 const assert = require("assert");
+const { execFileSync } = require("child_process");
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
 const { startNodeRed } = require("./lib/browser-nodered");
 const { launchChromium, pixelDifference } = require("./lib/browser-chromium");
+const { mjpegCamera } = require("./lib/fake-cameras");
 
 const root = path.join(__dirname, "..");
 // `CAMRELAY_SCREENSHOT_DIR=docs` refreshes the README's pictures; by default they go to a temporary folder
@@ -284,6 +286,49 @@ describe("in a browser: the Node-RED editor, the examples and the streams", func
     const later = await page.evaluate(() => document.getElementById("video").currentTime);
     assert.ok(later > first, `currentTime went from ${first} to ${later}`);
     await page.close();
+  });
+
+  it("the Test button's endpoint tells what an MJPEG camera and an ffmpeg input speak, and errors in words", async function () {
+    const probe = async (settings) => {
+      const res = await fetch(`${nodeRed.base}/camrelay/camera-source/test`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ fps: "0", ...settings }),
+      });
+      assert.strictEqual(res.status, 200);
+      return res.json();
+    };
+    const camera = await mjpegCamera({ fps: 10, boundary: "myboundary" });
+    try {
+      const mjpeg = await probe({ protocol: "mjpeg", url: camera.url });
+      assert.strictEqual(mjpeg.error, undefined, mjpeg.error);
+      assert.strictEqual(mjpeg.detected, "multipart/x-mixed-replace; boundary=myboundary");
+      assert.strictEqual(`${mjpeg.width}x${mjpeg.height}`, "320x240");
+      assert.ok(mjpeg.frames > 1 && mjpeg.fps > 0, `measured ${mjpeg.frames} frames, ${mjpeg.fps} fps`);
+    } finally {
+      await camera.close();
+    }
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-probe-"));
+    try {
+      const file = path.join(dir, "clip.mp4");
+      execFileSync(require("@ffmpeg-installer/ffmpeg").path, [
+        ...["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=352x288:rate=15", "-t", "4"],
+        ...["-c:v", "libx264", "-profile:v", "main", "-pix_fmt", "yuv420p", file],
+      ]);
+      const ffmpeg = await probe({ protocol: "ffmpeg", url: file });
+      assert.strictEqual(ffmpeg.error, undefined, ffmpeg.error);
+      assert.strictEqual(ffmpeg.video.codec, "h264");
+      assert.strictEqual(ffmpeg.video.profile, "Main");
+      assert.strictEqual(`${ffmpeg.video.width}x${ffmpeg.video.height}`, "352x288");
+      assert.match(ffmpeg.detected, /mp4.*h264 \(Main\)/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+
+    const refused = await probe({ protocol: "mjpeg", url: "http://cam:s3cret-pw@127.0.0.1:9/video.mjpg" });
+    assert.match(refused.error, /refused|unreachable/i);
+    assert.ok(!refused.error.includes("s3cret-pw"), refused.error);
   });
 
   it("serves every node's help and catalog in English and German", async function () {

@@ -3,23 +3,12 @@
 // `npm install` would.
 "use strict";
 const fs = require("fs");
-const net = require("net");
 const os = require("os");
 const path = require("path");
 const { spawn } = require("child_process");
+const { freePort } = require("./transcode-helpers");
 
 const root = path.join(__dirname, "..", "..");
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Settings for an offline, quiet editor: no tours, no palette catalogue, no telemetry prompt. */
 function settingsFile(userDir, flows) {
@@ -104,4 +93,4 @@ async function startNodeRed({ flows, timeoutMs = 30000 } = {}) {
   return { base, port, userDir, child, stop, log: () => log };
 }
 
-module.exports = { startNodeRed, freePort };
+module.exports = { startNodeRed };
