@@ -256,12 +256,19 @@ describe("in a browser: the Node-RED editor, the examples and the streams", func
 </script>`),
       });
     });
-    const playlist = await fetch(`${nodeRed.base}${STREAM_PATH}/index.m3u8`);
+    // The first fragment needs ffmpeg started and a keyframe: give it a few seconds after the deploy.
+    let playlist;
+    for (const until = Date.now() + 15000; ;) {
+      playlist = await fetch(`${nodeRed.base}${STREAM_PATH}/index.m3u8`);
+      if (playlist.status === 200 || Date.now() > until) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
     assert.strictEqual(
       playlist.status,
       200,
       `${STREAM_PATH}/index.m3u8 answered ${playlist.status}: example 1 needs an ffmpeg-transcode (hls) feeding the http stream out`,
     );
+    assert.match(await playlist.text(), /^#EXTM3U/);
     await page.goto(`${nodeRed.base}/camrelay-browser-test/hls.html`);
     let first;
     try {
