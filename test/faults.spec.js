@@ -9,6 +9,12 @@ const helper = require("node-red-node-test-helper");
 const cameraSource = require("../dist/nodes/camera-source.js");
 const cameraConnect = require("../dist/nodes/camera-connect.js");
 const streamOut = require("../dist/nodes/http-stream-out.js");
+const transcode = require("../dist/nodes/ffmpeg-transcode.js");
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const { ffprobe } = require("./lib/transcode-helpers");
+const { childrenOf } = require("./lib/soak-nodered");
 const cams = require("./lib/fake-cameras");
 const h = require("./lib/stream-out-helpers");
 const { Viewer } = require("./lib/soak-viewer");
@@ -26,7 +32,7 @@ const PATH = "/faults/cam";
 describe("camera faults in a running flow", function () {
   this.timeout(pick(60000, 900000));
   const web = h.httpNodeServer();
-  const nodes = [cameraSource, cameraConnect, web.wrap(streamOut)];
+  const nodes = [cameraSource, cameraConnect, web.wrap(streamOut), transcode];
   const escaped = [];
   const onEscape = (err) => escaped.push(err);
   let cam;
@@ -56,7 +62,7 @@ describe("camera faults in a running flow", function () {
     cam = undefined;
   });
 
-  function flow(url, source = {}) {
+  function flow(url, source = {}, { extra = [], to = [], connect = {} } = {}) {
     return [
       { id: "tab", type: "tab", label: "faults" },
       {
@@ -71,7 +77,14 @@ describe("camera faults in a running flow", function () {
         maxFrameKB: 256,
         ...source,
       },
-      { id: "c1", z: "tab", type: "camera-connect", camera: "cam1", wires: [["out", "frames"], ["states"]] },
+      {
+        id: "c1",
+        z: "tab",
+        type: "camera-connect",
+        camera: "cam1",
+        wires: [["out", "frames", ...to], ["states"]],
+        ...connect,
+      },
       {
         id: "out",
         z: "tab",
@@ -83,13 +96,14 @@ describe("camera faults in a running flow", function () {
       },
       { id: "frames", z: "tab", type: "helper" },
       { id: "states", z: "tab", type: "helper" },
+      ...extra,
     ];
   }
 
   /** Loads the flow against a fresh fake camera and waits until a viewer sees the picture. */
-  async function start(camOptions = {}, source = {}) {
+  async function start(camOptions = {}, source = {}, more = {}) {
     cam = await cams.mjpegCamera({ fps: 20, ...camOptions });
-    await helper.load(nodes, flow(cam.url, source));
+    await helper.load(nodes, flow(cam.url, source, more));
     log = new SupervisionLog(helper.getNode("cam1").camera);
     frames = [];
     states = [];
@@ -306,5 +320,169 @@ describe("camera faults in a running flow", function () {
     assert.ok(placeholders > 0, "long outages showed the placeholder");
     assert.strictEqual(cam.restarts, RESTARTS);
     await assertStillRunning();
+  });
+
+  it("a recording in progress keeps what it had through drops, errors, silence and a restart", async function () {
+    this.timeout(pick(90000, 900000));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-faultrec-"));
+    try {
+      await start(
+        {},
+        {},
+        {
+          to: ["rec"],
+          extra: [
+            {
+              id: "rec",
+              z: "tab",
+              type: "ffmpeg-transcode",
+              preset: "mp4",
+              directory: dir,
+              preRoll: 0,
+              postRoll: 0,
+              duration: 0,
+              maxDuration: 300,
+              quality: 32,
+              keyframeInterval: 1,
+              encoder: "libx264",
+              wires: [["recs"]],
+            },
+            { id: "recs", z: "tab", type: "helper" },
+          ],
+        },
+      );
+      const recs = [];
+      helper.getNode("recs").on("input", (m) => recs.push(m));
+      const rec = helper.getNode("rec");
+      await wait(500);
+      rec.receive({ action: "start", topic: "alarm" });
+      await wait(2500);
+      const framesBefore = frames.length;
+      const sizes = [];
+      const file = () => fs.readdirSync(dir).find((f) => f.endsWith(".mp4"));
+      const grow = () => sizes.push(fs.statSync(path.join(dir, file())).size);
+      grow();
+      const faults = [
+        async () => {
+          cam.cutNext();
+          await log.waitFor("streaming", log.mark + 1);
+        },
+        async () => {
+          const mark = log.mark;
+          cam.failNext(500, 2);
+          cam.dropClients();
+          await log.waitFor("streaming", mark + 1, 15000);
+        },
+        async () => {
+          const mark = log.mark;
+          cam.silence(true);
+          await log.waitFor("stalled", mark, 6000);
+          cam.silence(false);
+          await log.waitFor("streaming", mark + 1, 10000);
+        },
+        async () => {
+          const mark = log.mark;
+          await cam.restart(800);
+          await log.waitFor("streaming", mark + 1, 10000);
+        },
+      ];
+      for (const fault of faults) {
+        await fault();
+        await wait(1500);
+        grow();
+      }
+      rec.receive({ action: "stop" });
+      await h.until(() => recs.length >= 1, "the recording to close", 15000);
+      for (let i = 1; i < sizes.length; i++)
+        assert.ok(sizes[i] >= sizes[i - 1], `the file only grows: ${sizes}`);
+      const files = recs.map((m) => m.recording);
+      assert.strictEqual(files.length, 1, `one recording through the faults: ${files.map((r) => r.reason)}`);
+      const probe = ffprobe(files[0].file, true);
+      const kept = Number(probe.streams[0].nb_read_frames);
+      assert.strictEqual(kept, files[0].frames, "every frame handed to ffmpeg is in the file");
+      assert.ok(kept >= framesBefore, `${kept} frames kept, ${framesBefore} came before the first fault`);
+      assert.strictEqual(files[0].reason, "stop");
+      await assertStillRunning();
+    } finally {
+      await helper.unload();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("metrics (Prometheus text) and stats messages count viewers, frames, bytes, upstream, reconnects, ffmpeg restarts", async function () {
+    this.timeout(60000);
+    await start(
+      {},
+      {},
+      {
+        to: ["live"],
+        connect: { stats: 1 },
+        extra: [
+          {
+            id: "live",
+            z: "tab",
+            type: "ffmpeg-transcode",
+            preset: "hls",
+            directory: "",
+            quality: 32,
+            keyframeInterval: 1,
+            encoder: "libx264",
+            wires: [["out"]],
+          },
+        ],
+      },
+    );
+    await h.until(async () => (await h.request(web.url(`${PATH}/index.m3u8`))).status === 200, "HLS", 15000);
+    const mark = log.mark;
+    cam.cutNext();
+    await log.waitFor("streaming", mark + 1);
+    const ffmpeg = childrenOf(process.pid).find((c) => /ffmpeg$/.test(c.cmd[0]));
+    process.kill(ffmpeg.pid, "SIGKILL");
+    await h.until(
+      () => childrenOf(process.pid).some((c) => /ffmpeg$/.test(c.cmd[0]) && c.pid !== ffmpeg.pid),
+      "ffmpeg restarted",
+      10000,
+    );
+    // The periodic stats message of camera connect counts the camera's side.
+    await h.until(
+      () => states.some((m) => m.topic === "yard/stats" && m.payload.reconnects >= 1),
+      "a stats message",
+      3000,
+    );
+    const stats = states.filter((m) => m.topic === "yard/stats").pop().payload;
+    assert.ok(stats.framesIn > 0 && stats.bytesIn > 0 && stats.state === "streaming", JSON.stringify(stats));
+    const text = (await h.request(web.url(`${PATH}/metrics`))).body.toString();
+    // Valid exposition format: HELP/TYPE comments, then `name{labels} value` samples.
+    for (const line of text.split("\n").filter(Boolean)) {
+      assert.match(
+        line,
+        /^(# (HELP|TYPE) [a-z_:][a-z0-9_:]* .+|[a-z_:][a-z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+|[a-z_:][a-z0-9_:]*(\{[^}]*\})? (NaN|\+Inf|-Inf))$/i,
+        line,
+      );
+    }
+    const value = (re) => {
+      const m = text.split("\n").find((l) => !l.startsWith("#") && re.test(l.split(/[{ ]/)[0]));
+      return m === undefined ? undefined : Number(m.split(" ").pop());
+    };
+    const wanted = {
+      viewers: /viewers$/,
+      "frames in": /frames_in/,
+      "frames out": /frames_(sent|out)/,
+      "frames skipped": /frames_skipped/,
+      bytes: /bytes/,
+      "upstream state": /upstream/,
+      reconnects: /reconnect/,
+      "ffmpeg restarts": /ffmpeg_restart/,
+    };
+    const missing = Object.entries(wanted)
+      .filter(([, re]) => value(re) === undefined)
+      .map(([name]) => name);
+    assert.deepStrictEqual(missing, [], `metrics missing from ${PATH}/metrics:\n${text}`);
+    assert.ok(
+      value(/viewers$/) >= 1 &&
+        value(/frames_in/) > 0 &&
+        value(/reconnect/) >= 1 &&
+        value(/ffmpeg_restart/) >= 1,
+    );
   });
 });
