@@ -265,6 +265,9 @@ export interface FfmpegProcessOptions {
   stderrLines?: number;
 }
 
+/** Lines ffmpeg prints at error level about things that are not errors; they would only hide the real cause. */
+const HARMLESS_STDERR = /Cannot use rename on non file protocol/;
+
 function quoteArg(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
@@ -402,20 +405,16 @@ export class FfmpegProcess extends EventEmitter {
 
   private onLine(raw: string): void {
     const line = raw.trim();
-    if (!line) return;
-    const progress = parseProgressLine(line);
-    if (progress) {
-      if (KV_LINE.test(line)) {
-        // -progress output: a block of key=value lines ending with progress=continue|end.
-        Object.assign(this.pending, progress);
-        if (line.startsWith("progress=")) this.flushProgress();
-      } else {
-        this.pending = progress;
-        this.flushProgress();
-      }
+    if (!line || HARMLESS_STDERR.test(line)) return;
+    if (KV_LINE.test(line)) {
+      // -progress output: a block of key=value lines (some, like stream_0_0_q, unused) ending with progress=.
+      Object.assign(this.pending, parseProgressLine(line));
+      if (line.startsWith("progress=")) this.flushProgress();
       return;
     }
-    if (line.startsWith("progress=")) {
+    const progress = parseProgressLine(line);
+    if (progress) {
+      this.pending = progress;
       this.flushProgress();
       return;
     }

@@ -18,6 +18,21 @@ export interface EncoderProfile {
   bitrate(kbps: number): string[];
   /** Speed/latency options; `live` asks for the lowest latency. */
   tuning(live: boolean): string[];
+  /** Options that need the output size. */
+  sized?(width: number, height: number): string[];
+}
+
+/**
+ * H.264 level for a size at up to 30 fps. Set explicitly because x264 derives it from the time base, and with
+ * the 0.1 ms time base of real frame times it would claim level 6, which some browsers refuse.
+ */
+export function h264Level(width: number, height: number): string {
+  const macroblocks = Math.ceil(width / 16) * Math.ceil(height / 16);
+  if (macroblocks <= 1620) return "3.0";
+  if (macroblocks <= 3600) return "3.1";
+  if (macroblocks <= 8192) return "4.1";
+  if (macroblocks <= 22080) return "5.0";
+  return "5.1";
 }
 
 const bitrateArgs = (kbps: number): string[] => [
@@ -38,6 +53,7 @@ export const ENCODERS: Record<string, EncoderProfile> = {
     bitrate: bitrateArgs,
     // zerolatency (no lookahead, no B-frames) also for files: a killed ffmpeg loses at most the open fragment.
     tuning: () => ["-preset", "veryfast", "-tune", "zerolatency", "-bf", "0"],
+    sized: (width, height) => ["-level:v", h264Level(width, height)],
   },
   h264_vaapi: {
     name: "h264_vaapi",
@@ -201,6 +217,7 @@ export function videoArgs(
     "-c:v",
     v.encoder.name,
     ...v.encoder.tuning(live),
+    ...(v.encoder.sized?.(width, height) ?? []),
     ...(v.bitrate > 0 ? v.encoder.bitrate(Math.round(v.bitrate)) : v.encoder.quality(Math.round(v.quality))),
     "-force_key_frames",
     `expr:gte(t,n_forced*${k})`,
@@ -242,6 +259,7 @@ export function fmp4PipeArgs(hlsDirectory?: string, segmentSeconds = 1): string[
     "f=hls",
     `hls_time=${segmentSeconds}`,
     "hls_list_size=6",
+    "bsfs/v=h264_mp4toannexb",
     "hls_flags=delete_segments+independent_segments+program_date_time",
     // Segment numbers from the clock: a restarted ffmpeg never reuses a name a CDN may have cached.
     "hls_start_number_source=epoch",
@@ -249,6 +267,9 @@ export function fmp4PipeArgs(hlsDirectory?: string, segmentSeconds = 1): string[
     "onfail=ignore",
   ].join(":");
   return [
+    // tee does not ask the encoder for global headers; MP4 needs them (avcC), TS gets them back from the bsf.
+    "-flags",
+    "+global_header",
     "-flush_packets",
     "1",
     "-f",

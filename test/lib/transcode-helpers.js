@@ -43,12 +43,15 @@ function freePort() {
   });
 }
 
-/** pids of running processes whose command line contains `needle` (from /proc). */
+/** pids of this process's children whose command line contains `needle` (from /proc). */
 function processesMatching(needle) {
   const pids = [];
   for (const entry of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid !== process.pid) continue;
       const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").replace(/\0/g, " ");
       if (cmd.includes(needle)) pids.push(Number(entry));
     } catch {
@@ -63,6 +66,28 @@ function ffprobe(file, countFrames = false) {
   const args = ["-v", "error", "-print_format", "json", "-show_format", "-show_streams"];
   if (countFrames) args.push("-count_frames");
   return JSON.parse(execFileSync(FFPROBE, [...args, file], { encoding: "utf8" }));
+}
+
+/**
+ * Reads a file or playlist with the bundled ffmpeg (decoding every frame): { codec, frames, width, height }.
+ * For MPEG-TS (HLS segments): the bundled ffprobe build crashes (SIGSEGV) on any MPEG-TS input.
+ * A live playlist must be finished (#EXT-X-ENDLIST) first.
+ */
+function ffmpegRead(input) {
+  const { spawnSync } = require("child_process");
+  const r = spawnSync(FFMPEG, ["-hide_banner", "-i", input, "-map", "0:v:0", "-f", "null", "-"], {
+    encoding: "utf8",
+    timeout: 20000, // a live playlist (no ENDLIST) would be followed forever
+  });
+  if (r.status !== 0) throw new Error(`ffmpeg could not read ${input}: ${r.stderr.slice(-500)}`);
+  const video = /Stream #\S+.*?: Video: (\w+).*?, (\d+)x(\d+)/.exec(r.stderr);
+  const frames = [...r.stderr.matchAll(/frame=\s*(\d+)/g)].pop();
+  return {
+    codec: video?.[1],
+    width: Number(video?.[2]),
+    height: Number(video?.[3]),
+    frames: frames ? Number(frames[1]) : 0,
+  };
 }
 
 /** JPEG frames of the lavfi test source, made once by the bundled ffmpeg. */
@@ -101,5 +126,6 @@ module.exports = {
   freePort,
   processesMatching,
   ffprobe,
+  ffmpegRead,
   testJpegs,
 };
