@@ -187,32 +187,37 @@ export = (RED: NodeAPI) => {
       this.error(redact((err as Error).message));
     }
 
-    const liveOutput = (encoder: EncoderProfile): ((width: number, height: number) => LiveOutput) => {
+    const liveOutput = (
+      encoder: EncoderProfile,
+    ): ((width: number, height: number, fps: number) => LiveOutput) => {
       const video: VideoSettings = { ...videoBase, encoder };
-      const encode = (w: number, h: number) => [...inputArgs(encoder), ...videoArgs(video, w, h, true)];
+      const encode = (w: number, h: number, fps: number) => [
+        ...inputArgs(encoder),
+        ...videoArgs(video, w, h, true, fps),
+      ];
       switch (preset) {
         case "hls":
         case "fmp4": {
           const hlsDir = preset === "hls" && directory ? directory : undefined;
-          return (w, h) => {
+          return (w, h, fps) => {
             if (hlsDir) ensureWritableDirectory(hlsDir);
             return {
-              args: [...encode(w, h), ...fmp4PipeArgs(hlsDir, videoBase.keyframeInterval)],
+              args: [...encode(w, h, fps), ...fmp4PipeArgs(hlsDir, videoBase.keyframeInterval)],
               stdout: "fmp4",
             };
           };
         }
         case "flv":
-          return (w, h) => {
+          return (w, h, fps) => {
             const target = (config.url ?? "").trim()
               ? urlWithCredentials(config.url.trim(), user, password)
               : uniqueFlv();
-            return { args: [...encode(w, h), ...flvArgs(target)], stdout: "none" };
+            return { args: [...encode(w, h, fps), ...flvArgs(target)], stdout: "none" };
           };
         case "push":
-          return (w, h) => ({
+          return (w, h, fps) => ({
             args: [
-              ...encode(w, h),
+              ...encode(w, h, fps),
               ...pushArgs(urlWithCredentials((config.url ?? "").trim(), user, password)),
             ],
             stdout: "none",

@@ -198,6 +198,22 @@ describe("transcode core", function () {
     assert.ok(Number(ffprobe(recordings[1].file).format.duration) > 1);
   });
 
+  it("honours a bitrate (x264 is told the camera's real frame rate, not the time base's)", async function () {
+    const big = testJpegs(30, "640x480", 3);
+    const recorder = makeRecorder({ preRollSec: 0, video: video({ bitrate: 400 }) });
+    const done = nextRecording(recorder);
+    const times = jitteredTimes(0, 12000, 10, 9);
+    for (let i = 0; i < times.length; i++) {
+      if (i === 5) recorder.start({ time: times[i], duration: 10 });
+      recorder.push({ data: big[i % big.length], time: times[i], width: 640, height: 480, camera: "c" });
+      await recorder.drained();
+    }
+    const info = await done;
+    await recorder.close();
+    const kbps = (info.bytes * 8) / info.duration / 1000;
+    assert.ok(kbps > 300 && kbps < 520, `${kbps.toFixed(0)} kb/s for a 400 kb/s setting`);
+  });
+
   it("confines msg.filename to the directory", function () {
     const dir = path.join(tmp, "rec");
     assert.strictEqual(confineFilename(dir, "garage/clip"), path.join(dir, "garage", "clip.mp4"));

@@ -5,7 +5,7 @@ import type { FfmpegProgress } from "./ffmpeg";
 import type { Frame } from "./frame";
 import { PreRollBuffer } from "./preroll";
 import { RetentionSweeper, SIDECAR_MARK } from "./retention";
-import { inputArgs, mp4FileArgs, videoArgs, type VideoSettings } from "./transcode-args";
+import { estimateFps, inputArgs, mp4FileArgs, videoArgs, type VideoSettings } from "./transcode-args";
 import { TranscodeSession } from "./transcode-session";
 import { Backoff } from "./transcode-live";
 
@@ -306,7 +306,13 @@ export class Recorder extends EventEmitter {
     const height = frame.height || 480;
     const args = [
       ...inputArgs(this.opts.video.encoder),
-      ...videoArgs(this.opts.video, width, height, false),
+      ...videoArgs(
+        this.opts.video,
+        width,
+        height,
+        false,
+        estimateFps(this.preRoll.since().map((f) => f.time)),
+      ),
       ...mp4FileArgs(active.file),
     ];
     const session = new TranscodeSession({

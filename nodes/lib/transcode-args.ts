@@ -18,8 +18,8 @@ export interface EncoderProfile {
   bitrate(kbps: number): string[];
   /** Speed/latency options; `live` asks for the lowest latency. */
   tuning(live: boolean): string[];
-  /** Options that need the output size. */
-  sized?(width: number, height: number): string[];
+  /** Options that need the output size and the camera's frame rate. */
+  stream?(width: number, height: number, fps: number): string[];
 }
 
 /**
@@ -53,7 +53,9 @@ export const ENCODERS: Record<string, EncoderProfile> = {
     bitrate: bitrateArgs,
     // zerolatency (no lookahead, no B-frames) also for files: a killed ffmpeg loses at most the open fragment.
     tuning: () => ["-preset", "veryfast", "-tune", "zerolatency", "-bf", "0"],
-    sized: (width, height) => ["-level:v", h264Level(width, height)],
+    // x264's rate control and VBV take the frame rate from the 0.1 ms time base (10000 fps) and starve every
+    // frame of bits (6 kb/s instead of 800) unless told the real rate.
+    stream: (width, height, fps) => ["-level:v", h264Level(width, height), "-x264-params", `fps=${fps}`],
   },
   h264_vaapi: {
     name: "h264_vaapi",
@@ -172,6 +174,16 @@ export function parseSize(text: string | undefined): { width: number; height: nu
 
 const even = (n: number): number => Math.max(2, Math.floor(n / 2) * 2);
 
+/** Frame rate assumed before any has been measured. */
+export const DEFAULT_FPS = 10;
+
+/** Frames per second of a run of receive times, or DEFAULT_FPS when too few to tell. */
+export function estimateFps(times: readonly number[]): number {
+  if (times.length < 3) return DEFAULT_FPS;
+  const span = times[times.length - 1] - times[0];
+  return span >= 300 ? ((times.length - 1) * 1000) / span : DEFAULT_FPS;
+}
+
 /**
  * Input: our Matroska stream on stdin (see transcode-mkv.ts for why), read without probing delays.
  * Not `-fflags +nobuffer`: with it ffmpeg 4.x drops frames from a pipe.
@@ -204,6 +216,7 @@ export function videoArgs(
   inputWidth: number,
   inputHeight: number,
   live: boolean,
+  fps = DEFAULT_FPS,
 ): string[] {
   const width = even(v.width ?? inputWidth);
   const height = even(v.height ?? inputHeight);
@@ -217,7 +230,7 @@ export function videoArgs(
     "-c:v",
     v.encoder.name,
     ...v.encoder.tuning(live),
-    ...(v.encoder.sized?.(width, height) ?? []),
+    ...(v.encoder.stream?.(width, height, Math.round(Math.min(60, Math.max(1, fps)) * 100) / 100) ?? []),
     ...(v.bitrate > 0 ? v.encoder.bitrate(Math.round(v.bitrate)) : v.encoder.quality(Math.round(v.quality))),
     "-force_key_frames",
     `expr:gte(t,n_forced*${k})`,

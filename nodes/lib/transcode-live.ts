@@ -3,6 +3,7 @@ import type { FfmpegProgress } from "./ffmpeg";
 import type { Frame } from "./frame";
 import type { Mp4Info } from "./hls-playlist";
 import type { Mp4InitInfo } from "./mp4-fragments";
+import { estimateFps } from "./transcode-args";
 import { TranscodeSession, type SessionFragment } from "./transcode-session";
 
 /** Restart delays: 1 s doubling to 30 s; reset after a run that went well. */
@@ -37,8 +38,8 @@ export interface LiveOutput {
 
 export interface LiveTranscoderOptions {
   ffmpegPath: string;
-  /** Builds the full argument list for frames of this size (called at each (re)start). */
-  output: (width: number, height: number) => LiveOutput;
+  /** Builds the full argument list for frames of this size and rate (called at each (re)start). */
+  output: (width: number, height: number, fps: number) => LiveOutput;
   secrets?: (string | undefined)[];
   /** Stop ffmpeg when no frame came for this long; it starts again with the next frame. */
   idleMs?: number;
@@ -65,6 +66,7 @@ export class LiveTranscoder extends EventEmitter {
   private idleTimer?: NodeJS.Timeout;
   private lastFrameAt = 0;
   private latest?: Frame;
+  private readonly recentTimes: number[] = [];
   private init?: { codec: string; width: number; height: number };
   private seq = 0;
   private paused = false;
@@ -86,6 +88,8 @@ export class LiveTranscoder extends EventEmitter {
     if (this.closed) return;
     this.lastFrameAt = Date.now();
     this.latest = frame;
+    this.recentTimes.push(frame.time);
+    if (this.recentTimes.length > 50) this.recentTimes.shift();
     if (this.paused) return;
     if (!this.session) {
       if (Date.now() < this.retryUntil) {
@@ -117,7 +121,7 @@ export class LiveTranscoder extends EventEmitter {
     const height = frame.height || 480;
     let output: LiveOutput;
     try {
-      output = this.opts.output(width, height);
+      output = this.opts.output(width, height, estimateFps(this.recentTimes));
     } catch (err) {
       this.emit("failure", (err as Error).message);
       this.scheduleRetry();
