@@ -294,7 +294,7 @@ describe("camera faults in a running flow", function () {
     await assertStillRunning();
   });
 
-  const RESTARTS = pick(20, 100);
+  const RESTARTS = pick(12, 100);
   it(`restarts ${RESTARTS} times in a row: back within the schedule after each, the viewer stays`, async function () {
     this.timeout(pick(120000, 900000));
     await start();
