@@ -67,7 +67,8 @@ function rssOf(pid) {
 
 function request(base, method, urlPath, { body, headers = {}, auth } = {}) {
   return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.from(typeof body === "string" ? body : JSON.stringify(body));
+    const data =
+      body === undefined ? undefined : Buffer.from(typeof body === "string" ? body : JSON.stringify(body));
     const h = { ...headers };
     if (data) {
       h["Content-Type"] ??= "application/json";
@@ -77,7 +78,9 @@ function request(base, method, urlPath, { body, headers = {}, auth } = {}) {
     const req = http.request(`${base}${urlPath}`, { method, headers: h, agent: false }, (res) => {
       const chunks = [];
       res.on("data", (d) => chunks.push(d));
-      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on("end", () =>
+        resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
       res.on("error", reject);
     });
     req.setTimeout(30000, () => req.destroy(new Error(`${method} ${urlPath} timed out`)));
@@ -115,7 +118,15 @@ async function startNodeRed({ settings = {}, admin, env = {} } = {}) {
   fs.writeFileSync(settingsFile, `module.exports = ${JSON.stringify(all, null, 2)};\n`);
   const child = spawn(
     process.execPath,
-    [require.resolve("node-red/red.js"), "--userDir", userDir, "--settings", settingsFile, "--port", String(port)],
+    [
+      require.resolve("node-red/red.js"),
+      "--userDir",
+      userDir,
+      "--settings",
+      settingsFile,
+      "--port",
+      String(port),
+    ],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } },
   );
   const nr = {
@@ -146,10 +157,19 @@ async function startNodeRed({ settings = {}, admin, env = {} } = {}) {
   nr.started = (n = 1) =>
     nr.until(() => (nr.output.match(/Started flows/g) || []).length >= n, `flows started (${n})`, 30000);
   nr.request = (method, urlPath, opts = {}) =>
-    request(nr.base, method, urlPath, { ...opts, auth: opts.auth ?? (nr.token ? `Bearer ${nr.token}` : undefined) });
+    request(nr.base, method, urlPath, {
+      ...opts,
+      auth: opts.auth ?? (nr.token ? `Bearer ${nr.token}` : undefined),
+    });
   nr.login = async () => {
     const r = await request(nr.base, "POST", "/auth/token", {
-      body: { client_id: "node-red-admin", grant_type: "password", scope: "*", username: admin.user, password: admin.password },
+      body: {
+        client_id: "node-red-admin",
+        grant_type: "password",
+        scope: "*",
+        username: admin.user,
+        password: admin.password,
+      },
     });
     if (r.status !== 200) throw new Error(`admin login failed: ${r.status} ${r.body}`);
     nr.token = JSON.parse(r.body).access_token;
@@ -157,7 +177,10 @@ async function startNodeRed({ settings = {}, admin, env = {} } = {}) {
   let deploys = 1;
   /** Deploys flows (credentials inside nodes, as the editor sends them) and waits until they started. */
   nr.deploy = async (flows, type = "full") => {
-    const r = await nr.request("POST", "/flows", { body: flows, headers: { "Node-RED-Deployment-Type": type } });
+    const r = await nr.request("POST", "/flows", {
+      body: flows,
+      headers: { "Node-RED-Deployment-Type": type },
+    });
     if (r.status !== 204 && r.status !== 200) throw new Error(`deploy failed: ${r.status} ${r.body}`);
     deploys++;
     await nr.started(deploys);
