@@ -257,7 +257,8 @@ export class Recorder extends EventEmitter {
       active.endTime = end;
       active.endReason = "stop";
     }
-    if (active.endTime <= this.latestTime) this.closeActive(active.endReason, active.endTime);
+    // `time` is now on the frame clock: with no post-roll left the file can be closed at once.
+    if (active.endTime <= Math.max(this.latestTime, time)) this.closeActive(active.endReason, active.endTime);
   }
 
   push(frame: Frame): void {

@@ -117,7 +117,93 @@ function testJpegs(count, size = "320x240", quality = 5) {
   return frames;
 }
 
+/** The nginx binary and its RTMP module (Debian: nginx + libnginx-mod-rtmp), or why they cannot be used. */
+function findNginxRtmp() {
+  const bins = (process.env.PATH || "").split(path.delimiter).concat(["/usr/sbin", "/usr/local/sbin"]);
+  const nginx = bins.map((d) => path.join(d, "nginx")).find((f) => fs.existsSync(f));
+  const module_ = ["/usr/lib/nginx/modules", "/usr/share/nginx/modules", "/usr/lib64/nginx/modules"]
+    .map((d) => path.join(d, "ngx_rtmp_module.so"))
+    .find((f) => fs.existsSync(f));
+  if (!nginx) return { missing: "nginx is not installed (apt-get install nginx libnginx-mod-rtmp)" };
+  if (!module_) return { missing: "the nginx RTMP module is missing (apt-get install libnginx-mod-rtmp)" };
+  return { nginx, module: module_ };
+}
+
+/**
+ * Starts nginx in the foreground as our child: an RTMP server (`application live`, live on) and an HTTP server
+ * with /stat (rtmp_stat). Returns { rtmpPort, httpPort, restart(), stop() }; stop() kills it.
+ */
+async function startNginxRtmp(dir) {
+  const found = findNginxRtmp();
+  if (found.missing) throw new Error(found.missing);
+  const { spawn } = require("child_process");
+  const rtmpPort = await freePort();
+  const httpPort = await freePort();
+  const conf = path.join(dir, "nginx.conf");
+  fs.writeFileSync(
+    conf,
+    [
+      `load_module ${found.module};`,
+      "daemon off;",
+      "master_process off;",
+      "worker_processes 1;",
+      `error_log ${dir}/error.log warn;`,
+      `pid ${dir}/nginx.pid;`,
+      "events { worker_connections 64; }",
+      `rtmp { server { listen 127.0.0.1:${rtmpPort}; application live { live on; record off; } } }`,
+      "http {",
+      "  access_log off;",
+      ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((t) => `  ${t}_temp_path ${dir}/${t};`),
+      `  server { listen 127.0.0.1:${httpPort}; location /stat { rtmp_stat all; } }`,
+      "}",
+    ].join("\n"),
+  );
+  let proc;
+  const server = {
+    rtmpPort,
+    httpPort,
+    async restart() {
+      proc = spawn(found.nginx, ["-p", dir, "-c", conf], { stdio: ["ignore", "ignore", "inherit"] });
+      const until = Date.now() + 5000;
+      while (!(await server.stat()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    },
+    async stop() {
+      const p = proc;
+      proc = undefined;
+      if (!p || p.exitCode !== null) return;
+      p.kill("SIGKILL");
+      await waitGone(p.pid, 5000);
+    },
+    /** The rtmp_stat XML, or "" while nginx is down. */
+    stat() {
+      return new Promise((resolve) => {
+        require("http")
+          .get(`http://127.0.0.1:${httpPort}/stat`, (res) => {
+            let body = "";
+            res.setEncoding("utf8");
+            res.on("data", (d) => (body += d));
+            res.on("end", () => resolve(body));
+          })
+          .on("error", () => resolve(""));
+      });
+    },
+    /** Resolves true once nginx reports `key` as published, false after `ms`. */
+    async publishing(key, ms) {
+      const until = Date.now() + ms;
+      while (Date.now() < until) {
+        if (new RegExp(`<name>${key}</name>[\\s\\S]*?<publishing/>`).test(await server.stat())) return true;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      return false;
+    },
+  };
+  await server.restart();
+  return server;
+}
+
 module.exports = {
+  findNginxRtmp,
+  startNginxRtmp,
   FFMPEG,
   FFPROBE,
   alive,
