@@ -200,9 +200,18 @@ export = (RED: NodeAPI) => {
         case "fmp4": {
           const hlsDir = preset === "hls" && directory ? directory : undefined;
           return (w, h, fps) => {
-            if (hlsDir) ensureWritableDirectory(hlsDir);
+            let dir = hlsDir;
+            if (dir) {
+              try {
+                ensureWritableDirectory(dir);
+              } catch (err) {
+                // The live fMP4 output does not need the directory: keep it running and say why HLS files are missing.
+                failure((err as Error).message);
+                dir = undefined;
+              }
+            }
             return {
-              args: [...encode(w, h, fps), ...fmp4PipeArgs(hlsDir, videoBase.keyframeInterval)],
+              args: [...encode(w, h, fps), ...fmp4PipeArgs(dir, videoBase.keyframeInterval)],
               stdout: "fmp4",
             };
           };

@@ -235,6 +235,19 @@ describe("transcode core", function () {
     assert.throws(() => recorder.start({ time: T0, filename: "../escape" }), /refused: it contains \.\./);
     assert.ok(!fs.existsSync(path.join(tmp, "escape.mp4")));
     assert.strictEqual(recorder.recording, false);
+    // a symlinked folder inside the directory does not lead out of it either
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-outside-"));
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+      fs.symlinkSync(outside, path.join(dir, "link"));
+      assert.throws(
+        () => recorder.start({ time: T0, filename: "link/deeper/x" }),
+        /leads outside the recording directory/,
+      );
+      assert.deepStrictEqual(fs.readdirSync(outside), []);
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+    }
     assert.strictEqual(sanitizeCameraName("Front door / cam#1"), "Front_door_cam_1");
     assert.strictEqual(sanitizeCameraName("../.."), "camera");
   });

@@ -146,6 +146,18 @@ describe("ffmpeg-transcode node: live presets", function () {
     assert.ok(hls.frames >= 10, `${hls.frames} frames in the playlist`);
   });
 
+  it("hls: an unwritable directory is reported and the live fMP4 output keeps running", async function () {
+    const file = path.join(tmp, "plain-file");
+    fs.writeFileSync(file, "");
+    const { tc, messages } = await load({ preset: "hls", directory: path.join(file, "hls") });
+    const errors = [];
+    tc.on("call:error", (c) => errors.push(String(c.args[0])));
+    feeder = startFeeding(tc);
+    await until(() => messages.length >= 2, 10000, "init and a fragment");
+    assert.match(errors[0], /directory ".*plain-file\/hls" is not writable: ENOTDIR/);
+    assert.strictEqual(messages[0].mp4.type, "init");
+  });
+
   it("fmp4: the stream starts with an init segment and a keyframe, at the configured size", async function () {
     const { tc, messages } = await load({ preset: "fmp4", size: "160x120" });
     feeder = startFeeding(tc);

@@ -221,7 +221,19 @@ export class Recorder extends EventEmitter {
       return { file: active.file, extended: true };
     }
     ensureWritableDirectory(this.opts.directory);
-    if (requested) ensureWritableDirectory(path.dirname(requested));
+    if (requested) {
+      // A symlinked folder inside the directory must not lead outside it: check before creating anything.
+      let existing = path.dirname(requested);
+      while (!fs.existsSync(existing)) existing = path.dirname(existing);
+      const root = fs.realpathSync(this.opts.directory);
+      const real = fs.realpathSync(existing);
+      if (real !== root && !real.startsWith(root + path.sep)) {
+        throw new RecorderError(
+          `msg.filename "${String(req.filename).slice(0, 80)}" refused: it leads outside the recording directory`,
+        );
+      }
+      ensureWritableDirectory(path.dirname(requested));
+    }
     const from = req.time - this.opts.preRollSec * 1000;
     const first = this.preRoll.since(from);
     // The frame on screen at the clip's start time begins the clip, stamped with that time.
