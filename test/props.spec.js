@@ -11,6 +11,9 @@ const { parseWebViewBody, webViewStatus } = require("../dist/nodes/lib/sources/c
 const { parseHostPort } = require("../dist/nodes/lib/sources/canon-vb-source");
 const { parseAuthParams } = require("../dist/nodes/lib/http-client");
 const { parseProgressLine, redactCredentials } = require("../dist/nodes/lib/ffmpeg");
+const { Mp4FragmentSplitter } = require("../dist/nodes/lib/mp4-fragments");
+const { mp4InfoFromMessage } = require("../dist/nodes/lib/hls-playlist");
+const { makeFmp4 } = require("./lib/stream-out-helpers");
 const { makeFrames } = require("./lib/fake-cameras");
 const { pick, memoryAfterGc, MB } = require("./lib/soak-env");
 
@@ -602,6 +605,72 @@ describe("properties: ffmpeg progress lines", function () {
       "overlong lines are ignored",
     );
     assert.strictEqual(parseProgressLine(undefined), undefined);
+  });
+});
+
+// ---- ffmpeg's fMP4 output, and fMP4 messages ---------------------------------------------------------
+
+describe("properties: fMP4 splitting (ffmpeg stdout) and msg.mp4", function () {
+  this.timeout(pick(60000, 900000));
+  let fmp4;
+  before(async () => {
+    fmp4 = await makeFmp4({ seconds: 3 });
+  });
+
+  it("Mp4FragmentSplitter gives back init and every fragment whole, for any read sizes", () => {
+    fc.assert(
+      fc.property(cuts, (sizes) => {
+        const got = [];
+        const splitter = new Mp4FragmentSplitter({
+          init: (data) => got.push(data),
+          fragment: (data, info) => {
+            assert.ok(
+              Number.isFinite(info.startSec) && Number.isFinite(info.durationSec) && info.samples > 0,
+            );
+            got.push(data);
+          },
+        });
+        for (const piece of pieces(fmp4.all, sizes)) splitter.push(piece);
+        assert.deepStrictEqual(got, [fmp4.init, ...fmp4.fragments]);
+      }),
+      runs(200),
+    );
+  });
+
+  it("Mp4FragmentSplitter never throws on damaged output and reports what it gives up on", () => {
+    fc.assert(
+      fc.property(fc.array(mutation, { minLength: 1, maxLength: 8 }), cuts, (mutations, sizes) => {
+        const problems = [];
+        const splitter = new Mp4FragmentSplitter({
+          init: (data, info) => assert.ok(Buffer.isBuffer(data) && typeof info.codec === "string"),
+          fragment: (data, info) => {
+            assert.ok(Buffer.isBuffer(data));
+            for (const v of [info.startSec, info.durationSec, info.samples])
+              assert.strictEqual(typeof v, "number");
+          },
+          problem: (message) => problems.push(message),
+        });
+        for (const piece of pieces(mutate(fmp4.all, mutations), sizes)) splitter.push(piece);
+        for (const p of problems) assert.strictEqual(typeof p, "string");
+      }),
+      runs(1500),
+    );
+  });
+
+  it("mp4InfoFromMessage reads any msg.mp4 into finite numbers or nothing", () => {
+    fc.assert(
+      fc.property(fc.anything(), fc.constantFrom("init", "fragment", "other"), (value, type) => {
+        for (const v of [value, { ...(typeof value === "object" && value ? value : {}), type }]) {
+          const info = mp4InfoFromMessage(v);
+          if (info === undefined) continue;
+          assert.ok(info.type === "init" || info.type === "fragment");
+          for (const k of ["seq", "duration", "time", "width", "height"])
+            assert.ok(Number.isFinite(info[k]), k);
+          assert.strictEqual(typeof info.codec, "string");
+        }
+      }),
+      runs(1000),
+    );
   });
 });
 
