@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from "http";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from "node-red";
 import { frameFromMessage } from "./lib/frame";
 import { mp4InfoFromMessage } from "./lib/hls-playlist";
-import { StreamServer } from "./lib/stream-server";
+import { StreamServer, type MetricRow } from "./lib/stream-server";
+import type { CameraSourceNode } from "./shared";
 
 interface HttpStreamOutDef extends NodeDef {
   path: string;
@@ -62,6 +63,35 @@ function corsFromSettings(setting: unknown): string | string[] {
 }
 
 export = (RED: NodeAPI) => {
+  /** The camera's own counters, from the camera-source whose name the frames carry (if there is one). */
+  function cameraMetrics(name: string): MetricRow[] {
+    if (!name) return [];
+    let source: CameraSourceNode | undefined;
+    RED.nodes.eachNode((def) => {
+      if (source || def.type !== "camera-source") return;
+      const n = RED.nodes.getNode(def.id) as CameraSourceNode | null;
+      if (n?.camera?.name === name) source = n;
+    });
+    if (!source) return [];
+    const labels = { camera: name };
+    return [
+      {
+        name: "camrelay_camera_reconnects_total",
+        type: "counter",
+        help: "Reconnects of the camera feeding this stream.",
+        value: source.camera.stats.reconnects,
+        labels,
+      },
+      {
+        name: "camrelay_camera_up",
+        type: "gauge",
+        help: "1 while the camera is streaming.",
+        value: source.camera.state.state === "streaming" ? 1 : 0,
+        labels,
+      },
+    ];
+  }
+
   function HttpStreamOut(this: Node<HttpStreamOutCredentials>, config: HttpStreamOutDef) {
     RED.nodes.createNode(this, config);
     const app = (RED as unknown as { httpNode?: HttpApp }).httpNode;
@@ -123,7 +153,7 @@ export = (RED: NodeAPI) => {
       statusTimer ??= setTimeout(showStatus, 500);
     };
 
-    const server = new StreamServer({
+    const server: StreamServer = new StreamServer({
       path: path ?? "/",
       title: config.name || path,
       maxClients: num(config.maxClients, 0),
@@ -144,6 +174,7 @@ export = (RED: NodeAPI) => {
         scheduleStatus();
       },
       onChange: scheduleStatus,
+      extraMetrics: (): MetricRow[] => cameraMetrics(server.cameraName),
     });
 
     let handler: Middleware | undefined;

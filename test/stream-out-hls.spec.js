@@ -151,6 +151,12 @@ describe("http-stream-out with fMP4 input", function () {
     const pl = (await h.request(web.url("/cam/index.m3u8"))).body.toString();
     assert.match(pl, /seg-2\.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="init\.mp4\?v=2"\n/);
     assert.strictEqual((await h.request(web.url("/cam/init.mp4?v=1"))).status, 200, "still referenced");
+    const metrics = (await h.request(web.url("/cam/metrics"))).body.toString();
+    assert.match(
+      metrics,
+      /^camrelay_ffmpeg_restarts_total\{path="\/cam"\} 1$/m,
+      "the new init counts as a restart",
+    );
     let i = 1;
     const feeder = setInterval(() => sendFragment(n, i++), 150);
     try {

@@ -324,6 +324,7 @@ describe("http-stream-out node", function () {
     assert.match(m, /^camrelay_viewers\{path="\/camera\/front"\} 1$/m);
     assert.match(m, /^camrelay_frames_in_total\{path="\/camera\/front"\} 4$/m);
     assert.match(m, /^camrelay_frames_sent_total\{path="\/camera\/front"\} 3$/m);
+    assert.match(m, /^camrelay_upstream_up\{path="\/camera\/front"\} 1$/m);
     for (const name of ["frames_skipped_total", "bytes_out_total", "viewers_dropped_total"]) {
       assert.match(m, new RegExp(`^# TYPE camrelay_${name} counter$`, "m"));
     }

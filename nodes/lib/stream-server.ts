@@ -50,11 +50,22 @@ export interface StreamServerOptions {
     viewer: { address: string; kind: ViewerKind },
     count: number,
   ) => void;
+  /** More samples for `<path>/metrics` (e.g. the camera's reconnects, which only the node can find). */
+  extraMetrics?: () => MetricRow[];
   /** Something a status line shows has changed (called at most once per tick plus on events). */
   onChange?: () => void;
 }
 
 export type Upstream = "live" | "offline";
+
+/** One sample for `<path>/metrics`; the `path` label is added. */
+export interface MetricRow {
+  name: string;
+  type: "gauge" | "counter";
+  help: string;
+  value: number;
+  labels?: Record<string, string>;
+}
 
 export interface StreamStats {
   path: string;
@@ -72,7 +83,7 @@ export interface StreamStats {
   maxKbps: number;
   pendingFrames: number;
   viewers: ViewerInfo[];
-  fmp4: { init: boolean; segments: number; bytes: number; mediaSequence: number | null };
+  fmp4: { init: boolean; segments: number; bytes: number; mediaSequence: number | null; restarts: number };
 }
 
 interface Placeholder {
@@ -175,6 +186,7 @@ export class StreamServer {
   private readonly renderPlaceholder: (card: PlaceholderCard) => Buffer;
   private readonly onViewer: StreamServerOptions["onViewer"];
   private readonly onChange: StreamServerOptions["onChange"];
+  private readonly extraMetrics: StreamServerOptions["extraMetrics"];
 
   private readonly totals: StreamTotals = { framesSent: 0, framesSkipped: 0, bytesOut: 0 };
   private readonly mjpeg = new Set<StreamViewer>();
@@ -187,6 +199,8 @@ export class StreamServer {
 
   private framesIn = 0;
   private viewersDropped = 0;
+  /** Inits that replaced an earlier one: the encoder feeding this stream restarted. */
+  private encoderRestarts = 0;
   private lastFrame: Frame | undefined;
   private lastPart: Buffer | undefined;
   private lastFrameAt = 0;
@@ -221,6 +235,7 @@ export class StreamServer {
       ((card) => renderCard({ width: card.width, height: card.height, lines: card.lines, time: card.time }));
     this.onViewer = options.onViewer;
     this.onChange = options.onChange;
+    this.extraMetrics = options.extraMetrics;
     this.fmp4 = new Fmp4Store({ maxSegments: options.maxSegments, maxBytes: options.maxSegmentBytes });
     this.timer = setInterval(() => this.tick(), options.tickMs ?? 250);
     this.timer.unref();
@@ -228,6 +243,11 @@ export class StreamServer {
 
   get viewerCount(): number {
     return this.mjpeg.size + this.mp4.size + this.hls.size;
+  }
+
+  /** The camera name the frames carry (empty until one says). */
+  get cameraName(): string {
+    return this.camera;
   }
 
   get upstream(): Upstream {
@@ -283,6 +303,7 @@ export class StreamServer {
     if (this.closed) return;
     if (info.type === "init") {
       const replaced = this.fmp4.init !== undefined;
+      if (replaced) this.encoderRestarts++;
       this.fmp4.pushInit(data, info);
       this.lastFragmentTime = undefined;
       // A progressive MP4 cannot switch init mid-stream: end it, the player reconnects to the new one.
@@ -685,34 +706,55 @@ export class StreamServer {
         segments: this.fmp4.segments.length,
         bytes: this.fmp4.byteLength,
         mediaSequence: latest ? latest.seq : null,
+        restarts: this.encoderRestarts,
       },
     };
   }
 
   metrics(): string {
-    const label = `{path="${promLabel(this.path)}"}`;
-    const rows: [string, string, string, number][] = [
-      ["camrelay_viewers", "gauge", "Viewers connected now.", this.viewerCount],
-      ["camrelay_frames_in_total", "counter", "Frames received from the flow.", this.framesIn],
-      [
+    const m = (name: string, type: MetricRow["type"], help: string, value: number): MetricRow => ({
+      name,
+      type,
+      help,
+      value,
+    });
+    const rows: MetricRow[] = [
+      m("camrelay_viewers", "gauge", "Viewers connected now.", this.viewerCount),
+      m(
+        "camrelay_upstream_up",
+        "gauge",
+        "1 while frames arrive, 0 while the placeholder shows.",
+        this.offline ? 0 : 1,
+      ),
+      m("camrelay_frames_in_total", "counter", "Frames received from the flow.", this.framesIn),
+      m(
         "camrelay_frames_sent_total",
         "counter",
-        "Frames (or fMP4 fragments) written to viewers.",
+        "Frames (or fMP4 parts) written to viewers.",
         this.totals.framesSent,
-      ],
-      [
+      ),
+      m(
         "camrelay_frames_skipped_total",
         "counter",
         "Frames skipped for slow or capped viewers.",
         this.totals.framesSkipped,
-      ],
-      ["camrelay_bytes_out_total", "counter", "Bytes written to viewers.", this.totals.bytesOut],
-      ["camrelay_viewers_dropped_total", "counter", "Viewers dropped for not reading.", this.viewersDropped],
+      ),
+      m("camrelay_bytes_out_total", "counter", "Bytes written to viewers.", this.totals.bytesOut),
+      m("camrelay_viewers_dropped_total", "counter", "Viewers dropped for not reading.", this.viewersDropped),
+      m(
+        "camrelay_ffmpeg_restarts_total",
+        "counter",
+        "New fMP4 init segments after the first one.",
+        this.encoderRestarts,
+      ),
+      ...(this.extraMetrics?.() ?? []),
     ];
+    const path = `path="${promLabel(this.path)}"`;
     return rows
-      .map(
-        ([name, type, help, v]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name}${label} ${v}\n`,
-      )
+      .map((r) => {
+        const labels = [path, ...Object.entries(r.labels ?? {}).map(([k, v]) => `${k}="${promLabel(v)}"`)];
+        return `# HELP ${r.name} ${r.help}\n# TYPE ${r.name} ${r.type}\n${r.name}{${labels.join(",")}} ${r.value}\n`;
+      })
       .join("");
   }
 
