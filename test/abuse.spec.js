@@ -78,12 +78,10 @@ describe("viewer abuse", function () {
 
   const status = async () => JSON.parse((await h.request(web.url(`${PATH}/status.json`))).body);
 
-  it(`survives ${pick(2000, 20000)} connects and disconnects in a burst, then counts zero viewers`, async () => {
+  it(`survives ${pick(2000, 20000)} connects and disconnects in a burst (twice), then counts zero viewers`, async () => {
     const out = await load();
     feed(out, jpegs, 10);
     await wait(300);
-    const fdsBefore = openFds();
-    const memBefore = memory();
     const total = pick(2000, 20000);
     const batch = 250;
     const port = new URL(web.url()).port;
@@ -112,25 +110,35 @@ describe("viewer abuse", function () {
         req.on("error", () => undefined);
         req.on("close", resolve);
       });
-    for (let i = 0; i < total; i += batch) {
-      await Promise.all(Array.from({ length: Math.min(batch, total - i) }, (_, k) => once(i + k)));
-    }
-    await h.until(async () => (await status()).viewerCount === 0, "viewer count back to 0", 10000);
+    const burst = async (n) => {
+      for (let i = 0; i < n; i += batch) {
+        await Promise.all(Array.from({ length: Math.min(batch, n - i) }, (_, k) => once(i + k)));
+      }
+      await h.until(async () => (await status()).viewerCount === 0, "viewer count back to 0", 10000);
+    };
+    // A first burst grows the allocator's and the kernel's pools to their working size; a leak is what
+    // a second, identical burst adds on top.
+    const fdsBefore = openFds();
+    await burst(total);
+    events.length = 0;
+    const memBefore = memory();
+    await burst(total);
     const connects = events.filter((m) => m.event === "connect").length;
     const disconnects = events.filter((m) => m.event === "disconnect").length;
     assert.strictEqual(connects, disconnects, "every connect has its disconnect");
     assert.ok(connects >= total / 4, `${connects} viewer events for ${total} requests`);
-    assert.ok(answered >= total / 2 && refused === 0, `answered ${answered}, refused ${refused}`);
+    assert.ok(answered >= total && refused === 0, `answered ${answered}, refused ${refused}`);
     await h.until(
       () => openFds() <= fdsBefore + 5,
       `sockets closed (fds ${openFds()} vs ${fdsBefore})`,
       10000,
     );
+    events.length = 0;
     const memAfter = memory();
     const heap = (memAfter.heapUsed - memBefore.heapUsed) / MB;
     const rss = (memAfter.rss - memBefore.rss) / MB;
     console.log(
-      `      after the burst: heap ${heap.toFixed(1)} MB, rss ${rss.toFixed(1)} MB, fds ${openFds() - fdsBefore}`,
+      `      second burst of ${total}: heap ${heap.toFixed(1)} MB, rss ${rss.toFixed(1)} MB, fds ${openFds() - fdsBefore}`,
     );
     assert.ok(heap < 16, `heap grew ${heap.toFixed(1)} MB`);
     assert.ok(rss < 64, `rss grew ${rss.toFixed(1)} MB`);
@@ -194,11 +202,15 @@ describe("viewer abuse", function () {
     const port = new URL(web.url()).port;
     // Half a request line and headers, then nothing.
     const halves = [];
+    const connected = [];
     for (let i = 0; i < pick(100, 1000); i++) {
-      const s = net.connect(port, "127.0.0.1", () => s.write(`GET ${PATH} HTTP/1.1\r\nHost: x\r\n`));
+      const s = net.connect(port, "127.0.0.1");
+      connected.push(new Promise((resolve) => s.once("connect", resolve).once("error", resolve)));
+      s.once("connect", () => s.write(`GET ${PATH} HTTP/1.1\r\nHost: x\r\n`));
       s.on("error", () => undefined);
       halves.push(s);
     }
+    await Promise.all(connected);
     // Snapshot requests that wait for the next frame; half of them give up first.
     const waiters = [];
     for (let i = 0; i < 100; i++) {
@@ -213,15 +225,25 @@ describe("viewer abuse", function () {
       });
       waiters.push({ req, done });
     }
-    await wait(300);
+    await wait(500);
     assert.strictEqual((await status()).viewerCount, 0, "neither kind counts as a viewer");
     waiters.slice(0, 50).forEach((w) => w.req.destroy());
     await wait(100);
-    push(out, jpegs[3]);
-    const answers = await Promise.all(waiters.slice(50).map((w) => w.done));
+    // A frame now and then until every waiter has its answer: each gets a whole frame that came after it asked.
+    let n = 0;
+    const pusher = setInterval(() => push(out, jpegs[n++ % jpegs.length]), 250);
+    let answers;
+    try {
+      answers = await Promise.all(waiters.slice(50).map((w) => w.done));
+    } finally {
+      clearInterval(pusher);
+    }
     for (const a of answers) {
       assert.strictEqual(a.status, 200);
-      assert.ok(a.body.equals(jpegs[3]), "each waiter gets the frame that came");
+      assert.ok(
+        jpegs.some((j) => j.equals(a.body)),
+        "each waiter gets a whole frame",
+      );
     }
     const v = new Viewer(web.url(PATH), jpegs);
     feed(out, jpegs, 10);
