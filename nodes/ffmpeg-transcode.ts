@@ -82,7 +82,8 @@ export = (RED: NodeAPI) => {
     const secrets = [password, user && user.length >= 3 ? user : undefined];
     const redact = (text: string) => redactCredentials(text, secrets);
     const directory = (config.directory ?? "").trim() ? path.resolve(config.directory.trim()) : "";
-    const preRollSec = num(config.preRoll, 0, 0, 600);
+    // Defaults as in the editor (ffmpeg-transcode.html), for flows written by hand.
+    const preRollSec = num(config.preRoll, 5, 0, 600);
     const size = parseSize(config.size);
     const videoBase = {
       width: size?.width,
@@ -131,8 +132,7 @@ export = (RED: NodeAPI) => {
             text: t("status.recording", { time: mmss(recorder.elapsedSec), rate: rate(kbps) }),
           });
         }
-        if (frameTimes.length === 0)
-          return setStatus({ fill: "grey", shape: "ring", text: t("status.waiting") });
+        if (inputFps() === 0) return setStatus({ fill: "grey", shape: "ring", text: t("status.waiting") });
         return setStatus({
           fill: "green",
           shape: "ring",
@@ -274,6 +274,7 @@ export = (RED: NodeAPI) => {
     };
 
     const sendRecording = (info: RecordingInfo) => {
+      lastProgress = undefined;
       this.send({ payload: info.file, topic: info.camera, recording: info } as any);
     };
 
@@ -292,7 +293,7 @@ export = (RED: NodeAPI) => {
           camera,
           preRollSec,
           preRollMaxBytes: num(config.preRollMaxMB, 64, 1, 4096) * 1024 * 1024,
-          postRollSec: num(config.postRoll, 0, 0, 3600),
+          postRollSec: num(config.postRoll, 5, 0, 3600),
           defaultDurationSec: num(config.duration, 0, 0, 86400),
           maxDurationSec: num(config.maxDuration, 300, 0, 86400),
           video: { ...videoBase, encoder },

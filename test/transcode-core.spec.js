@@ -396,6 +396,39 @@ describe("transcode core", function () {
     assert.ok(!alive(pid));
   });
 
+  it("kills an ffmpeg that is given frames but shows no sign of life", async function () {
+    const stuck = writeScript(tmp, "silent-ffmpeg", "exec sleep 30");
+    const session = new TranscodeSession({
+      ffmpegPath: stuck,
+      args: [],
+      width: 320,
+      height: 240,
+      stdout: "none",
+      stallMs: 800,
+    });
+    const exited = new Promise((resolve) =>
+      session.on("exit", (code, signal, _l, expected) => resolve({ signal, expected })),
+    );
+    session.start();
+    await new Promise((r) => session.proc.once("spawn", r));
+    const pid = session.proc.pid;
+    const t0 = Date.now();
+    const timer = setInterval(
+      () => session.write({ data: jpegs[0], time: Date.now(), width: 320, height: 240 }),
+      100,
+    );
+    try {
+      const { signal, expected } = await exited;
+      assert.strictEqual(signal, "SIGKILL");
+      assert.strictEqual(expected, false, "reported as a failure, so the supervisor restarts it");
+      assert.ok(session.stalled);
+      assert.ok(Date.now() - t0 >= 700, "not before the stall time");
+      assert.ok(!alive(pid));
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
   it("supervises a live ffmpeg: restarts it with backoff after it dies, and close() leaves nothing", async function () {
     const live = new LiveTranscoder({
       ffmpegPath: FFMPEG,

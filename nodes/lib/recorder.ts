@@ -6,7 +6,7 @@ import type { Frame } from "./frame";
 import { PreRollBuffer } from "./preroll";
 import { RetentionSweeper, SIDECAR_MARK } from "./retention";
 import { estimateFps, inputArgs, mp4FileArgs, videoArgs, type VideoSettings } from "./transcode-args";
-import { TranscodeSession } from "./transcode-session";
+import { describeExit, frameSize, TranscodeSession } from "./transcode-session";
 import { Backoff } from "./transcode-live";
 
 export interface RecorderOptions {
@@ -315,8 +315,7 @@ export class Recorder extends EventEmitter {
   }
 
   private openSession(active: Active, frame: Frame): boolean {
-    const width = frame.width || 640;
-    const height = frame.height || 480;
+    const { width, height } = frameSize(frame);
     const args = [
       ...inputArgs(this.opts.video.encoder),
       ...videoArgs(
@@ -359,7 +358,7 @@ export class Recorder extends EventEmitter {
     signal: string | null,
     stderr: string[],
   ): void {
-    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    const how = describeExit(session, code, signal);
     const error = `ffmpeg ${how} while recording ${path.basename(active.file)}${stderr.length ? `: ${stderr.slice(-3).join(" | ")}` : ""}`;
     this.emit("failure", error);
     const lastTime = session.lastTime ?? -Infinity;

@@ -4,7 +4,7 @@ import type { Frame } from "./frame";
 import type { Mp4Info } from "./hls-playlist";
 import type { Mp4InitInfo } from "./mp4-fragments";
 import { estimateFps } from "./transcode-args";
-import { TranscodeSession, type SessionFragment } from "./transcode-session";
+import { describeExit, frameSize, TranscodeSession, type SessionFragment } from "./transcode-session";
 
 /** Restart delays: 1 s doubling to 30 s; reset after a run that went well. */
 export class Backoff {
@@ -117,8 +117,7 @@ export class LiveTranscoder extends EventEmitter {
   }
 
   private startSession(frame: Frame): void {
-    const width = frame.width || 640;
-    const height = frame.height || 480;
+    const { width, height } = frameSize(frame);
     let output: LiveOutput;
     try {
       output = this.opts.output(width, height, estimateFps(this.recentTimes));
@@ -162,7 +161,7 @@ export class LiveTranscoder extends EventEmitter {
     session.on("exit", (code: number | null, signal: string | null, stderr: string[], expected: boolean) => {
       if (this.session === session) this.session = undefined;
       if (expected || this.closed || this.paused) return;
-      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      const how = describeExit(session, code, signal);
       this.emit("failure", `ffmpeg ${how}${stderr.length ? `: ${stderr.slice(-3).join(" | ")}` : ""}`);
       if (Date.now() - session.startedAt >= (this.opts.healthyMs ?? 10000)) this.backoff.reset();
       this.scheduleRetry();

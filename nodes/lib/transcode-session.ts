@@ -1,6 +1,7 @@
 import { EventEmitter } from "events";
 import { FfmpegProcess, type FfmpegProgress } from "./ffmpeg";
 import type { Frame } from "./frame";
+import { readJpegSize } from "./jpeg";
 import { Mp4FragmentSplitter, type Mp4FragmentInfo, type Mp4InitInfo } from "./mp4-fragments";
 import { MatroskaFrameWriter } from "./transcode-mkv";
 
@@ -15,6 +16,8 @@ export interface TranscodeSessionOptions {
   stdout: "fmp4" | "raw" | "none";
   /** Frames kept while ffmpeg's stdin is not draining, in ms of frame time; older ones are dropped. */
   maxQueueMs?: number;
+  /** An ffmpeg that is given frames but shows no sign of life (progress, output, reading) this long is killed. */
+  stallMs?: number;
 }
 
 /** An fMP4 piece with the epoch time of its first frame. */
@@ -30,6 +33,18 @@ export interface SessionStats {
   lastTime?: number;
   /** After finish(endTime): where the file ends (epoch ms). */
   endTime?: number;
+}
+
+/** How an ffmpeg run ended, for error messages. */
+export function describeExit(session: TranscodeSession, code: number | null, signal: string | null): string {
+  if (session.stalled) return "stopped responding (no progress while given frames) and was killed";
+  return signal ? `was killed by ${signal}` : `exited with code ${code}`;
+}
+
+/** A frame's size: from msg.frame when given, else from the JPEG itself (frames from any source lack it). */
+export function frameSize(frame: Frame): { width: number; height: number } {
+  if (frame.width > 0 && frame.height > 0) return { width: frame.width, height: frame.height };
+  return readJpegSize(frame.data) ?? { width: 640, height: 480 };
 }
 
 /** The longest a last frame is shown when frames stopped coming before the end (a dead camera). */
@@ -49,6 +64,11 @@ export class TranscodeSession extends EventEmitter {
   private last?: Frame;
   private finishing = false;
   private exited = false;
+  private lastLife = Date.now();
+  private lastFeed = 0;
+  private watchdog?: NodeJS.Timeout;
+  /** Set when the watchdog killed a stuck ffmpeg (the exit that follows is not a crash of its own). */
+  stalled = false;
   readonly startedAt = Date.now();
 
   constructor(private readonly opts: TranscodeSessionOptions) {
@@ -64,13 +84,22 @@ export class TranscodeSession extends EventEmitter {
 
   start(): void {
     const proc = this.proc;
-    proc.on("progress", (p: FfmpegProgress) => this.emit("progress", p));
+    const alive = () => (this.lastLife = Date.now());
+    proc.on("progress", (p: FfmpegProgress) => {
+      alive();
+      this.emit("progress", p);
+    });
     proc.on("exit", (code: number | null, signal: string | null) => {
       this.exited = true;
+      if (this.watchdog) clearInterval(this.watchdog);
       this.queue.length = 0;
       this.emit("exit", code, signal, proc.lastStderr(), this.finishing);
     });
     proc.start();
+    proc.stdout?.on("data", alive);
+    const stallMs = this.opts.stallMs ?? 10000;
+    this.watchdog = setInterval(() => this.checkStall(stallMs), Math.min(1000, stallMs / 2));
+    this.watchdog.unref?.();
     if (this.opts.stdout === "fmp4") {
       const splitter = new Mp4FragmentSplitter({
         init: (data: Buffer, info: Mp4InitInfo) => this.emit("init", data, info),
@@ -84,8 +113,19 @@ export class TranscodeSession extends EventEmitter {
     } else {
       proc.stdout?.resume();
     }
-    proc.stdin?.on("drain", () => this.flush());
+    proc.stdin?.on("drain", () => {
+      alive();
+      this.flush();
+    });
     this.enqueue([this.mkv.header()], -Infinity);
+  }
+
+  /** Frames went in since ffmpeg last showed life, and that was stallMs ago: it is stuck, kill it. */
+  private checkStall(stallMs: number): void {
+    if (this.exited || this.finishing || this.lastFeed <= this.lastLife) return;
+    if (Date.now() - this.lastLife < stallMs) return;
+    this.stalled = true;
+    this.proc.kill();
   }
 
   get running(): boolean {
@@ -150,6 +190,7 @@ export class TranscodeSession extends EventEmitter {
 
   private enqueue(chunks: Buffer[], time: number): void {
     if (this.exited) return;
+    if (time !== -Infinity) this.lastFeed = Date.now();
     this.queue.push({ chunks, time });
     const maxMs = this.opts.maxQueueMs ?? 2000;
     // Keep at most maxMs of frames waiting (never the header); drop the oldest waiting frame beyond that.
