@@ -48,6 +48,19 @@ describe("transcode core", function () {
     return { data: jpegs[i % jpegs.length], time, seq: i + 1, camera: "front door", width: 320, height: 240 };
   }
 
+  /** A session whose "ffmpeg" never reads its stdin. */
+  function stuckSession(overrides = {}) {
+    const ffmpegPath = writeScript(tmp, "stuck-ffmpeg", "exec sleep 30");
+    return new TranscodeSession({
+      ffmpegPath,
+      args: [],
+      width: 320,
+      height: 240,
+      stdout: "none",
+      ...overrides,
+    });
+  }
+
   function makeRecorder(overrides = {}) {
     return new Recorder({
       ffmpegPath: FFMPEG,
@@ -373,15 +386,8 @@ describe("transcode core", function () {
   });
 
   it("keeps at most ~2 s of frames when ffmpeg does not read, dropping and counting the rest", async function () {
-    const stuck = writeScript(tmp, "stuck-ffmpeg", "exec sleep 30");
     const big = Buffer.alloc(200 * 1024, 7);
-    const session = new TranscodeSession({
-      ffmpegPath: stuck,
-      args: [],
-      width: 320,
-      height: 240,
-      stdout: "none",
-    });
+    const session = stuckSession();
     let dropped = 0;
     session.on("dropped", (n) => (dropped = n));
     session.start();
@@ -397,15 +403,7 @@ describe("transcode core", function () {
   });
 
   it("kills an ffmpeg that is given frames but shows no sign of life", async function () {
-    const stuck = writeScript(tmp, "silent-ffmpeg", "exec sleep 30");
-    const session = new TranscodeSession({
-      ffmpegPath: stuck,
-      args: [],
-      width: 320,
-      height: 240,
-      stdout: "none",
-      stallMs: 800,
-    });
+    const session = stuckSession({ stallMs: 800 });
     const exited = new Promise((resolve) =>
       session.on("exit", (code, signal, _l, expected) => resolve({ signal, expected })),
     );
