@@ -328,6 +328,7 @@ describe("in a browser: the Node-RED editor, the examples and the streams", func
       assert.strictEqual(ffmpeg.video.codec, "h264");
       assert.strictEqual(ffmpeg.video.profile, "Main");
       assert.strictEqual(`${ffmpeg.video.width}x${ffmpeg.video.height}`, "352x288");
+      assert.strictEqual(ffmpeg.video.fps, 15);
       assert.match(ffmpeg.detected, /mp4.*h264 \(Main\)/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -362,6 +363,36 @@ describe("in a browser: the Node-RED editor, the examples and the streams", func
         `${node}: German help not served ("${summary}")`,
       );
     }
+  });
+
+  it("moves user:password pasted into a camera URL to the credential fields", async function () {
+    const node = editor.locator(`g.red-ui-flow-node-group[id="${CAMERA_CONNECT}"] rect.red-ui-flow-node`);
+    await node.click();
+    await editor.waitForTimeout(150);
+    await node.click();
+    await editor.click("#node-input-btn-camera-add"); // Node-RED 4's "+"; 3.x offers "Add new" in the list
+    await editor.waitForSelector("#node-config-input-url", { state: "visible" });
+    await editor.selectOption("#node-config-input-protocol", "mjpeg");
+    await editor.fill("#node-config-input-name", "pasted");
+    await editor.fill("#node-config-input-url", "http://admin:s3cret%21pw@192.0.2.10/video.mjpg");
+    await editor.click("#node-config-dialog-ok");
+    await editor.waitForSelector("#node-config-dialog-ok", { state: "detached" });
+    const saved = await editor.evaluate(() => {
+      let found;
+      RED.nodes.eachConfig((n) => {
+        if (n.type === "camera-source" && n.name === "pasted") found = n;
+      });
+      return {
+        url: found.url,
+        credentials: found.credentials,
+        exported: JSON.stringify(RED.nodes.createCompleteNodeSet({ credentials: false })),
+      };
+    });
+    await editor.click("#node-dialog-cancel");
+    assert.strictEqual(saved.url, "http://192.0.2.10/video.mjpg");
+    assert.strictEqual(saved.credentials.user, "admin");
+    assert.strictEqual(saved.credentials.password, "s3cret!pw");
+    assert.ok(!saved.exported.includes("s3cret"), "the password is in the exported flow");
   });
 
   it("raised no script error in the editor", function () {

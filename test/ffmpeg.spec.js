@@ -1,6 +1,7 @@
 "use strict";
 const assert = require("assert");
 const fs = require("fs");
+const net = require("net");
 const os = require("os");
 const path = require("path");
 const fc = require("fast-check");
@@ -369,6 +370,22 @@ describe("ffmpeg wrapper", function () {
       assert.strictEqual(proc.exitCode, 0);
       const probe = await probeMedia(out, { countFrames: true });
       assert.strictEqual(probe.streams[0].frames, 10);
+      assert.strictEqual(probe.streams[0].fps, 10);
+    });
+
+    it("kills an ffprobe that gets no answer and says so", async function () {
+      const server = net.createServer(() => {}); // accepts and never answers
+      await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const url = `http://user:s3cret@127.0.0.1:${server.address().port}/stream`;
+      try {
+        await assert.rejects(probeMedia(url, { timeoutMs: 1500 }), (err) => {
+          assert.match(err.message, /ffprobe failed: no answer within 2 s/);
+          assert.ok(!err.message.includes("s3cret"), err.message);
+          return true;
+        });
+      } finally {
+        server.close();
+      }
     });
   });
 

@@ -73,37 +73,17 @@ function hostOf(url: string): string | undefined {
   }
 }
 
-/** "30000/1001" or "25/1" as a number (ffprobe's r_frame_rate shape), undefined for "0/0" and junk. */
-export function frameRate(value: unknown): number | undefined {
-  if (typeof value === "number") return Number.isFinite(value) && value > 0 ? value : undefined;
-  if (typeof value !== "string") return undefined;
-  const [num, den] = value.split("/").map(Number);
-  const rate = den === undefined ? num : num / den;
-  return Number.isFinite(rate) && rate > 0 ? Math.round(rate * 100) / 100 : undefined;
-}
-
 /** The first video stream of an ffprobe result, in the probe's terms. */
 export function describeVideo(media: MediaProbe): ProbedVideo | undefined {
   const stream = media.streams.find((s) => s.codecType === "video");
   if (!stream) return undefined;
-  // ffmpeg.ts's ProbedStream may carry the nominal rate under one of these names.
-  const extra = stream as {
-    fps?: unknown;
-    frameRate?: unknown;
-    rFrameRate?: unknown;
-    avgFrameRate?: unknown;
-  };
   return {
     container: media.formatName,
     codec: stream.codecName,
     profile: stream.profile,
     width: stream.width,
     height: stream.height,
-    fps:
-      frameRate(extra.fps) ??
-      frameRate(extra.frameRate) ??
-      frameRate(extra.avgFrameRate) ??
-      frameRate(extra.rFrameRate),
+    fps: stream.fps,
   };
 }
 
@@ -111,17 +91,6 @@ export function describeVideo(media: MediaProbe): ProbedVideo | undefined {
 export function describeDetected(video: ProbedVideo): string {
   const codec = video.codec ? video.codec + (video.profile ? ` (${video.profile})` : "") : undefined;
   return [video.container, codec].filter(Boolean).join(", ");
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what} gave no answer within ${Math.round(ms / 1000)} s`)),
-      ms,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** ffprobe the ffmpeg source's input (after the source let go of it: devices and cameras allow one reader). */
@@ -132,7 +101,7 @@ async function probeFfmpegInput(
   try {
     const ffprobePath = resolveFfprobePath();
     const input = urlWithCredentials(options.url, options.user, options.password);
-    const media = await withTimeout(probeMedia(input, { ffprobePath }), FFPROBE_TIMEOUT_MS, "ffprobe");
+    const media = await probeMedia(input, { ffprobePath, timeoutMs: FFPROBE_TIMEOUT_MS });
     const video = describeVideo(media);
     if (!video) return { videoError: "ffprobe found no video stream" };
     return { video, detected: describeDetected(video) || undefined };
