@@ -133,14 +133,15 @@ export = (RED: NodeAPI) => {
       }
       const count = server.viewerCount;
       const fps = Math.round(server.fpsIn);
+      const one = count === 1 ? "One" : ""; // "1 viewer", "2 viewers"
       let status: NodeStatus;
       if (!server.hasHadFrames) {
         status = { fill: "yellow", shape: "ring", text: RED._("http-stream-out.status.waiting", { count }) };
       } else if (server.upstream === "offline") {
-        status = { fill: "red", shape: "ring", text: RED._("http-stream-out.status.offline", { count }) };
+        status = { fill: "red", shape: "ring", text: RED._(`http-stream-out.status.offline${one}`, { count }) };
       } else {
         const fill = count > 0 ? "green" : "grey";
-        status = { fill, shape: "dot", text: RED._("http-stream-out.status.viewers", { count, fps }) };
+        status = { fill, shape: "dot", text: RED._(`http-stream-out.status.viewers${one}`, { count, fps }) };
       }
       const text = JSON.stringify(status);
       if (text === lastStatus) return;

@@ -8,6 +8,7 @@ const { readJpegSize } = require("../dist/nodes/lib/jpeg");
 const h = require("./lib/stream-out-helpers");
 
 helper.init(require.resolve("node-red"));
+require("./lib/i18n").useCatalogs(helper);
 
 /** The helper spies on Node.prototype, so one spy sees every node: keep the calls made on `node`. */
 function calls(node, method) {
@@ -273,10 +274,10 @@ describe("http-stream-out node", function () {
     const ok = failed === b ? a : b;
     assert.strictEqual(calls(failed, "error").length, 1);
     assert.strictEqual(calls(ok, "error").length, 0);
-    assert.match(String(calls(failed, "error")[0].args[0]), /pathInUse|already served/);
+    assert.match(String(calls(failed, "error")[0].args[0]), /already served by another http stream out node/);
     const status = calls(failed, "status").pop().args[0];
     assert.deepStrictEqual([status.fill, status.shape], ["red", "ring"]);
-    assert.match(status.text, /pathInUse|path in use/);
+    assert.match(status.text, /^path in use$/);
     assert.strictEqual((await h.request(web.url("/camera/front/status.json"))).status, 200);
   });
 
@@ -386,10 +387,10 @@ describe("http-stream-out node", function () {
     n.receive(frameMsg(jpegs[0], 1));
     await mjpeg("/camera/front");
     await h.until(() => last().fill === "green", "green status");
-    assert.match(last().text, /^1 viewers \d+ fps$|status\.viewers/);
+    assert.match(last().text, /^1 viewer \d+ fps$/);
     n.receive({ payload: "not a jpeg" });
     await h.until(() => calls(n, "error").length === 1, "an error");
-    assert.match(String(calls(n, "error")[0].args[0]), /notJpeg|not a JPEG/);
+    assert.match(String(calls(n, "error")[0].args[0]), /payload is not a JPEG Buffer/);
   });
 });
 
