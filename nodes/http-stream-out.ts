@@ -138,7 +138,11 @@ export = (RED: NodeAPI) => {
       if (!server.hasHadFrames) {
         status = { fill: "yellow", shape: "ring", text: RED._("http-stream-out.status.waiting", { count }) };
       } else if (server.upstream === "offline") {
-        status = { fill: "red", shape: "ring", text: RED._(`http-stream-out.status.offline${one}`, { count }) };
+        status = {
+          fill: "red",
+          shape: "ring",
+          text: RED._(`http-stream-out.status.offline${one}`, { count }),
+        };
       } else {
         const fill = count > 0 ? "green" : "grey";
         status = { fill, shape: "dot", text: RED._(`http-stream-out.status.viewers${one}`, { count, fps }) };

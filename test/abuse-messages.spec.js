@@ -15,7 +15,7 @@ const streamOutNode = require("../dist/nodes/http-stream-out.js");
 const transcodeNode = require("../dist/nodes/ffmpeg-transcode.js");
 const { monotonicEpochMs } = require("../dist/nodes/lib/frame");
 const { readJpegSize } = require("../dist/nodes/lib/jpeg");
-const { ffprobe } = require("./lib/transcode-helpers");
+const { ffprobe, recorderConfig } = require("./lib/transcode-helpers");
 const h = require("./lib/stream-out-helpers");
 const { Viewer } = require("./lib/soak-viewer");
 const { pick } = require("./lib/soak-env");
@@ -229,23 +229,7 @@ describe("bad messages into every node", function () {
 
   it("ffmpeg transcode (mp4) answers each bad message, and a recording afterwards is whole", async () => {
     await load(
-      [
-        {
-          id: "rec",
-          type: "ffmpeg-transcode",
-          preset: "mp4",
-          directory: tmp,
-          preRoll: 0,
-          postRoll: 0,
-          duration: 0,
-          maxDuration: 300,
-          quality: 30,
-          keyframeInterval: 1,
-          encoder: "libx264",
-          wires: [["recs"]],
-        },
-        { id: "recs", type: "helper" },
-      ],
+      [recorderConfig({ directory: tmp, wires: [["recs"]] }), { id: "recs", type: "helper" }],
       "rec",
     );
     const recs = [];
@@ -280,23 +264,7 @@ describe("bad messages into every node", function () {
 
   it("ffmpeg transcode records frames that carry no size (a JPEG from any source) whole and at their size", async () => {
     await load(
-      [
-        {
-          id: "rec",
-          type: "ffmpeg-transcode",
-          preset: "mp4",
-          directory: tmp,
-          preRoll: 0,
-          postRoll: 0,
-          duration: 0,
-          maxDuration: 300,
-          quality: 30,
-          keyframeInterval: 1,
-          encoder: "libx264",
-          wires: [["recs"]],
-        },
-        { id: "recs", type: "helper" },
-      ],
+      [recorderConfig({ directory: tmp, wires: [["recs"]] }), { id: "recs", type: "helper" }],
       "rec",
     );
     const recs = [];

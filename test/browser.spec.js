@@ -378,6 +378,7 @@ describe("in a browser: the Node-RED editor, the examples and the streams", func
     await editor.click("#node-config-dialog-ok");
     await editor.waitForSelector("#node-config-dialog-ok", { state: "detached" });
     const saved = await editor.evaluate(() => {
+      const RED = globalThis.RED; // the editor's global, in the page
       let found;
       RED.nodes.eachConfig((n) => {
         if (n.type === "camera-source" && n.name === "pasted") found = n;

@@ -14,7 +14,7 @@ const transcodeNode = require("../dist/nodes/ffmpeg-transcode.js");
 const streamOutNode = require("../dist/nodes/http-stream-out.js");
 const { monotonicEpochMs } = require("../dist/nodes/lib/frame");
 const { readJpegSize } = require("../dist/nodes/lib/jpeg");
-const { FFMPEG, ffprobe, writeScript, waitGone, alive } = require("./lib/transcode-helpers");
+const { FFMPEG, ffprobe, writeScript, waitGone, alive, recorderConfig } = require("./lib/transcode-helpers");
 const h = require("./lib/stream-out-helpers");
 const { childrenOf } = require("./lib/soak-nodered");
 const { pick, memoryAfterGc, MB } = require("./lib/soak-env");
@@ -104,21 +104,7 @@ describe("ffmpeg faults", function () {
     await helper.load(
       [transcodeNode, streamOut],
       [
-        {
-          id: "rec",
-          type: "ffmpeg-transcode",
-          preset: "mp4",
-          directory: path.join(tmp, "rec"),
-          preRoll: 0,
-          postRoll: 0,
-          duration: 0,
-          maxDuration: 300,
-          quality: 30,
-          keyframeInterval: 1,
-          encoder: "libx264",
-          wires: [["out"]],
-          ...props,
-        },
+        recorderConfig({ directory: path.join(tmp, "rec"), ...props }),
         { id: "out", type: "helper" },
         ...extra,
       ],

@@ -16,6 +16,7 @@ const { monotonicEpochMs } = require("../dist/nodes/lib/frame");
 const cams = require("./lib/fake-cameras");
 const h = require("./lib/stream-out-helpers");
 const { startNodeRed, hash, childrenOf } = require("./lib/soak-nodered");
+const { recorderConfig } = require("./lib/transcode-helpers");
 
 helper.init(require.resolve("node-red"));
 
@@ -341,21 +342,7 @@ describe("message fields and ffmpeg (in process)", function () {
 
   async function load(props) {
     await helper.load(transcodeNode, [
-      {
-        id: "rec",
-        type: "ffmpeg-transcode",
-        preset: "mp4",
-        directory: path.join(tmp, "rec"),
-        preRoll: 0,
-        postRoll: 0,
-        duration: 0,
-        maxDuration: 300,
-        quality: 30,
-        keyframeInterval: 1,
-        encoder: "libx264",
-        wires: [["out"]],
-        ...props,
-      },
+      recorderConfig({ directory: path.join(tmp, "rec"), ...props }),
       { id: "out", type: "helper" },
     ]);
     const rec = helper.getNode("rec");

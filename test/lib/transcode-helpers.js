@@ -201,7 +201,26 @@ async function startNginxRtmp(dir) {
   return server;
 }
 
+/** An `ffmpeg-transcode` mp4 recorder (id "rec", wired to "out") with quick test settings; props override. */
+function recorderConfig(props = {}) {
+  return {
+    id: "rec",
+    type: "ffmpeg-transcode",
+    preset: "mp4",
+    preRoll: 0,
+    postRoll: 0,
+    duration: 0,
+    maxDuration: 300,
+    quality: 30,
+    keyframeInterval: 1,
+    encoder: "libx264",
+    wires: [["out"]],
+    ...props,
+  };
+}
+
 module.exports = {
+  recorderConfig,
   findNginxRtmp,
   startNginxRtmp,
   FFMPEG,
