@@ -11,7 +11,7 @@ const os = require("os");
 const path = require("path");
 const cams = require("./lib/fake-cameras");
 const { Viewer } = require("./lib/soak-viewer");
-const { startNodeRed } = require("./lib/soak-nodered");
+const { startNodeRed, recordingAndHls } = require("./lib/soak-nodered");
 const { pick, MB } = require("./lib/soak-env");
 
 const wait = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -81,42 +81,7 @@ describe("redeploys in a real Node-RED", function () {
       },
       { id: "view", z: "tab", type: "http-stream-out", path: "/rd/cam", wires: [[]] },
       { id: "gen", z: "tab", type: "http-stream-out", path: `/rd/gen${g}`, wires: [[]] },
-      {
-        id: "rec",
-        z: "tab",
-        type: "ffmpeg-transcode",
-        preset: "mp4",
-        directory: dir,
-        preRoll: 1,
-        postRoll: 0,
-        duration: 0,
-        maxDuration: 300,
-        quality: 32,
-        keyframeInterval: 1,
-        encoder: "libx264",
-        wires: [[]],
-      },
-      {
-        id: "live",
-        z: "tab",
-        type: "ffmpeg-transcode",
-        preset: "hls",
-        directory: "",
-        quality: 32,
-        keyframeInterval: 1,
-        encoder: "libx264",
-        wires: [["view"]],
-      },
-      {
-        id: "trigger",
-        z: "tab",
-        type: "inject",
-        props: [{ p: "action", v: "start", vt: "str" }],
-        repeat: "",
-        once: true,
-        onceDelay: 1.5,
-        wires: [["rec"]],
-      },
+      ...recordingAndHls(dir),
     ];
   }
 

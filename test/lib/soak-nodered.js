@@ -244,4 +244,49 @@ async function startNodeRed({ settings = {}, admin, env = {} } = {}) {
   return nr;
 }
 
-module.exports = { startNodeRed, childrenOf, fdsOf, rssOf, hash };
+/**
+ * The part of a full camrelay flow on tab "tab" that keeps ffmpeg busy: "rec" (mp4 into `dir`, `rec`
+ * overrides), "live" (HLS into the http stream out "view") and an inject "trigger" that starts the
+ * recording (`trigger` overrides: repeat, onceDelay).
+ */
+function recordingAndHls(dir, { rec = {}, trigger = {} } = {}) {
+  const encoder = { quality: 32, keyframeInterval: 1, encoder: "libx264" };
+  return [
+    {
+      id: "rec",
+      z: "tab",
+      type: "ffmpeg-transcode",
+      preset: "mp4",
+      directory: dir,
+      preRoll: 1,
+      postRoll: 0,
+      duration: 0,
+      maxDuration: 300,
+      ...encoder,
+      wires: [[]],
+      ...rec,
+    },
+    {
+      id: "live",
+      z: "tab",
+      type: "ffmpeg-transcode",
+      preset: "hls",
+      directory: "",
+      ...encoder,
+      wires: [["view"]],
+    },
+    {
+      id: "trigger",
+      z: "tab",
+      type: "inject",
+      props: [{ p: "action", v: "start", vt: "str" }],
+      repeat: "",
+      once: true,
+      onceDelay: 1.5,
+      wires: [["rec"]],
+      ...trigger,
+    },
+  ];
+}
+
+module.exports = { startNodeRed, childrenOf, fdsOf, rssOf, hash, recordingAndHls };

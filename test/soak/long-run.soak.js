@@ -11,7 +11,7 @@ const os = require("os");
 const path = require("path");
 const cams = require("../lib/fake-cameras");
 const { Viewer } = require("../lib/soak-viewer");
-const { startNodeRed } = require("../lib/soak-nodered");
+const { startNodeRed, recordingAndHls } = require("../lib/soak-nodered");
 const { ffprobe } = require("../lib/transcode-helpers");
 const { MB } = require("../lib/soak-env");
 
@@ -57,43 +57,10 @@ describe(`soak: ${MINUTES} minutes of a misbehaving camera, viewers and recordin
         stallTimeout: 5,
         wires: [[]],
       },
-      {
-        id: "rec",
-        z: "tab",
-        type: "ffmpeg-transcode",
-        preset: "mp4",
-        directory: dir,
-        preRoll: 3,
-        postRoll: 2,
-        duration: 10,
-        maxDuration: 300,
-        keepGB: 0.2,
-        quality: 32,
-        keyframeInterval: 1,
-        encoder: "libx264",
-        wires: [[]],
-      },
-      {
-        id: "live",
-        z: "tab",
-        type: "ffmpeg-transcode",
-        preset: "hls",
-        directory: "",
-        quality: 32,
-        keyframeInterval: 1,
-        encoder: "libx264",
-        wires: [["view"]],
-      },
-      {
-        id: "sensor",
-        z: "tab",
-        type: "inject",
-        props: [{ p: "action", v: "start", vt: "str" }],
-        repeat: "30",
-        once: true,
-        onceDelay: 5,
-        wires: [["rec"]],
-      },
+      ...recordingAndHls(dir, {
+        rec: { preRoll: 3, postRoll: 2, duration: 10, keepGB: 0.2 },
+        trigger: { repeat: "30", onceDelay: 5 },
+      }),
     ]);
   });
 
