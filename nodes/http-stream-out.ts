@@ -192,9 +192,10 @@ export = (RED: NodeAPI) => {
         const step: Next = (err) => {
           if (err !== undefined) return next(err);
           const mw = middleware[i++];
-          if (!mw) return server.handle(req, res);
           try {
-            mw(req, res, step);
+            // A middleware may call step later, outside Express's own try: nothing may escape from here.
+            if (mw) mw(req, res, step);
+            else server.handle(req, res);
           } catch (e) {
             next(e);
           }

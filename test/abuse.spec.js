@@ -337,6 +337,7 @@ describe("viewer abuse", function () {
       `${PATH}/init.mp4?v=-1`,
       `${PATH}/status.json?${"x=1&".repeat(1500)}`,
       `${PATH}/%00`,
+      `${PATH}///[`,
       `${PATH}/status.json?token=${"t".repeat(4000)}`,
     ];
     for (const url of odd) {

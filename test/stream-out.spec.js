@@ -428,6 +428,22 @@ describe("http-stream-out with httpNodeMiddleware and httpNodeCors", function ()
     );
     assert.deepStrictEqual(seen, ["/status.json", "/status.json"]);
   });
+
+  it("answers a path URL cannot read with 400 when the middleware calls next later (no crash)", async function () {
+    const escaped = [];
+    const onEscape = (err) => escaped.push(err);
+    process.on("uncaughtException", onEscape);
+    helper.settings({ httpNodeMiddleware: (req, res, next) => setImmediate(next) });
+    try {
+      await helper.load(streamOut, [{ id: "out", type: "http-stream-out", path: "/cam", wires: [] }]);
+      const r = await h.request(web.url("/cam///["));
+      assert.ok(r.status === 400 || r.status === 404, `status ${r.status}`);
+      assert.strictEqual((await h.request(web.url("/cam/status.json"))).status, 200);
+      assert.deepStrictEqual(escaped, []);
+    } finally {
+      process.off("uncaughtException", onEscape);
+    }
+  });
 });
 
 describe("http-stream-out under httpNodeRoot", function () {

@@ -321,7 +321,17 @@ export class StreamServer {
   /** Answers one request; `url` is relative to the mount point (defaults to req.url). */
   handle(req: IncomingMessage, res: ServerResponse, url: string = req.url ?? "/"): void {
     this.setCors(req, res);
-    const parsed = new URL(url, "http://camrelay.invalid");
+    let parsed: URL;
+    try {
+      // A path such as "//[" reads as a host to URL: answer it, never throw out of a request handler.
+      parsed = new URL(
+        url.startsWith("/") ? `http://camrelay.invalid${url}` : url,
+        "http://camrelay.invalid",
+      );
+    } catch {
+      this.reply(res, 400, "text/plain", "Bad Request: the path could not be read\n", false);
+      return;
+    }
     let route = parsed.pathname;
     if (route.length > 1 && route.endsWith("/")) route = route.slice(0, -1);
     const method = req.method ?? "GET";
