@@ -243,6 +243,41 @@ describe("Camera and sources", function () {
     );
   });
 
+  it("a frame waiting in the fps cap when the source drops is not delivered: the state stays 'retrying'", async () => {
+    const { FrameSource, SourceError } = require("../dist/nodes/lib/sources/source");
+    const jpeg = cams.makeFrames(1, "32x24")[0];
+    class Flaky extends FrameSource {
+      start() {
+        this.timer = setInterval(() => this.emitFrame(jpeg, 32, 24), 20);
+        this.drop = setTimeout(() => this.finish(new SourceError("network", "gone")), 300);
+      }
+      release() {
+        clearInterval(this.timer);
+        clearTimeout(this.drop);
+      }
+    }
+    camera = new Camera(options({ fps: 2, backoffFirstMs: 3000, backoffMaxMs: 3000 }), (o) => new Flaky(o));
+    const states = [];
+    camera.on("state", (st) => states.push(st.state));
+    camera.addUser("a");
+    await wait(1200);
+    const after = states.slice(states.indexOf("retrying"));
+    assert.ok(after.length > 0, `states: ${states}`);
+    assert.deepStrictEqual([...new Set(after)], ["retrying"], `states: ${states}`);
+  });
+
+  it("Canon VB: an answer cut short is dropped and the next frame requested, no reconnect", async () => {
+    cam = await cams.canonVbCamera({ damage: [2] });
+    camera = new Camera(options({ protocol: "canon-vb", url: cam.url, fps: 10 }), createSource);
+    const warnings = [];
+    camera.on("warning", (w) => warnings.push(w));
+    camera.addUser("a");
+    const got = await frames(camera, 8);
+    assert.ok(got.every((f) => f.width === 320));
+    assert.strictEqual(cam.connections, 1, "recovered on the same connection");
+    assert.ok(warnings.length >= 1, "the damaged answers were reported");
+  });
+
   it("speaks Canon WebView: GetOneShot stream, falling back to a numeric frame_count", async () => {
     cam = await cams.canonWebViewCamera({ needsNumber: true });
     camera = new Camera(

@@ -717,4 +717,15 @@ describe("properties: redaction and Canon host[:port]", function () {
       runs(1000),
     );
   });
+
+  it("parseHostPort never keeps or echoes a user:password@ prefix", () => {
+    assert.deepStrictEqual(parseHostPort("canon://admin:s3cret@cam.local:65311", 65310), {
+      host: "cam.local",
+      port: 65311,
+    });
+    assert.throws(
+      () => parseHostPort("admin:s3cret@", 65310),
+      (err) => err.kind === "config" && !err.message.includes("s3cret"),
+    );
+  });
 });

@@ -315,13 +315,13 @@ export class Camera extends EventEmitter {
     const source = this.source;
     this.source = undefined;
     source?.stop();
+    this.limiter.close(); // a frame waiting for its fps slot belongs to the connection that ended
     this.frameTimes.length = 0;
   }
 
   private disconnect(): void {
     this.clearRetry();
     this.stopSource();
-    this.limiter.close();
     this.attempt = 0;
     this.stats.connectedSince = undefined;
     if (!this.closed) this.setState({ state: "idle", fps: 0 });

@@ -271,7 +271,10 @@ async function canonVbCamera(opts = {}) {
         cam.requestTimes.push(performance.now());
         outstanding++;
         cam.maxOutstanding = Math.max(cam.maxOutstanding, outstanding);
-        const jpeg = frames[n++ % frames.length];
+        const index = n++;
+        let jpeg = frames[index % frames.length];
+        // opts.damage: answers (0-based) sent cut short, without their last half and EOI.
+        if (opts.damage && opts.damage.includes(index)) jpeg = jpeg.subarray(0, jpeg.length >> 1);
         const third = Math.floor(jpeg.length / 3);
         setTimeout(() => {
           if (socket.destroyed) return;

@@ -8,17 +8,22 @@ export const CANON_VB_DEFAULT_PORT = 65310;
 const HANDSHAKE = "START\r\n";
 /** The PHP client of the seed sends four CRLFs per frame request; cameras answer one JPEG to each. */
 const FRAME_REQUEST = "\r\n\r\n\r\n\r\n";
+/** A camera answers a frame request in milliseconds; an answer not whole after this was cut short. */
+const REQUEST_TIMEOUT_MS = 3000;
 
 /** Parses `host[:port]` (an optional `tcp://` or `canon://` prefix is tolerated). */
 export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
   const bare = text
     .trim()
     .replace(/^[a-z]+:\/\//i, "")
-    .replace(/\/.*$/, "");
+    .replace(/\/.*$/, "")
+    .replace(/^[^@]*@/, ""); // the native port has no login: user:pass@ is ignored, never echoed
   const m = /^\[?([^\]]*?)\]?(?::(\d+))?$/.exec(bare);
   const host = m?.[1] ?? "";
   const port = m?.[2] ? Number(m[2]) : defaultPort;
-  if (!host || !(port > 0 && port < 65536)) throw new SourceError("config", `not a host[:port]: "${text}"`);
+  if (!host || !(port > 0 && port < 65536)) {
+    throw new SourceError("config", `not a host[:port]: "${bare.slice(0, 80)}" (e.g. camera.local:65310)`);
+  }
   return { host, port };
 }
 
@@ -32,13 +37,18 @@ export class CanonVbSource extends FrameSource {
   private readonly pacer: RequestPacer;
   private readonly parser: MjpegPartParser;
   private outstanding = false;
+  private requestTimer?: NodeJS.Timeout;
 
   constructor(config: SourceConfig) {
     super(config);
     this.pacer = new RequestPacer(config.fps);
     this.parser = new MjpegPartParser(
       (jpeg, w, h) => this.onFrame(jpeg, w, h),
-      (p) => this.emit("warning", p.message),
+      (p) => {
+        this.emit("warning", p.message);
+        // A damaged answer still answered the request: ask for the next frame instead of waiting for one.
+        if (p.kind !== "noise") this.answered();
+      },
       { maxFrameBytes: config.maxFrameBytes },
     );
   }
@@ -76,15 +86,27 @@ export class CanonVbSource extends FrameSource {
     if (this.outstanding || this.stopped) return;
     this.outstanding = true;
     this.socket?.write(FRAME_REQUEST);
+    // An answer that ends without its EOI would otherwise wait for bytes that never come: after
+    // REQUEST_TIMEOUT_MS ask again (the next frame's SOI then ends the broken one).
+    clearTimeout(this.requestTimer);
+    this.requestTimer = setTimeout(() => this.answered(), REQUEST_TIMEOUT_MS);
   }
 
-  private onFrame(jpeg: Buffer, width: number, height: number): void {
+  private answered(): void {
+    clearTimeout(this.requestTimer);
+    this.requestTimer = undefined;
+    if (!this.outstanding || this.stopped) return;
     this.outstanding = false;
-    this.emitFrame(jpeg, width, height);
     this.pacer.schedule(() => this.request());
   }
 
+  private onFrame(jpeg: Buffer, width: number, height: number): void {
+    this.answered();
+    this.emitFrame(jpeg, width, height);
+  }
+
   protected release(): void {
+    clearTimeout(this.requestTimer);
     this.pacer.cancel();
     this.socket?.destroy();
   }

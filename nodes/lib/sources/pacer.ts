@@ -20,6 +20,7 @@ export class RequestPacer {
       this.last = t - due < interval ? due : t;
       fn();
     };
+    this.cancel(); // one request scheduled at a time
     if (due <= now) run();
     else this.timer = setTimeout(run, due - now);
   }
