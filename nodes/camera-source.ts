@@ -36,6 +36,11 @@ export = (RED: NodeAPI) => {
       const kind = message.replace(/[\d.]+/g, "#");
       const now = Date.now();
       if (now - (warnedAt.get(kind) ?? 0) < 60000) return this.debug(this.redact(message));
+      // Messages carry camera bytes (a noise sample): forget old kinds so the map stays small.
+      if (warnedAt.size >= 32) {
+        for (const [k, at] of warnedAt) if (now - at >= 60000) warnedAt.delete(k);
+        if (warnedAt.size >= 32) return this.debug(this.redact(message));
+      }
       warnedAt.set(kind, now);
       this.warn(this.redact(message));
     });

@@ -33,10 +33,15 @@ export = (RED: NodeAPI) => {
         held.done();
       },
     );
-    // A small blue status with what passes, refreshed every 2 s only while frames flow.
+    // A small blue status with what passes, refreshed every 2 s while frames flow and once ("0.0 fps")
+    // when they stop. With a bad fps setting (frames pass unthrottled) the red status stays.
     let shown = { passed: 0, dropped: 0 };
+    let idleShown = true;
     const statusTimer = setInterval(() => {
-      if (passed === shown.passed && dropped === shown.dropped) return;
+      if (!(fps > 0)) return;
+      const idle = passed === shown.passed && dropped === shown.dropped;
+      if (idle && idleShown) return;
+      idleShown = idle;
       const rate = (passed - shown.passed) / 2;
       shown = { passed, dropped };
       this.status({

@@ -248,4 +248,29 @@ describe("camera nodes in Node-RED", function () {
     assert.ok(counts.c > seconds / 0.7 && counts.c < seconds * 5, `topic c: ${counts.c}`);
     assert.strictEqual(completes, sent, "every message, passed or dropped, reached done()");
   });
+
+  it("frame throttle with a bad fps says so, passes frames unthrottled and keeps its red status", async function () {
+    await helper.load(nodes, [
+      { id: "t", type: "frame-throttle", fps: "fast", wires: [["out"]] },
+      { id: "out", type: "helper" },
+    ]);
+    const throttle = helper.getNode("t");
+    let got = 0;
+    helper.getNode("out").on("input", () => got++);
+    const timer = setInterval(() => throttle.receive({ topic: "a", payload: Buffer.alloc(10) }), 20);
+    await wait(2500);
+    clearInterval(timer);
+    assert.ok(got >= 50, `${got} frames passed`);
+    const statuses = throttle.status.getCalls().map((c) => c.args[0]);
+    assert.strictEqual(statuses[0].fill, "red");
+    assert.ok(
+      statuses.every((st) => st.fill !== "blue"),
+      JSON.stringify(statuses),
+    );
+    const errors = throttle.error.getCalls().map((c) => String(c.args[0]));
+    assert.ok(
+      errors.some((e) => /not a positive number/.test(e)),
+      errors.join(" | "),
+    );
+  });
 });

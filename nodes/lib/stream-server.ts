@@ -509,7 +509,9 @@ export class StreamServer {
   /** Finds or starts the HLS session of this client; answers 503 and returns undefined when full. */
   private touchHls(req: IncomingMessage, res: ServerResponse): HlsSession | undefined {
     const address = clientAddress(req);
-    const key = `${address}|${req.headers["user-agent"] ?? ""}`;
+    // Players behind one address (a household's NAT) told apart by User-Agent, of which 64 characters do:
+    // a client cannot make the key (kept 15 s) as large as its header.
+    const key = `${address}|${String(req.headers["user-agent"] ?? "").slice(0, 64)}`;
     let session = this.hls.get(key);
     if (!session) {
       if (this.busy(res, false)) return undefined;

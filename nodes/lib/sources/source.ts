@@ -18,7 +18,8 @@ export interface SourceConfig {
 
 /**
  * Why a connection attempt ended. `auth` stops retrying after a few in a row (cameras lock accounts);
- * `config` means retrying cannot help (bad URL, missing binary) and also stops the retries.
+ * `config` means a quick retry cannot help (bad URL, missing binary): the camera shows "failed" and tries
+ * again only every `backoffMaxMs` (the user may fix it, e.g. install ffmpeg, without a redeploy).
  */
 export type SourceErrorKind = "auth" | "config" | "network" | "protocol" | "ended";
 
