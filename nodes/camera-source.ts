@@ -1,7 +1,7 @@
 import type { NodeAPI, NodeDef } from "node-red";
 import { Camera, CameraState } from "./lib/camera";
 import { cameraOptions, CameraCredentials, CameraSourceSettings } from "./lib/camera-options";
-import { redactCredentials } from "./lib/ffmpeg";
+import { credentialSecrets, redactCredentials } from "./lib/ffmpeg";
 import type { CameraSourceNode } from "./shared";
 import { createSource } from "./lib/sources";
 import { probeCamera } from "./lib/camera-probe";
@@ -10,15 +10,8 @@ export = (RED: NodeAPI) => {
   function CameraSource(this: CameraSourceNode, config: CameraSourceSettings & NodeDef) {
     RED.nodes.createNode(this, config);
     const options = cameraOptions(config, this.credentials);
-    const secrets = [
-      options.password,
-      options.user && options.password ? `${options.user}:${options.password}` : "",
-    ];
-    this.redact = (text: string) =>
-      redactCredentials(
-        text,
-        secrets.filter((s): s is string => !!s),
-      );
+    const secrets = credentialSecrets(options.user, options.password);
+    this.redact = (text: string) => redactCredentials(text, secrets);
     this.camera = new Camera(options, createSource);
 
     let lastLogged = "";
@@ -83,7 +76,7 @@ export = (RED: NodeAPI) => {
         ffmpegPath: text("ffmpegPath"),
         rtspTransport: text("rtspTransport"),
       };
-      const secrets = [password, user && user.length >= 3 ? user : undefined];
+      const secrets = credentialSecrets(user, password);
       // One probe per dialog at a time: a double click must not open two connections to the camera.
       const key = id || "new";
       if (probing.has(key)) {

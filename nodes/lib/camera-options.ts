@@ -54,7 +54,6 @@ export function cameraOptions(
       mode: config.mode || "stream",
       imageSize: config.imageSize || "640x480",
       rtspTransport: config.rtspTransport || "tcp",
-      ffmpegSetting: config.ffmpegPath || undefined,
     },
     lingerMs: Math.max(0, num(config.linger, CAMERA_DEFAULTS.lingerMs / 1000)) * 1000,
     alwaysOn: config.alwaysOn === true,

@@ -1,7 +1,13 @@
 import diagnostics from "diagnostics_channel";
 import type { ClientRequest, IncomingMessage } from "http";
 import { CameraOptions } from "./camera";
-import { probeMedia, ProbeResult as MediaProbe, redactCredentials, resolveFfprobePath } from "./ffmpeg";
+import {
+  credentialSecrets,
+  probeMedia,
+  ProbeResult as MediaProbe,
+  redactCredentials,
+  resolveFfprobePath,
+} from "./ffmpeg";
 import { createSource } from "./sources";
 import { urlWithCredentials } from "./sources/ffmpeg-source";
 import { SourceError } from "./sources/source";
@@ -97,7 +103,7 @@ export function describeDetected(video: ProbedVideo): string {
 async function probeFfmpegInput(
   options: CameraOptions,
 ): Promise<Pick<ProbeResult, "video" | "videoError" | "detected">> {
-  const secrets = [options.password, options.user && options.user.length >= 3 ? options.user : undefined];
+  const secrets = credentialSecrets(options.user, options.password);
   try {
     const ffprobePath = resolveFfprobePath();
     const input = urlWithCredentials(options.url, options.user, options.password);

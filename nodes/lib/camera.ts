@@ -110,10 +110,6 @@ export class Camera extends EventEmitter {
     return this.current;
   }
 
-  get userCount(): number {
-    return this.users.size;
-  }
-
   /** A consumer wants frames: connect if this is the first one. */
   addUser(id: string): void {
     if (this.closed) return;

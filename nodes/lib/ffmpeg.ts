@@ -146,6 +146,18 @@ export function redactCredentials(text: string, secrets?: readonly (string | und
   return out;
 }
 
+/**
+ * The strings to redact for a login: the password, "user:password" (Basic auth's clear text), and the user
+ * name when it is long enough not to blank ordinary words (a user "a" or "cam" would mask half a sentence).
+ */
+export function credentialSecrets(user?: string, password?: string): string[] {
+  const out: string[] = [];
+  if (password) out.push(password);
+  if (user && password) out.push(`${user}:${password}`);
+  if (user && user.length >= 3) out.push(user);
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Progress
 

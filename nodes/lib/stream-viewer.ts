@@ -89,12 +89,6 @@ export class StreamViewer {
     this.write(packet);
   }
 
-  /** Drops the pending packet, e.g. when the stream it belongs to ends. */
-  clearPending(): void {
-    if (this.pending !== undefined) this.skip();
-    this.pending = undefined;
-  }
-
   /** Busy for longer than `timeoutMs`: the viewer does not read. */
   isStalled(timeoutMs: number): boolean {
     return this.busy && this.now() - this.busySince > timeoutMs;

@@ -24,21 +24,6 @@ export class RateLimiter<T> {
     this.interval = fps > 0 ? 1000 / fps : 0;
   }
 
-  get fps(): number {
-    return this.interval > 0 ? 1000 / this.interval : 0;
-  }
-
-  /** Items waiting for their slot (at most one per key). */
-  get pendingCount(): number {
-    let n = 0;
-    for (const lane of this.lanes.values()) if (lane.pending !== undefined) n++;
-    return n;
-  }
-
-  setFps(fps: number): void {
-    this.interval = fps > 0 ? 1000 / fps : 0;
-  }
-
   push(key: string, item: T): void {
     if (this.interval === 0) {
       this.emit(item);

@@ -46,8 +46,6 @@ export class CanonWebViewSource extends FrameSource {
   private res?: IncomingMessage;
   private connectionId?: string;
   private lastFrameNumber = 0;
-  repeatedFrames = 0;
-  missedFrames = 0;
 
   constructor(config: SourceConfig, base: URL) {
     super(config);
@@ -128,13 +126,7 @@ export class CanonWebViewSource extends FrameSource {
       if (this.stopped) return;
       const number = Number(res.headers["livescope-frame-number"] ?? 0);
       if (number > 0) {
-        if (number === this.lastFrameNumber) {
-          this.repeatedFrames++;
-          continue;
-        }
-        if (this.lastFrameNumber > 0 && number > this.lastFrameNumber + 1) {
-          this.missedFrames += number - this.lastFrameNumber - 1;
-        }
+        if (number === this.lastFrameNumber) continue; // polled faster than the camera shoots
         this.lastFrameNumber = number;
       }
       const size = readJpegSize(jpeg);

@@ -1,4 +1,10 @@
-import { FfmpegProcess, redactCredentials, resolveFfmpegPath, rtspTimeoutOption } from "../ffmpeg";
+import {
+  credentialSecrets,
+  FfmpegProcess,
+  redactCredentials,
+  resolveFfmpegPath,
+  rtspTimeoutOption,
+} from "../ffmpeg";
 import { MjpegPartParser } from "../mjpeg-parser";
 import { FrameSource, SourceConfig, SourceError, SourceErrorKind } from "./source";
 
@@ -53,11 +59,8 @@ export class FfmpegSource extends FrameSource {
     super(config);
   }
 
-  private get secrets(): (string | undefined)[] {
-    return [
-      this.config.password,
-      this.config.user && this.config.user.length >= 3 ? this.config.user : undefined,
-    ];
+  private get secrets(): string[] {
+    return credentialSecrets(this.config.user, this.config.password);
   }
 
   /** The input as people may see it: no credentials. */
