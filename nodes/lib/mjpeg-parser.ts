@@ -1,4 +1,4 @@
-import { isSofMarker } from "./jpeg";
+import { isSofMarker, readJpegSize } from "./jpeg";
 
 /** Why bytes were thrown away; `message` is for people and never holds credentials. */
 export interface ParserProblem {
@@ -205,17 +205,8 @@ export class MjpegPartParser {
   }
 
   private readSizeFromHeader(): void {
-    let p = this.start + 2;
-    while (p + 8 < this.len && this.buf[p] === 0xff) {
-      const m = this.buf[p + 1];
-      if (m === 0xda || m === 0xd9) return;
-      if (isSofMarker(m)) {
-        this.height = this.buf.readUInt16BE(p + 5);
-        this.width = this.buf.readUInt16BE(p + 7);
-        return;
-      }
-      p += 2 + this.buf.readUInt16BE(p + 2);
-    }
+    const size = readJpegSize(this.buf.subarray(this.start, this.len));
+    if (size) ({ width: this.width, height: this.height } = size);
   }
 
   private walkSegments(): void {
