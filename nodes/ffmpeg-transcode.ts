@@ -7,6 +7,7 @@ import {
   RecorderError,
   ensureWritableDirectory,
   sanitizeCameraName,
+  stamp,
   type RecordingInfo,
 } from "./lib/recorder";
 import { RetentionSweeper } from "./lib/retention";
@@ -64,6 +65,33 @@ function mmss(sec: number): string {
   return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
+/**
+ * Parts of a media server URL that are secret without being `user:pass@`: the stream key (the last path
+ * segment of rtmp://host/app/KEY) and query values (srt://host?streamid=..&passphrase=..), raw and decoded,
+ * as ffmpeg echoes the URL it was given.
+ */
+function urlSecrets(url: string): string[] {
+  const out = new Set<string>();
+  const add = (v: string) => {
+    if (v.length < 3) return; // masking "1" or "on" everywhere would garble every message
+    out.add(v);
+    try {
+      out.add(decodeURIComponent(v));
+    } catch {
+      // not percent-encoded
+    }
+  };
+  const rest = url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "");
+  const [pathPart, query = ""] = rest.split(/[?#]/, 2);
+  const segments = pathPart.split("/").filter(Boolean);
+  if (segments.length >= 2) add(segments[segments.length - 1]);
+  for (const pair of query.split("&")) {
+    const eq = pair.indexOf("=");
+    if (eq >= 0) add(pair.slice(eq + 1));
+  }
+  return [...out];
+}
+
 function rate(kbps: number): string {
   return kbps >= 1000 ? `${(kbps / 1000).toFixed(1)}Mb/s` : `${Math.round(kbps)}kb/s`;
 }
@@ -79,7 +107,11 @@ export = (RED: NodeAPI) => {
     const cred = (v: unknown): string | undefined => (typeof v === "string" && v ? v : undefined);
     const user = cred(this.credentials?.user);
     const password = cred(this.credentials?.password);
-    const secrets = [password, user && user.length >= 3 ? user : undefined];
+    const secrets = [
+      password,
+      user && user.length >= 3 ? user : undefined,
+      ...(preset === "push" || preset === "flv" ? urlSecrets((config.url ?? "").trim()) : []),
+    ];
     const redact = (text: string) => redactCredentials(text, secrets);
     const directory = (config.directory ?? "").trim() ? path.resolve(config.directory.trim()) : "";
     // Defaults as in the editor (ffmpeg-transcode.html), for flows written by hand.
@@ -242,10 +274,8 @@ export = (RED: NodeAPI) => {
 
     const uniqueFlv = (): string => {
       ensureWritableDirectory(directory);
-      const d = new Date();
-      const p = (n: number) => String(n).padStart(2, "0");
-      const stamp = `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-      return path.join(directory, `${sanitizeCameraName(camera)}-${stamp}-${Date.now() % 1000}.flv`);
+      const now = Date.now();
+      return path.join(directory, `${sanitizeCameraName(camera)}-${stamp(now)}-${now % 1000}.flv`);
     };
 
     /** Settings that cannot work are reported at deploy, not at the first frame. */
@@ -285,7 +315,9 @@ export = (RED: NodeAPI) => {
           directory,
           keepDays: num(config.keepDays, 0, 0),
           keepGB: num(config.keepGB, 0, 0),
-          isProtected: (file) => file === recorder?.currentFile,
+          isProtected: (file) => recorder?.isInProgress(file) ?? false,
+          // Recordings are stamped with frame times, which come from the monotonic clock.
+          now: monotonicEpochMs,
         });
         recorder = new Recorder({
           ffmpegPath,

@@ -256,7 +256,8 @@ describe("ffmpeg faults", function () {
     await wait(200);
     rec.receive({ action: "start" });
     const [pid] = await waitForFfmpeg(tmp);
-    await wait(pick(2500, 60000));
+    // a recorder queues up to its pre-roll ring (2 s without pre-roll) + 2 s before it drops
+    await wait(pick(5000, 60000));
     helper._sandbox.resetHistory();
     const after = memoryAfterGc();
     const growth = (after.arrayBuffers + after.heapUsed - before.arrayBuffers - before.heapUsed) / MB;

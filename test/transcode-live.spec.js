@@ -8,22 +8,18 @@ const helper = require("node-red-node-test-helper");
 const transcodeNode = require("../dist/nodes/ffmpeg-transcode.js");
 const { monotonicEpochMs } = require("../dist/nodes/lib/frame");
 const { parseMoof } = require("../dist/nodes/lib/mp4-fragments");
-const { ffprobe, ffmpegRead, testJpegs, processesMatching, waitGone } = require("./lib/transcode-helpers");
+const {
+  ffprobe,
+  ffmpegRead,
+  testJpegs,
+  processesMatching,
+  waitGone,
+  wait,
+  until,
+} = require("./lib/transcode-helpers");
 
 helper.init(require.resolve("node-red"));
 require("./lib/i18n").useCatalogs(helper);
-
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(fn, ms, what) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await wait(25);
-  }
-}
 
 /** True when an fMP4 fragment (moof+mdat) starts with a sync sample. */
 function startsWithKeyframe(fragment) {

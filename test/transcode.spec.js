@@ -14,22 +14,12 @@ const {
   processesMatching,
   writeScript,
   waitGone,
+  wait,
+  until,
 } = require("./lib/transcode-helpers");
 
 helper.init(require.resolve("node-red"));
 require("./lib/i18n").useCatalogs(helper);
-
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(fn, ms, what) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await wait(25);
-  }
-}
 
 describe("ffmpeg-transcode node: mp4 recordings", function () {
   this.timeout(40000);

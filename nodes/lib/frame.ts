@@ -20,7 +20,15 @@ export function monotonicEpochMs(): number {
   return Math.round(origin + performance.now());
 }
 
-/** Reads a frame message back into a Frame, or undefined when msg is not one. */
+/** How far msg.frame.time may be from now before it is taken for a lie (a bad clock, a hand-made message). */
+const MAX_TIME_SKEW_MS = 86400000;
+/** The largest frame side believed from msg.frame; anything else is read from the JPEG. */
+const MAX_SIDE = 16384;
+
+const side = (v: unknown): number =>
+  Number.isInteger(v) && (v as number) >= 1 && (v as number) <= MAX_SIDE ? (v as number) : 0;
+
+/** Reads a frame message back into a Frame, or undefined when msg is not one. Fields that lie are replaced. */
 export function frameFromMessage(msg: {
   payload?: unknown;
   frame?: unknown;
@@ -28,12 +36,17 @@ export function frameFromMessage(msg: {
 }): Frame | undefined {
   if (!Buffer.isBuffer(msg.payload)) return undefined;
   const info = (typeof msg.frame === "object" && msg.frame !== null ? msg.frame : {}) as Partial<FrameInfo>;
+  const now = monotonicEpochMs();
+  const time = info.time;
   return {
     data: msg.payload,
     seq: typeof info.seq === "number" ? info.seq : 0,
-    time: typeof info.time === "number" ? info.time : Date.now(),
+    time:
+      typeof time === "number" && Number.isFinite(time) && Math.abs(time - now) <= MAX_TIME_SKEW_MS
+        ? time
+        : now,
     camera: typeof info.camera === "string" ? info.camera : typeof msg.topic === "string" ? msg.topic : "",
-    width: typeof info.width === "number" ? info.width : 0,
-    height: typeof info.height === "number" ? info.height : 0,
+    width: side(info.width),
+    height: side(info.height),
   };
 }

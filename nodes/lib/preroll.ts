@@ -10,16 +10,9 @@ export class PreRollBuffer {
   private byteCount = 0;
 
   constructor(
-    private maxMs: number,
-    private maxBytes: number,
+    private readonly maxMs: number,
+    private readonly maxBytes: number,
   ) {}
-
-  /** Changes the caps; frames over the new caps are dropped at once. */
-  configure(maxMs: number, maxBytes: number): void {
-    this.maxMs = maxMs;
-    this.maxBytes = maxBytes;
-    this.trim();
-  }
 
   push(frame: Frame): void {
     this.frames.push(frame);
@@ -61,12 +54,6 @@ export class PreRollBuffer {
   /** Frames with time > `time`, oldest first. */
   after(time: number): Frame[] {
     return this.since(time + 1e-9);
-  }
-
-  clear(): void {
-    this.frames = [];
-    this.head = 0;
-    this.byteCount = 0;
   }
 
   get length(): number {

@@ -24,6 +24,8 @@ export interface RecorderOptions {
   video: VideoSettings;
   secrets?: (string | undefined)[];
   retention?: RetentionSweeper;
+  /** An ffmpeg that ran at least this long before it died resets the restart backoff (default 10 s). */
+  healthyMs?: number;
 }
 
 export interface StartRequest {
@@ -89,7 +91,8 @@ export function sanitizeCameraName(name: string): string {
   return clean || "camera";
 }
 
-function stamp(time: number): string {
+/** Local date and time for file names: 20240501-140000. */
+export function stamp(time: number): string {
   const d = new Date(time);
   const p = (n: number) => String(n).padStart(2, "0");
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
@@ -132,12 +135,22 @@ export function ensureWritableDirectory(dir: string): void {
   }
 }
 
+/** True when anything is at `file`, a dangling symlink included (existsSync follows links). */
+function taken(file: string): boolean {
+  try {
+    fs.lstatSync(file);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== "ENOENT";
+  }
+}
+
 /** A name not yet taken by a video or its sidecar: `name.mp4`, `name-2.mp4`, ... */
 function uniquePath(file: string): string {
   const base = file.replace(/\.mp4$/i, "");
   for (let i = 1; ; i++) {
     const candidate = i === 1 ? `${base}.mp4` : `${base}-${i}.mp4`;
-    if (!fs.existsSync(candidate) && !fs.existsSync(sidecarOf(candidate))) return candidate;
+    if (!taken(candidate) && !taken(sidecarOf(candidate))) return candidate;
   }
 }
 
@@ -174,8 +187,11 @@ function safeTrigger(trigger: StartRequest["trigger"]): { topic?: unknown; paylo
  */
 export class Recorder extends EventEmitter {
   readonly preRoll: PreRollBuffer;
+  private readonly preRollMs: number;
   private active?: Active;
   private readonly closing = new Set<Promise<void>>();
+  /** Files whose ffmpeg is still finishing them. */
+  private readonly closingFiles = new Set<string>();
   private latestTime = -Infinity;
   private readonly backoff = new Backoff();
   private restartTimer?: NodeJS.Timeout;
@@ -186,7 +202,8 @@ export class Recorder extends EventEmitter {
     super();
     // Always keep a couple of seconds, so a restarted ffmpeg can carry on where the dead one stopped.
     // One second more than the pre-roll: the frame shown at the clip's start time is older than that time.
-    this.preRoll = new PreRollBuffer(Math.max(opts.preRollSec + 1, 2) * 1000, opts.preRollMaxBytes);
+    this.preRollMs = Math.max(opts.preRollSec + 1, 2) * 1000;
+    this.preRoll = new PreRollBuffer(this.preRollMs, opts.preRollMaxBytes);
   }
 
   get recording(): boolean {
@@ -195,6 +212,11 @@ export class Recorder extends EventEmitter {
 
   get currentFile(): string | undefined {
     return this.active?.file;
+  }
+
+  /** True for the file being recorded and for files still being closed (retention must leave them alone). */
+  isInProgress(file: string): boolean {
+    return file === this.active?.file || this.closingFiles.has(file);
   }
 
   /** Seconds recorded so far in the current file. */
@@ -221,6 +243,7 @@ export class Recorder extends EventEmitter {
       return { file: active.file, extended: true };
     }
     ensureWritableDirectory(this.opts.directory);
+    this.clearRestart(); // a restart pending for an earlier recording must not hold this one back
     if (requested) {
       // A symlinked folder inside the directory must not lead outside it: check before creating anything.
       let existing = path.dirname(requested);
@@ -334,6 +357,8 @@ export class Recorder extends EventEmitter {
       height,
       secrets: this.opts.secrets,
       stdout: "none",
+      // The pre-roll (and, after a restart, what came meanwhile) arrives in one burst: keep all of the ring.
+      maxQueueMs: this.preRollMs + 2000,
     });
     active.session = session;
     if (this.opts.maxDurationSec > 0) active.splitAt = frame.time + this.opts.maxDurationSec * 1000;
@@ -345,7 +370,12 @@ export class Recorder extends EventEmitter {
       if (expected || active.closing) return;
       this.onSessionDied(active, session, code, signal, stderr);
     });
-    this.writeSidecar(active, this.info(active, "recording"));
+    // Until ffmpeg has the first frame the sidecar says when it is: a crash leaves the right start behind.
+    this.writeSidecar(
+      active,
+      { ...this.info(active, "recording"), start: frame.time, end: frame.time },
+      true,
+    );
     session.start();
     return true;
   }
@@ -359,6 +389,7 @@ export class Recorder extends EventEmitter {
     stderr: string[],
   ): void {
     const how = describeExit(session, code, signal);
+    if (Date.now() - session.startedAt >= (this.opts.healthyMs ?? 10000)) this.backoff.reset();
     const error = `ffmpeg ${how} while recording ${path.basename(active.file)}${stderr.length ? `: ${stderr.slice(-3).join(" | ")}` : ""}`;
     this.emit("failure", error);
     const lastTime = session.lastTime ?? -Infinity;
@@ -407,9 +438,24 @@ export class Recorder extends EventEmitter {
     };
   }
 
-  private writeSidecar(active: Active, info: RecordingInfo): void {
+  /**
+   * The first write creates the sidecar (never through a link or over a file); later ones replace it whole
+   * with a rename, which replaces a link put there meanwhile instead of following it.
+   */
+  private writeSidecar(active: Active, info: RecordingInfo, first = false): void {
+    const text = JSON.stringify({ [SIDECAR_MARK]: 1, ...info }, null, 2);
     try {
-      fs.writeFileSync(active.sidecar, JSON.stringify({ [SIDECAR_MARK]: 1, ...info }, null, 2));
+      if (first) {
+        fs.writeFileSync(active.sidecar, text, { flag: "wx" });
+      } else {
+        const temp = path.join(
+          path.dirname(active.sidecar),
+          `.${path.basename(active.sidecar)}.${process.pid}.tmp`,
+        );
+        fs.rmSync(temp, { force: true });
+        fs.writeFileSync(temp, text, { flag: "wx" });
+        fs.renameSync(temp, active.sidecar);
+      }
     } catch (err) {
       this.emit("failure", `could not write ${path.basename(active.sidecar)}: ${(err as Error).message}`);
     }
@@ -420,8 +466,10 @@ export class Recorder extends EventEmitter {
     if (!active || active.closing) return;
     active.closing = true;
     this.active = undefined;
+    this.clearRestart(); // the part a pending restart would continue is over
     const session = active.session;
     if (!session) return; // no frame arrived: nothing was written
+    this.closingFiles.add(active.file);
     const done = session
       .finish(endTime)
       .then(() => {
@@ -433,6 +481,7 @@ export class Recorder extends EventEmitter {
           return;
         }
         this.writeSidecar(active, info);
+        this.closingFiles.delete(active.file);
         this.emit("recording", info);
         return this.sweep();
       })
@@ -440,21 +489,27 @@ export class Recorder extends EventEmitter {
         this.emit("failure", err.message);
       });
     this.closing.add(done);
-    void done.finally(() => this.closing.delete(done));
+    void done.finally(() => {
+      this.closing.delete(done);
+      this.closingFiles.delete(active.file);
+    });
   }
 
   /** Applies retention now (also run after each closed recording). */
   async sweep(): Promise<void> {
     const retention = this.opts.retention;
     if (!retention?.enabled) return;
-    const result = await retention.sweep();
-    if (result.deleted.length) this.emit("retention", result);
+    await retention.sweep();
+  }
+
+  private clearRestart(): void {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
   }
 
   /** Finishes the current recording (reason `close`, ending at `now`) and waits for every file to be closed. */
   async close(now = this.latestTime): Promise<void> {
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.restartTimer = undefined;
+    this.clearRestart();
     const active = this.active;
     if (active && !active.closing) this.closeActive("close", Math.min(active.endTime, now));
     this.closed = true;

@@ -113,6 +113,7 @@ export class LiveTranscoder extends EventEmitter {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
+    this.retryUntil = 0; // a stop and start by hand is a fresh start, not a retry
     this.setState("idle");
   }
 
@@ -162,11 +163,22 @@ export class LiveTranscoder extends EventEmitter {
       if (this.session === session) this.session = undefined;
       if (expected || this.closed || this.paused) return;
       const how = describeExit(session, code, signal);
-      this.emit("failure", `ffmpeg ${how}${stderr.length ? `: ${stderr.slice(-3).join(" | ")}` : ""}`);
-      if (Date.now() - session.startedAt >= (this.opts.healthyMs ?? 10000)) this.backoff.reset();
-      this.scheduleRetry();
+      this.failed(session, `ffmpeg ${how}${stderr.length ? `: ${stderr.slice(-3).join(" | ")}` : ""}`);
+    });
+    // ffmpeg's output cannot be split any more: end this run, and the restart gives viewers a fresh init.
+    session.on("warning", (message: string) => {
+      if (this.session !== session || this.closed || this.paused) return;
+      void this.stopSession();
+      this.failed(session, message);
     });
     session.start();
+  }
+
+  /** A run ended badly: report it and restart after the backoff (reset first when the run went well). */
+  private failed(session: TranscodeSession, message: string): void {
+    this.emit("failure", message);
+    if (Date.now() - session.startedAt >= (this.opts.healthyMs ?? 10000)) this.backoff.reset();
+    this.scheduleRetry();
   }
 
   private scheduleRetry(): void {

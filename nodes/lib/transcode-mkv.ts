@@ -32,8 +32,10 @@ function vintSize(n: number): Buffer {
 }
 
 function uintBytes(n: number): Buffer {
+  // A non-finite number would loop forever here (and hang Node-RED); callers must never pass one.
+  if (!Number.isFinite(n) || n < 0) throw new RangeError(`Matroska: ${n} is not an unsigned integer`);
   const bytes: number[] = [];
-  let v = Math.max(0, Math.floor(n));
+  let v = Math.floor(n);
   do {
     bytes.unshift(v % 256);
     v = Math.floor(v / 256);
@@ -135,6 +137,7 @@ export class MatroskaFrameWriter {
 
   /** Ticks since the first frame that `epochMs` will be stamped with (strictly increasing). */
   private stamp(epochMs: number): number {
+    if (!Number.isFinite(epochMs)) throw new RangeError(`Matroska: frame time ${epochMs} is not finite`);
     if (this.base === undefined) this.base = epochMs;
     let t = Math.round((epochMs - this.base) * TICKS_PER_MS);
     if (t <= this.last) t = this.last + 1;

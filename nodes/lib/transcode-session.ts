@@ -29,7 +29,6 @@ export interface SessionStats {
   framesIn: number;
   framesWritten: number;
   framesDropped: number;
-  firstTime?: number;
   lastTime?: number;
   /** After finish(endTime): where the file ends (epoch ms). */
   endTime?: number;
@@ -128,14 +127,6 @@ export class TranscodeSession extends EventEmitter {
     this.proc.kill();
   }
 
-  get running(): boolean {
-    return !this.exited;
-  }
-
-  get isFinishing(): boolean {
-    return this.finishing;
-  }
-
   /** Epoch time of the first frame written (the stream's time 0). */
   get baseTime(): number | undefined {
     return this.mkv.baseTime;
@@ -148,10 +139,9 @@ export class TranscodeSession extends EventEmitter {
 
   /** Queues a frame for ffmpeg; frames older than the last one are ignored. Returns false when not taken. */
   write(frame: Frame): boolean {
-    if (this.exited || this.finishing) return false;
+    if (this.exited || this.finishing || !Number.isFinite(frame.time)) return false;
     if (this.stats.lastTime !== undefined && frame.time <= this.stats.lastTime) return false;
     this.stats.framesIn++;
-    this.stats.firstTime ??= frame.time;
     this.stats.lastTime = frame.time;
     this.last = frame;
     this.enqueue(this.mkv.frame(frame.data, frame.time), frame.time);

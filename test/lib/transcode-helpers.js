@@ -8,6 +8,19 @@ const { execFileSync } = require("child_process");
 const FFMPEG = require("@ffmpeg-installer/ffmpeg").path;
 const FFPROBE = require("@ffprobe-installer/ffprobe").path;
 
+const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves fn()'s first truthy value, polling every 25 ms; throws "timed out waiting for <what>" after `ms`. */
+async function until(fn, ms, what) {
+  const t0 = Date.now();
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await wait(25);
+  }
+}
+
 /** True while a process with this pid exists. */
 function alive(pid) {
   try {
@@ -220,6 +233,8 @@ function recorderConfig(props = {}) {
 }
 
 module.exports = {
+  wait,
+  until,
   recorderConfig,
   findNginxRtmp,
   startNginxRtmp,
