@@ -14,6 +14,7 @@ const { RetentionSweeper, SIDECAR_MARK } = require("../dist/nodes/lib/retention"
 const { LiveTranscoder, Backoff } = require("../dist/nodes/lib/transcode-live");
 const { frameFromMessage, monotonicEpochMs } = require("../dist/nodes/lib/frame");
 const { MatroskaFrameWriter } = require("../dist/nodes/lib/transcode-mkv");
+const { TranscodeSession } = require("../dist/nodes/lib/transcode-session");
 const args = require("../dist/nodes/lib/transcode-args");
 const {
   FFMPEG,
@@ -105,6 +106,24 @@ describe("ffmpeg-transcode review findings", function () {
     assert.strictEqual(info.frames, expected);
     assert.strictEqual(Number(ffprobe(info.file, true).streams[0].nb_read_frames), expected);
     assert.strictEqual(info.start, T0 + 1000);
+  });
+
+  it("1: the longer recorder queue is still capped in bytes when ffmpeg does not read", function () {
+    const session = new TranscodeSession({
+      ffmpegPath: writeScript(tmp, "stuck", "exec sleep 30"),
+      args: [],
+      width: 320,
+      height: 240,
+      stdout: "none",
+      maxQueueMs: 600000,
+      maxQueueBytes: 200 * 1024,
+    });
+    cleanups.push(() => session.finish(undefined, 100));
+    session.start();
+    for (let i = 0; i < 100; i++) session.write(frameAt(T0 + i * 100, i));
+    const queuedFrames = session.stats.framesIn - session.stats.framesWritten - session.stats.framesDropped;
+    assert.ok(session.stats.framesDropped > 0, "frames were dropped");
+    assert.ok(queuedFrames * jpegs[0].length < 300 * 1024, `${queuedFrames} frames queued`);
   });
 
   it("2: frames without a time get the monotonic clock's, even when the wall clock jumps", function () {
@@ -319,7 +338,7 @@ describe("ffmpeg-transcode review findings", function () {
   });
 
   it("9: resume after a failed run starts ffmpeg with the next frame", async function () {
-    const dies = writeScript(tmp, "dies", "cat >/dev/null & exit 1");
+    const dies = writeScript(tmp, "dies", "exit 1");
     const live = new LiveTranscoder({
       ffmpegPath: dies,
       output: () => ({ args: [], stdout: "none" }),

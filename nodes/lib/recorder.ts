@@ -357,8 +357,9 @@ export class Recorder extends EventEmitter {
       height,
       secrets: this.opts.secrets,
       stdout: "none",
-      // The pre-roll (and, after a restart, what came meanwhile) arrives in one burst: keep all of the ring.
+      // The pre-roll (and, after a restart, what came meanwhile) arrives in one burst: keep as much as the ring.
       maxQueueMs: this.preRollMs + 2000,
+      maxQueueBytes: this.opts.preRollMaxBytes + 16 * 1024 * 1024,
     });
     active.session = session;
     if (this.opts.maxDurationSec > 0) active.splitAt = frame.time + this.opts.maxDurationSec * 1000;

@@ -16,6 +16,8 @@ export interface TranscodeSessionOptions {
   stdout: "fmp4" | "raw" | "none";
   /** Frames kept while ffmpeg's stdin is not draining, in ms of frame time; older ones are dropped. */
   maxQueueMs?: number;
+  /** ... and at most this many bytes (default: no byte limit beyond maxQueueMs). */
+  maxQueueBytes?: number;
   /** An ffmpeg that is given frames but shows no sign of life (progress, output, reading) this long is killed. */
   stallMs?: number;
 }
@@ -59,7 +61,8 @@ export class TranscodeSession extends EventEmitter {
   readonly proc: FfmpegProcess;
   readonly stats: SessionStats = { framesIn: 0, framesWritten: 0, framesDropped: 0 };
   private readonly mkv: MatroskaFrameWriter;
-  private readonly queue: { chunks: Buffer[]; time: number }[] = [];
+  private readonly queue: { chunks: Buffer[]; time: number; bytes: number }[] = [];
+  private queuedBytes = 0;
   private last?: Frame;
   private finishing = false;
   private exited = false;
@@ -92,6 +95,7 @@ export class TranscodeSession extends EventEmitter {
       this.exited = true;
       if (this.watchdog) clearInterval(this.watchdog);
       this.queue.length = 0;
+      this.queuedBytes = 0;
       this.emit("exit", code, signal, proc.lastStderr(), this.finishing);
     });
     proc.start();
@@ -181,15 +185,19 @@ export class TranscodeSession extends EventEmitter {
   private enqueue(chunks: Buffer[], time: number): void {
     if (this.exited) return;
     if (time !== -Infinity) this.lastFeed = Date.now();
-    this.queue.push({ chunks, time });
+    const bytes = chunks.reduce((n, c) => n + c.length, 0);
+    this.queue.push({ chunks, time, bytes });
+    this.queuedBytes += bytes;
     const maxMs = this.opts.maxQueueMs ?? 2000;
-    // Keep at most maxMs of frames waiting (never the header); drop the oldest waiting frame beyond that.
+    const maxBytes = this.opts.maxQueueBytes ?? Infinity;
+    // Keep at most maxMs (and maxBytes) of frames waiting (never the header); drop the oldest beyond that.
     while (
       this.queue.length > 2 &&
-      this.queue[this.queue.length - 1].time - this.firstQueuedFrameTime() > maxMs
+      (this.queue[this.queue.length - 1].time - this.firstQueuedFrameTime() > maxMs ||
+        this.queuedBytes > maxBytes)
     ) {
       const i = this.queue[0].time === -Infinity ? 1 : 0;
-      this.queue.splice(i, 1);
+      this.queuedBytes -= this.queue.splice(i, 1)[0].bytes;
       this.stats.framesDropped++;
       this.emit("dropped", this.stats.framesDropped);
     }
@@ -206,6 +214,7 @@ export class TranscodeSession extends EventEmitter {
     while (this.queue.length > 0 && !stdin.writableNeedDrain) {
       const item = this.queue.shift();
       if (!item) break;
+      this.queuedBytes -= item.bytes;
       for (const chunk of item.chunks) stdin.write(chunk);
       if (item.time !== -Infinity) this.stats.framesWritten++;
     }
