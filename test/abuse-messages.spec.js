@@ -18,7 +18,7 @@ const { readJpegSize } = require("../dist/nodes/lib/jpeg");
 const { ffprobe, recorderConfig } = require("./lib/transcode-helpers");
 const h = require("./lib/stream-out-helpers");
 const { Viewer } = require("./lib/soak-viewer");
-const { pick } = require("./lib/soak-env");
+const { pick, escapeWatch } = require("./lib/soak-env");
 
 helper.init(require.resolve("node-red"));
 require("./lib/i18n").useCatalogs(helper);
@@ -31,19 +31,16 @@ describe("bad messages into every node", function () {
   const nodes = [cameraSource, cameraConnect, frameThrottle, web.wrap(streamOutNode), transcodeNode];
   let jpegs;
   let tmp;
-  const escaped = [];
-  const onEscape = (err) => escaped.push(err);
+  const escapes = escapeWatch();
 
   before(async () => {
     jpegs = await h.makeJpegs({ count: 10 });
     await web.listen();
     await helper.startServer();
-    process.on("uncaughtException", onEscape);
-    process.on("unhandledRejection", onEscape);
+    escapes.start();
   });
   after(async () => {
-    process.off("uncaughtException", onEscape);
-    process.off("unhandledRejection", onEscape);
+    escapes.stop();
     await helper.stopServer();
     await web.close();
   });
@@ -53,7 +50,7 @@ describe("bad messages into every node", function () {
   afterEach(async () => {
     await helper.unload();
     fs.rmSync(tmp, { recursive: true, force: true });
-    assert.deepStrictEqual(escaped.map(String), [], "nothing escaped to the process");
+    assert.deepStrictEqual(escapes.escaped.map(String), [], "nothing escaped to the process");
   });
 
   /** Every kind of wrong a message can be. */

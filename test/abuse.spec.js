@@ -259,16 +259,7 @@ describe("viewer abuse", function () {
     const out = await load();
     feed(out, jpegs, 10);
     await wait(300);
-    for (const p of [
-      "",
-      "/",
-      "/snapshot.jpg",
-      "/status.json",
-      "/status",
-      "/metrics",
-      "/stream.mp4",
-      "/index.m3u8",
-    ]) {
+    for (const p of h.ENDPOINTS) {
       const r = await h.request(web.url(PATH + p), { method: "HEAD" });
       assert.ok([200, 503].includes(r.status), `HEAD ${p}: ${r.status}`);
       assert.strictEqual(r.body.length, 0, `HEAD ${p} has no body`);

@@ -19,7 +19,7 @@ const cams = require("./lib/fake-cameras");
 const h = require("./lib/stream-out-helpers");
 const { Viewer } = require("./lib/soak-viewer");
 const { SupervisionLog } = require("./lib/soak-supervision");
-const { pick } = require("./lib/soak-env");
+const { pick, escapeWatch } = require("./lib/soak-env");
 
 helper.init(require.resolve("node-red"));
 require("./lib/i18n").useCatalogs(helper);
@@ -33,8 +33,7 @@ describe("camera faults in a running flow", function () {
   this.timeout(pick(60000, 900000));
   const web = h.httpNodeServer();
   const nodes = [cameraSource, cameraConnect, web.wrap(streamOut), transcode];
-  const escaped = [];
-  const onEscape = (err) => escaped.push(err);
+  const escapes = escapeWatch();
   let cam;
   let viewer;
   let log;
@@ -44,12 +43,10 @@ describe("camera faults in a running flow", function () {
   before(async () => {
     await web.listen();
     await helper.startServer();
-    process.on("uncaughtException", onEscape);
-    process.on("unhandledRejection", onEscape);
+    escapes.start();
   });
   after(async () => {
-    process.off("uncaughtException", onEscape);
-    process.off("unhandledRejection", onEscape);
+    escapes.stop();
     await helper.stopServer();
     await web.close();
   });
@@ -117,7 +114,7 @@ describe("camera faults in a running flow", function () {
 
   /** Node-RED is still up: no exception escaped, the flow still serves a new viewer the live picture. */
   async function assertStillRunning() {
-    assert.deepStrictEqual(escaped.map(String), [], "nothing escaped to the process");
+    assert.deepStrictEqual(escapes.escaped.map(String), [], "nothing escaped to the process");
     assert.ok(!viewer.ended, `the viewer stayed connected (saw ${viewer.summary()})`);
     assert.strictEqual(viewer.count("bad"), 0, "every part the viewer got was a JPEG");
     const fresh = new Viewer(web.url(PATH), [...SMALL, ...LARGE]);

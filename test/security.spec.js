@@ -209,16 +209,7 @@ describe("security in a real Node-RED with httpNodeAuth and adminAuth", function
       .find((l) => /^seg-\d+\.m4s/.test(l))
       .split("?")[0];
     const init = /init\.mp4\?v=(\d+)/.exec(playlist)[1];
-    const endpoints = [
-      "",
-      "/",
-      "/snapshot.jpg",
-      "/status.json",
-      "/status",
-      "/metrics",
-      "/stream.mp4",
-      "/index.m3u8",
-    ];
+    const endpoints = [...h.ENDPOINTS];
     endpoints.push(`/init.mp4?v=${init}`, `/${seg}`);
     const q = (p, token) =>
       `${base()}/sec/a${p}${token === undefined ? "" : `${p.includes("?") ? "&" : "?"}token=${token}`}`;

@@ -9,6 +9,7 @@ const h = require("./lib/stream-out-helpers");
 
 helper.init(require.resolve("node-red"));
 require("./lib/i18n").useCatalogs(helper);
+const { escapeWatch } = require("./lib/soak-env");
 
 /** The helper spies on Node.prototype, so one spy sees every node: keep the calls made on `node`. */
 function calls(node, method) {
@@ -430,18 +431,17 @@ describe("http-stream-out with httpNodeMiddleware and httpNodeCors", function ()
   });
 
   it("answers a path URL cannot read with 400 when the middleware calls next later (no crash)", async function () {
-    const escaped = [];
-    const onEscape = (err) => escaped.push(err);
-    process.on("uncaughtException", onEscape);
+    const escapes = escapeWatch();
+    escapes.start();
     helper.settings({ httpNodeMiddleware: (req, res, next) => setImmediate(next) });
     try {
       await helper.load(streamOut, [{ id: "out", type: "http-stream-out", path: "/cam", wires: [] }]);
       const r = await h.request(web.url("/cam///["));
       assert.ok(r.status === 400 || r.status === 404, `status ${r.status}`);
       assert.strictEqual((await h.request(web.url("/cam/status.json"))).status, 200);
-      assert.deepStrictEqual(escaped, []);
+      assert.deepStrictEqual(escapes.escaped, []);
     } finally {
-      process.off("uncaughtException", onEscape);
+      escapes.stop();
     }
   });
 });

@@ -36,4 +36,24 @@ function memoryAfterGc() {
 
 const MB = 1024 * 1024;
 
-module.exports = { SOAK, pick, gc, memoryAfterGc, MB };
+/**
+ * Collects what escapes to the process (uncaught exceptions, unhandled rejections) between start() and
+ * stop(): the proof that a fault or a bad message could not have crashed Node-RED.
+ */
+function escapeWatch() {
+  const escaped = [];
+  const on = (err) => escaped.push(err);
+  return {
+    escaped,
+    start() {
+      process.on("uncaughtException", on);
+      process.on("unhandledRejection", on);
+    },
+    stop() {
+      process.off("uncaughtException", on);
+      process.off("unhandledRejection", on);
+    },
+  };
+}
+
+module.exports = { SOAK, pick, gc, memoryAfterGc, MB, escapeWatch };

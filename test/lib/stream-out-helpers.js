@@ -225,7 +225,20 @@ function httpNodeServer(root = "/") {
   };
 }
 
+/** Every endpoint an http stream out serves under its path, but the segment and init URLs (they vary). */
+const ENDPOINTS = [
+  "",
+  "/",
+  "/snapshot.jpg",
+  "/status.json",
+  "/status",
+  "/metrics",
+  "/stream.mp4",
+  "/index.m3u8",
+];
+
 module.exports = {
+  ENDPOINTS,
   ffmpegPath,
   ffprobePath,
   run,

@@ -38,7 +38,7 @@ function statusError(status: { code: number; reason: string }): SourceError {
  * Livescope-Frame-Number to skip repeated frames and count gaps, CloseCameraServer on stop.
  */
 export class CanonWebViewSource extends FrameSource {
-  readonly parser: MjpegPartParser;
+  private readonly parser: MjpegPartParser;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
   private readonly auth: HttpAuth;
   private readonly pacer: RequestPacer;
@@ -101,11 +101,7 @@ export class CanonWebViewSource extends FrameSource {
     if (this.stopped) return void res.destroy();
     this.res = res;
     this.emit("connected");
-    try {
-      await readMjpegBody(this, res);
-    } finally {
-      this.parser.reset();
-    }
+    await readMjpegBody(this.parser, res);
   }
 
   private async runSession(): Promise<void> {

@@ -4,10 +4,7 @@ import { MjpegPartParser } from "../mjpeg-parser";
 import { FrameSource, SourceConfig, SourceError } from "./source";
 
 /** Reads a multipart JPEG body (and tells an HTML page from video) until it ends or fails. */
-export async function readMjpegBody(
-  source: FrameSource & { parser: MjpegPartParser },
-  res: IncomingMessage,
-): Promise<void> {
+export async function readMjpegBody(parser: MjpegPartParser, res: IncomingMessage): Promise<void> {
   const type = String(res.headers["content-type"] ?? "").toLowerCase();
   if (type.startsWith("text/")) {
     const what = await describeTextBody(res);
@@ -16,12 +13,16 @@ export async function readMjpegBody(
       `camera sent a ${type.split(";")[0]} page instead of video${what ? `: "${what}"` : ""}`,
     );
   }
-  for await (const chunk of res as AsyncIterable<Buffer>) source.parser.push(chunk);
+  try {
+    for await (const chunk of res as AsyncIterable<Buffer>) parser.push(chunk);
+  } finally {
+    parser.reset(); // a frame cut off by the end of the body is reported, and the next body starts clean
+  }
 }
 
 /** HTTP MJPEG (multipart/x-mixed-replace) from Axis, Panasonic, mjpg-streamer, go2rtc and the rest. */
 export class HttpMjpegSource extends FrameSource {
-  readonly parser: MjpegPartParser;
+  private readonly parser: MjpegPartParser;
   private res?: IncomingMessage;
   private readonly agent = new http.Agent({ keepAlive: false });
 
@@ -54,11 +55,7 @@ export class HttpMjpegSource extends FrameSource {
     }
     this.res = res;
     this.emit("connected");
-    try {
-      await readMjpegBody(this, res);
-    } finally {
-      this.parser.reset();
-    }
+    await readMjpegBody(this.parser, res);
   }
 
   protected release(): void {
