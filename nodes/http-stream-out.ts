@@ -1,13 +1,16 @@
-import type { IncomingMessage, ServerResponse } from "http";
+import { createHash } from "crypto";
+import { readFile } from "fs";
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "http";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from "node-red";
 import { frameFromMessage } from "./lib/frame";
-import { mp4InfoFromMessage } from "./lib/hls-playlist";
+import { readMp4Info } from "./lib/hls-playlist";
 import { StreamServer, type MetricRow } from "./lib/stream-server";
 import type { CameraSourceNode } from "./shared";
 
 interface HttpStreamOutDef extends NodeDef {
   path: string;
   maxClients: number | string;
+  maxPerAddress?: number | string;
   maxKbps: number | string;
   cors: string;
   offlineAfter: number | string;
@@ -27,6 +30,12 @@ interface HttpApp {
   _router?: { stack: Layer[] };
   router?: { stack: Layer[] };
 }
+
+/** The URL, below httpNodeRoot, where hls.js is served for pages without internet access. */
+const HLS_JS_PATH = "/camrelay/hls.min.js";
+
+/** The hls.js route of each RED.httpNode app and how many http stream out nodes keep it. */
+const hlsJsRoutes = new WeakMap<object, { users: number; handler: Middleware }>();
 
 /** Paths in use, per RED.httpNode app (each test-helper load has its own), lower case as express matches. */
 const claimedPaths = new WeakMap<object, Map<string, string>>();
@@ -52,6 +61,34 @@ function middlewareList(setting: unknown): Middleware[] {
   return [];
 }
 
+/** Removes CORS headers set before camrelay saw the request (Node-RED's admin app sets `*` when it shares "/"). */
+function dropForeignCors(res: ServerResponse): void {
+  for (const name of res.getHeaderNames()) if (name.startsWith("access-control-")) res.removeHeader(name);
+}
+
+/** The answer Express gives in production for an error: its status and the status text, never the stack. */
+function answerError(res: ServerResponse, err: unknown): number {
+  const e = (typeof err === "object" && err !== null ? err : {}) as {
+    status?: unknown;
+    statusCode?: unknown;
+  };
+  const code = Number(e.status ?? e.statusCode);
+  const status = Number.isInteger(code) && code >= 400 && code <= 599 ? code : 500;
+  if (res.headersSent) res.destroy();
+  else {
+    res.writeHead(status, { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" });
+    res.end(`${STATUS_CODES[status] ?? "Error"}\n`);
+  }
+  return status;
+}
+
+/** Removes the layer whose handle is `handler` from an express app. */
+function removeLayer(app: HttpApp, handler: Middleware): void {
+  const stack = (app._router ?? app.router)?.stack ?? [];
+  const i = stack.findIndex((layer) => layer.handle === handler);
+  if (i >= 0) stack.splice(i, 1);
+}
+
 /** httpNodeCors as a default for the node's own cors property. */
 function corsFromSettings(setting: unknown): string | string[] {
   if (typeof setting !== "object" || setting === null) return "";
@@ -60,6 +97,75 @@ function corsFromSettings(setting: unknown): string | string[] {
   if (typeof origin === "string") return origin;
   if (Array.isArray(origin)) return origin.filter((o): o is string => typeof o === "string");
   return "";
+}
+
+/** Runs httpNodeMiddleware (as the core http in node applies it), then `last`. */
+function runMiddleware(
+  middleware: Middleware[],
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: Next,
+  last: () => void,
+): void {
+  let i = 0;
+  const step: Next = (err) => {
+    if (err !== undefined) return next(err);
+    const mw = middleware[i++];
+    if (!mw) return last();
+    try {
+      // A middleware may call step later, outside Express's own try: nothing may escape from here.
+      mw(req, res, step);
+    } catch (e) {
+      next(e);
+    }
+  };
+  step();
+}
+
+/** hls.js's minified build, read once when first asked for. */
+let hlsJs: Promise<{ data: Buffer; etag: string }> | undefined;
+
+function loadHlsJs(): Promise<{ data: Buffer; etag: string }> {
+  hlsJs ??= new Promise((resolve, reject) => {
+    let file: string;
+    try {
+      file = require.resolve("hls.js/dist/hls.min.js");
+    } catch (err) {
+      reject(err as Error);
+      return;
+    }
+    readFile(file, (err, data) => {
+      if (err) reject(err);
+      else resolve({ data, etag: `"${createHash("sha1").update(data).digest("hex").slice(0, 20)}"` });
+    });
+  });
+  hlsJs.catch(() => (hlsJs = undefined));
+  return hlsJs;
+}
+
+/** Answers GET/HEAD for hls.min.js (Node-RED hosts often have no internet to load it from a CDN). */
+function serveHlsJs(req: IncomingMessage, res: ServerResponse, onError: (err: Error) => void): void {
+  loadHlsJs().then(
+    ({ data, etag }) => {
+      const headers = {
+        "Content-Type": "application/javascript; charset=utf-8",
+        "Cache-Control": "public, max-age=3600",
+        ETag: etag,
+      };
+      if (req.headers["if-none-match"] === etag) {
+        res.writeHead(304, headers);
+        res.end();
+        return;
+      }
+      res.writeHead(200, { ...headers, "Content-Length": data.length });
+      res.end(req.method === "HEAD" ? undefined : data);
+    },
+    (err: Error) => {
+      onError(err);
+      if (!res.headersSent) res.writeHead(404, { "Content-Type": "text/plain; charset=utf-8" });
+      res.end("hls.js is not installed\n");
+    },
+  );
 }
 
 export = (RED: NodeAPI) => {
@@ -90,6 +196,34 @@ export = (RED: NodeAPI) => {
         labels,
       },
     ];
+  }
+
+  /** Serves hls.js under <httpNodeRoot>/camrelay/hls.min.js while at least one http stream out runs. */
+  function useHlsJs(app: HttpApp, middleware: Middleware[]): void {
+    const route = hlsJsRoutes.get(app);
+    if (route) {
+      route.users++;
+      return;
+    }
+    const handler: Middleware = (req, res, next) => {
+      const bare = (req.url ?? "/").split("?")[0];
+      if ((bare !== "/" && bare !== "") || (req.method !== "GET" && req.method !== "HEAD")) return next();
+      dropForeignCors(res);
+      runMiddleware(middleware, req, res, next, () =>
+        serveHlsJs(req, res, (err) =>
+          RED.log.warn(RED._("http-stream-out.errors.hlsJs", { error: err.message })),
+        ),
+      );
+    };
+    app.use(HLS_JS_PATH, handler);
+    hlsJsRoutes.set(app, { users: 1, handler });
+  }
+
+  function dropHlsJs(app: HttpApp): void {
+    const route = hlsJsRoutes.get(app);
+    if (!route || --route.users > 0) return;
+    removeLayer(app, route.handler);
+    hlsJsRoutes.delete(app);
   }
 
   function HttpStreamOut(this: Node<HttpStreamOutCredentials>, config: HttpStreamOutDef) {
@@ -161,7 +295,9 @@ export = (RED: NodeAPI) => {
     const server: StreamServer = new StreamServer({
       path: path ?? "/",
       title: config.name || path,
+      // An old flow without the property, or 0, means unlimited, as it always did (new nodes get 100).
       maxClients: num(config.maxClients, 0),
+      maxPerAddress: num(config.maxPerAddress, 0),
       maxKbps: num(config.maxKbps, 0),
       token:
         typeof this.credentials?.token === "string" && this.credentials.token
@@ -186,21 +322,19 @@ export = (RED: NodeAPI) => {
     if (!failed && app && claims && path) {
       claims.set(key, this.id);
       const middleware = middlewareList(settings.httpNodeMiddleware);
+      useHlsJs(app, middleware);
       // One layer per node (httpNodeMiddleware runs inside it), so close removes exactly what was added.
       const h: Middleware = (req, res, next) => {
-        let i = 0;
-        const step: Next = (err) => {
-          if (err !== undefined) return next(err);
-          const mw = middleware[i++];
+        dropForeignCors(res);
+        runMiddleware(middleware, req, res, next, () => {
           try {
-            // A middleware may call step later, outside Express's own try: nothing may escape from here.
-            if (mw) mw(req, res, step);
-            else server.handle(req, res);
+            server.handle(req, res);
           } catch (e) {
-            next(e);
+            // Express would show the stack to the client: answer 500 without it, tell the operator.
+            answerError(res, e);
+            this.error(RED._("http-stream-out.errors.request", { error: String(e) }));
           }
-        };
-        step();
+        });
       };
       handler = h;
       app.use(path, h);
@@ -215,7 +349,17 @@ export = (RED: NodeAPI) => {
         return;
       }
       const payload = m.payload;
-      const mp4 = m.mp4 === undefined ? undefined : mp4InfoFromMessage(m.mp4);
+      const mp4 = m.mp4 === undefined ? undefined : readMp4Info(m.mp4);
+      if (mp4 && !("type" in mp4)) {
+        const value = typeof mp4.value === "string" ? JSON.stringify(mp4.value) : String(mp4.value);
+        const rule = RED._(`http-stream-out.mp4rules.${mp4.rule}`);
+        done(
+          new Error(
+            RED._("http-stream-out.errors.badMp4", { field: mp4.field, value: value.slice(0, 40), rule }),
+          ),
+        );
+        return;
+      }
       if (mp4 && Buffer.isBuffer(payload)) {
         server.pushMp4(payload, mp4);
         done();
@@ -234,10 +378,9 @@ export = (RED: NodeAPI) => {
       if (statusTimer) clearTimeout(statusTimer);
       server.close();
       if (app && handler) {
-        const stack = (app._router ?? app.router)?.stack ?? [];
-        const i = stack.findIndex((layer) => layer.handle === handler);
-        if (i >= 0) stack.splice(i, 1);
+        removeLayer(app, handler);
         if (claims?.get(key) === this.id) claims.delete(key);
+        dropHlsJs(app);
       }
       this.status({});
       done();

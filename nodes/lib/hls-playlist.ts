@@ -12,21 +12,61 @@ export interface Mp4Info {
   height: number;
 }
 
-/** Reads `msg.mp4` defensively; undefined when it is not an fMP4 description. */
-export function mp4InfoFromMessage(value: unknown): Mp4Info | undefined {
+/** What is wrong with one `msg.mp4` field: its name, the value given and the rule it breaks. */
+export interface Mp4Problem {
+  field: keyof Mp4Info;
+  value: unknown;
+  rule: "count" | "seconds" | "epoch" | "pixels" | "codec";
+}
+
+/** Latest epoch ms an HLS date can show (RFC 3339 has four-digit years): 9999-12-31T23:59:59.999Z. */
+export const MAX_EPOCH_MS = 253402300799999;
+/** Longest fragment accepted, in seconds (ffmpeg transcode cuts at most 60 s between keyframes). */
+export const MAX_FRAGMENT_SECONDS = 3600;
+
+const RULES: Record<Mp4Problem["rule"], (x: unknown) => boolean> = {
+  count: (x) => Number.isSafeInteger(x) && (x as number) >= 0,
+  seconds: (x) => typeof x === "number" && x >= 0 && x <= MAX_FRAGMENT_SECONDS,
+  epoch: (x) => typeof x === "number" && x >= 0 && x <= MAX_EPOCH_MS,
+  pixels: (x) => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 65535,
+  codec: (x) => typeof x === "string" && x.length <= 100,
+};
+
+/**
+ * Reads `msg.mp4`: undefined when it is not an fMP4 description (no type "init" or "fragment"), the
+ * first field that breaks its rule, or the info with defaults for the fields left out.
+ */
+export function readMp4Info(value: unknown): Mp4Info | Mp4Problem | undefined {
   if (typeof value !== "object" || value === null) return undefined;
   const v = value as Partial<Record<keyof Mp4Info, unknown>>;
   if (v.type !== "init" && v.type !== "fragment") return undefined;
-  const num = (x: unknown, d: number): number => (typeof x === "number" && Number.isFinite(x) ? x : d);
+  const fields: [keyof Mp4Info, Mp4Problem["rule"]][] = [
+    ["seq", "count"],
+    ["duration", "seconds"],
+    ["time", "epoch"],
+    ["codec", "codec"],
+    ["width", "pixels"],
+    ["height", "pixels"],
+  ];
+  for (const [field, rule] of fields) {
+    if (v[field] !== undefined && !RULES[rule](v[field])) return { field, value: v[field], rule };
+  }
+  const n = (x: unknown, d: number): number => (x === undefined ? d : (x as number));
   return {
     type: v.type,
-    seq: num(v.seq, 0),
-    duration: num(v.duration, 0),
-    time: num(v.time, Date.now()),
+    seq: n(v.seq, 0),
+    duration: n(v.duration, 0),
+    time: n(v.time, Date.now()),
     codec: typeof v.codec === "string" ? v.codec : "",
-    width: num(v.width, 0),
-    height: num(v.height, 0),
+    width: n(v.width, 0),
+    height: n(v.height, 0),
   };
+}
+
+/** Reads `msg.mp4`; undefined when it is not an fMP4 description or a field is out of range. */
+export function mp4InfoFromMessage(value: unknown): Mp4Info | undefined {
+  const info = readMp4Info(value);
+  return info && "type" in info ? info : undefined;
 }
 
 export interface Mp4Init {
@@ -95,10 +135,12 @@ export class Fmp4Store {
   /** Adds a fragment of the current init; undefined when no init has arrived yet. */
   pushFragment(data: Buffer, info: Mp4Info, previousTime?: number): Mp4Segment | undefined {
     if (this.init === undefined) return undefined;
+    const fits = (d: number): boolean => d > 0 && d <= MAX_FRAGMENT_SECONDS;
     let duration = info.duration;
-    if (!(duration > 0))
-      duration =
-        previousTime !== undefined && info.time > previousTime ? (info.time - previousTime) / 1000 : 1;
+    if (!fits(duration)) {
+      const gap = previousTime === undefined ? NaN : (info.time - previousTime) / 1000;
+      duration = fits(gap) ? gap : 1;
+    }
     const seg: Mp4Segment = {
       seq: this.nextSeq++,
       data,
@@ -160,7 +202,9 @@ export class Fmp4Store {
         initId = seg.initId;
         lines.push(`#EXT-X-MAP:URI="init.mp4?v=${initId}${query === "" ? "" : `&${query}`}"`);
       }
-      lines.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(seg.time).toISOString()}`);
+      // Only a date RFC 3339 can write (a time from outside readMp4Info must not make the playlist throw).
+      if (Number.isFinite(seg.time) && seg.time >= 0 && seg.time <= MAX_EPOCH_MS)
+        lines.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(seg.time).toISOString()}`);
       lines.push(`#EXTINF:${seg.duration.toFixed(3)},`);
       lines.push(`seg-${seg.seq}.m4s${q}`);
     }

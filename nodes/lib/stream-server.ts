@@ -19,8 +19,10 @@ export interface PlaceholderCard {
 export interface StreamServerOptions {
   /** The path the server is mounted on, for status.json, metrics labels and the page title. */
   path: string;
-  /** Streaming viewers (MJPEG, stream.mp4, HLS sessions) at most; 0 = unlimited. */
+  /** Streaming viewers (MJPEG, stream.mp4, HLS sessions) and snapshot waiters at most; 0 = unlimited. */
   maxClients?: number;
+  /** The same, from one client address (an IPv6 /64 counts as one); 0 = unlimited. */
+  maxPerAddress?: number;
   /** Per viewer, kilobits per second; 0 = unlimited. */
   maxKbps?: number;
   /** Required as `?token=` or `Authorization: Bearer` when set. */
@@ -80,6 +82,9 @@ export interface StreamStats {
   viewerCount: number;
   viewersDropped: number;
   maxClients: number;
+  maxPerAddress: number;
+  /** `snapshot.jpg?wait=1` requests waiting for the next frame (they count against maxClients). */
+  snapshotWaiters: number;
   maxKbps: number;
   pendingFrames: number;
   viewers: ViewerInfo[];
@@ -95,8 +100,12 @@ interface Placeholder {
 interface SnapshotWaiter {
   res: ServerResponse;
   head: boolean;
+  group: string;
   timer: NodeJS.Timeout;
 }
+
+/** Distinct User-Agents one address may turn into HLS sessions; more share one session of that address. */
+export const HLS_SESSIONS_PER_ADDRESS = 16;
 
 /** An HLS client, known by address and user agent, alive while it keeps requesting. */
 class HlsSession {
@@ -108,6 +117,7 @@ class HlsSession {
   lastSeen = performance.now();
   constructor(
     readonly address: string,
+    readonly group: string,
     readonly since: number,
   ) {}
 
@@ -149,6 +159,26 @@ function clientAddress(req: IncomingMessage): string {
   return addr.startsWith("::ffff:") ? addr.slice(7) : addr;
 }
 
+/**
+ * The client an address stands for, for per-address limits: an IPv4 address itself, an IPv6 address by
+ * its /64 (a host picks addresses inside its /64 at will).
+ */
+export function addressGroup(address: string): string {
+  if (!address.includes(":")) return address;
+  const a = address.split("%")[0].toLowerCase();
+  const halves = a.split("::");
+  if (halves.length > 2) return a;
+  const left = halves[0] ? halves[0].split(":") : [];
+  const right = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
+  // A trailing dotted IPv4 part fills two groups.
+  const rightGroups = right.length + (right.length > 0 && right[right.length - 1].includes(".") ? 1 : 0);
+  const zeros =
+    halves.length === 2 ? Array<string>(Math.max(0, 8 - left.length - rightGroups)).fill("0") : [];
+  const groups = [...left, ...zeros, ...right].slice(0, 4);
+  if (groups.length < 4 || groups.some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return a;
+  return `${groups.map((g) => parseInt(g, 16).toString(16)).join(":")}::/64`;
+}
+
 function promLabel(text: string): string {
   return text.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 }
@@ -174,6 +204,7 @@ export class StreamServer {
   /** The camera name the frames carry (msg.topic / msg.frame.camera). */
   private camera: string;
   private readonly maxClients: number;
+  private readonly maxPerAddress: number;
   private readonly maxKbps: number;
   private readonly tokenHash: Buffer | undefined;
   private readonly cors: string | string[];
@@ -193,6 +224,8 @@ export class StreamServer {
   private readonly mp4 = new Set<StreamViewer>();
   private readonly hls = new Map<string, HlsSession>();
   private readonly waiters = new Set<SnapshotWaiter>();
+  /** Per address group: viewers, HLS sessions and waiters held now (all), and HLS sessions (hls). */
+  private readonly perAddress = new Map<string, { all: number; hls: number }>();
   private readonly fmp4: Fmp4Store;
   private readonly frameTimes: number[] = [];
   private readonly timer: NodeJS.Timeout;
@@ -221,6 +254,7 @@ export class StreamServer {
     this.path = options.path;
     this.camera = "";
     this.maxClients = Math.max(0, options.maxClients ?? 0);
+    this.maxPerAddress = Math.max(0, options.maxPerAddress ?? 0);
     this.maxKbps = Math.max(0, options.maxKbps ?? 0);
     this.tokenHash = options.token ? sha256(options.token) : undefined;
     this.cors = options.cors ?? "";
@@ -362,7 +396,7 @@ export class StreamServer {
     }
     const seg = /^\/seg-(\d+)\.m4s$/.exec(route);
     if (route === "/") this.serveMjpeg(req, res, head);
-    else if (route === "/snapshot.jpg") this.serveSnapshot(res, head, parsed.searchParams.get("wait"));
+    else if (route === "/snapshot.jpg") this.serveSnapshot(req, res, head, parsed.searchParams.get("wait"));
     else if (route === "/status.json")
       this.reply(res, 200, "application/json", JSON.stringify(this.stats()), head);
     else if (route === "/status") this.reply(res, 200, "text/html; charset=utf-8", this.statusPage(), head);
@@ -413,16 +447,38 @@ export class StreamServer {
     res.end(head ? undefined : data);
   }
 
-  private busy(res: ServerResponse, head: boolean): boolean {
-    if (this.maxClients > 0 && this.viewerCount >= this.maxClients) {
+  /** Answers 503 when a new viewer or waiter from `group` would pass maxClients or maxPerAddress. */
+  private busy(res: ServerResponse, head: boolean, group: string): boolean {
+    if (this.maxClients > 0 && this.viewerCount + this.waiters.size >= this.maxClients) {
       this.reply(res, 503, "text/plain", "Too many viewers\n", head, { "Retry-After": "10" });
+      return true;
+    }
+    if (this.maxPerAddress > 0 && (this.perAddress.get(group)?.all ?? 0) >= this.maxPerAddress) {
+      this.reply(res, 503, "text/plain", "Too many viewers from your address\n", head, {
+        "Retry-After": "10",
+      });
       return true;
     }
     return false;
   }
 
+  private hold(group: string, hls: boolean): void {
+    const held = this.perAddress.get(group) ?? { all: 0, hls: 0 };
+    held.all++;
+    if (hls) held.hls++;
+    this.perAddress.set(group, held);
+  }
+
+  private release(group: string, hls: boolean): void {
+    const held = this.perAddress.get(group);
+    if (!held) return;
+    held.all--;
+    if (hls) held.hls--;
+    if (held.all <= 0) this.perAddress.delete(group);
+  }
+
   private serveMjpeg(req: IncomingMessage, res: ServerResponse, head: boolean): void {
-    if (!head && this.busy(res, head)) return;
+    if (!head && this.busy(res, head, addressGroup(clientAddress(req)))) return;
     // Without chunked encoding the body is the raw multipart stream, ended by closing the connection.
     res.useChunkedEncodingByDefault = false;
     res.writeHead(200, {
@@ -451,7 +507,7 @@ export class StreamServer {
       this.reply(res, 503, "text/plain", "No fMP4 input yet\n", head, { "Retry-After": "2" });
       return;
     }
-    if (!head && this.busy(res, head)) return;
+    if (!head && this.busy(res, head, addressGroup(clientAddress(req)))) return;
     res.useChunkedEncodingByDefault = false;
     res.writeHead(200, { "Content-Type": "video/mp4", "Cache-Control": NO_STORE, Connection: "close" });
     if (head) {
@@ -509,14 +565,21 @@ export class StreamServer {
   /** Finds or starts the HLS session of this client; answers 503 and returns undefined when full. */
   private touchHls(req: IncomingMessage, res: ServerResponse): HlsSession | undefined {
     const address = clientAddress(req);
+    const group = addressGroup(address);
     // Players behind one address (a household's NAT) told apart by User-Agent, of which 64 characters do:
     // a client cannot make the key (kept 15 s) as large as its header.
-    const key = `${address}|${String(req.headers["user-agent"] ?? "").slice(0, 64)}`;
+    let key = `${address}|${String(req.headers["user-agent"] ?? "").slice(0, 64)}`;
     let session = this.hls.get(key);
+    if (!session && (this.perAddress.get(group)?.hls ?? 0) >= HLS_SESSIONS_PER_ADDRESS) {
+      // Made-up User-Agents must not turn one address into thousands of viewers: the rest share one.
+      key = `${group}|*`;
+      session = this.hls.get(key);
+    }
     if (!session) {
-      if (this.busy(res, false)) return undefined;
-      session = new HlsSession(address, Date.now());
+      if (this.busy(res, false, group)) return undefined;
+      session = new HlsSession(address, group, Date.now());
       this.hls.set(key, session);
+      this.hold(group, true);
       this.onViewer?.("connect", { address, kind: "hls" }, this.viewerCount);
     }
     session.lastSeen = performance.now();
@@ -532,13 +595,18 @@ export class StreamServer {
     res.socket?.setNoDelay(true);
     const bytesPerSecond = (this.maxKbps * 1000) / 8;
     const address = clientAddress(req);
+    const group = addressGroup(address);
     const viewer = new StreamViewer(res, kind, address, Date.now(), this.totals, bytesPerSecond, () =>
       performance.now(),
     );
     set.add(viewer);
+    this.hold(group, false);
     res.on("close", () => {
       viewer.close(true);
-      if (set.delete(viewer)) this.onViewer?.("disconnect", { address, kind }, this.viewerCount);
+      if (set.delete(viewer)) {
+        this.release(group, false);
+        this.onViewer?.("disconnect", { address, kind }, this.viewerCount);
+      }
     });
     this.onViewer?.("connect", { address, kind }, this.viewerCount);
     return viewer;
@@ -546,21 +614,23 @@ export class StreamServer {
 
   // ---- snapshot and placeholder ---------------------------------------------------------------
 
-  private serveSnapshot(res: ServerResponse, head: boolean, wait: string | null): void {
+  private serveSnapshot(req: IncomingMessage, res: ServerResponse, head: boolean, wait: string | null): void {
     if (wait !== null && wait !== "0" && wait !== "false") {
+      // A waiter holds a connection like a viewer does, so it counts against the same limits.
+      const group = addressGroup(clientAddress(req));
+      if (this.busy(res, head, group)) return;
       const waiter: SnapshotWaiter = {
         res,
         head,
+        group,
         timer: setTimeout(() => {
-          this.waiters.delete(waiter);
+          this.dropWaiter(waiter);
           this.reply(res, 504, "text/plain", "No frame arrived in time\n", head);
         }, this.snapshotWaitMs),
       };
       this.waiters.add(waiter);
-      res.on("close", () => {
-        clearTimeout(waiter.timer);
-        this.waiters.delete(waiter);
-      });
+      this.hold(group, false);
+      res.on("close", () => this.dropWaiter(waiter));
       return;
     }
     const frame = this.currentFrame();
@@ -572,9 +642,13 @@ export class StreamServer {
   }
 
   private answerWaiter(w: SnapshotWaiter, frame: Frame): void {
-    clearTimeout(w.timer);
-    this.waiters.delete(w);
+    this.dropWaiter(w);
     this.sendJpeg(w.res, frame, w.head);
+  }
+
+  private dropWaiter(w: SnapshotWaiter): void {
+    clearTimeout(w.timer);
+    if (this.waiters.delete(w)) this.release(w.group, false);
   }
 
   private sendJpeg(res: ServerResponse, frame: Frame, head: boolean): void {
@@ -656,6 +730,7 @@ export class StreamServer {
     for (const [key, s] of this.hls) {
       if (t - s.lastSeen > this.hlsIdleMs) {
         this.hls.delete(key);
+        this.release(s.group, true);
         this.onViewer?.("disconnect", { address: s.address, kind: "hls" }, this.viewerCount);
       }
     }
@@ -710,6 +785,8 @@ export class StreamServer {
       viewerCount: this.viewerCount,
       viewersDropped: this.viewersDropped,
       maxClients: this.maxClients,
+      maxPerAddress: this.maxPerAddress,
+      snapshotWaiters: this.waiters.size,
       maxKbps: this.maxKbps,
       pendingFrames,
       viewers,
@@ -789,6 +866,7 @@ export class StreamServer {
       this.reply(w.res, 503, "text/plain", "Stream closed\n", w.head, { "Retry-After": "2" });
     }
     this.waiters.clear();
+    this.perAddress.clear();
     this.fmp4.clear();
   }
 }
