@@ -66,20 +66,14 @@ function dropForeignCors(res: ServerResponse): void {
   for (const name of res.getHeaderNames()) if (name.startsWith("access-control-")) res.removeHeader(name);
 }
 
-/** The answer Express gives in production for an error: its status and the status text, never the stack. */
-function answerError(res: ServerResponse, err: unknown): number {
-  const e = (typeof err === "object" && err !== null ? err : {}) as {
-    status?: unknown;
-    statusCode?: unknown;
-  };
-  const code = Number(e.status ?? e.statusCode);
-  const status = Number.isInteger(code) && code >= 400 && code <= 599 ? code : 500;
-  if (res.headersSent) res.destroy();
-  else {
-    res.writeHead(status, { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" });
-    res.end(`${STATUS_CODES[status] ?? "Error"}\n`);
+/** A 500 with the status text alone (Express's own handler would show the client the stack). */
+function answerServerError(res: ServerResponse): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
   }
-  return status;
+  res.writeHead(500, { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" });
+  res.end(`${STATUS_CODES[500]}\n`);
 }
 
 /** Removes the layer whose handle is `handler` from an express app. */
@@ -149,7 +143,7 @@ function serveHlsJs(req: IncomingMessage, res: ServerResponse, onError: (err: Er
     ({ data, etag }) => {
       const headers = {
         "Content-Type": "application/javascript; charset=utf-8",
-        "Cache-Control": "public, max-age=3600",
+        "Cache-Control": "max-age=3600",
         ETag: etag,
       };
       if (req.headers["if-none-match"] === etag) {
@@ -330,8 +324,7 @@ export = (RED: NodeAPI) => {
           try {
             server.handle(req, res);
           } catch (e) {
-            // Express would show the stack to the client: answer 500 without it, tell the operator.
-            answerError(res, e);
+            answerServerError(res);
             this.error(RED._("http-stream-out.errors.request", { error: String(e) }));
           }
         });

@@ -219,6 +219,16 @@ describe("issue 10, serving: msg.mp4 numbers", function () {
       payload: mp4.fragments[0],
       mp4: { type: "fragment", seq: 0, duration: 1, time: t0, ...meta },
     });
+    const segments = async () => JSON.parse((await get(web.url("/cam/status.json"))).body).fmp4.segments;
+    // The issue's case alone first: the playlist answered 500 with a stack trace.
+    n.receive({
+      payload: mp4.fragments[1],
+      mp4: { type: "fragment", seq: 1, duration: 1, time: 1e300, ...meta },
+    });
+    await h.until(async () => errors.length === 1 || (await segments()) > 1, "the message handled");
+    const first = await get(web.url("/cam/index.m3u8"));
+    assert.strictEqual(first.status, 200, first.body.toString().slice(0, 300));
+    assert.doesNotMatch(first.body.toString(), STACK);
     const bad = [
       ["time", 1e300],
       ["time", -1],
@@ -236,16 +246,22 @@ describe("issue 10, serving: msg.mp4 numbers", function () {
       const info = { type: "fragment", seq: 1, duration: 1, time: t0 + 1000, ...meta, [field]: value };
       n.receive({ payload: mp4.fragments[1], mp4: info });
     }
-    await h.until(() => errors.length === bad.length, `${bad.length} errors`);
-    bad.forEach(([field], i) =>
-      assert.match(errors[i], new RegExp(`^(Error: )?msg\\.mp4\\.${field} is .+: it must be `)),
+    // Every message handled: refused (the fix) or stored as a segment (before it).
+    await h.until(
+      async () => errors.length === bad.length + 1 || (await segments()) > 2,
+      "the messages handled",
     );
-    assert.match(errors[0], /msg\.mp4\.time is 1e\+300: it must be epoch milliseconds/);
     const r = await get(web.url("/cam/index.m3u8"));
     assert.strictEqual(r.status, 200);
     assert.doesNotMatch(r.body.toString(), STACK);
     assert.match(r.body.toString(), /#EXT-X-TARGETDURATION:1\n/);
     assert.strictEqual(r.body.toString().match(/\.m4s/g).length, 1, "only the good fragment");
+    await h.until(() => errors.length === bad.length + 1, `${bad.length + 1} errors`);
+    errors.shift();
+    bad.forEach(([field], i) =>
+      assert.match(errors[i], new RegExp(`^(Error: )?msg\\.mp4\\.${field} is .+: it must be `)),
+    );
+    assert.match(errors[0], /msg\.mp4\.time is 1e\+300: it must be epoch milliseconds/);
   });
 
   it("the playlist cannot throw even for times that never went through the check", () => {
