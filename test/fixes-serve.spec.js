@@ -333,6 +333,20 @@ describe("issue 10, serving: a real Node-RED with default settings", function ()
         maxPerAddress: editorDefault("maxPerAddress"),
         wires: [[]],
       },
+      // The issue's msg.mp4.time of 1e300, sent by a function node as any flow could.
+      { id: "once", z: "tab", type: "inject", once: true, onceDelay: 0.1, wires: [["fmp4"]] },
+      {
+        id: "fmp4",
+        z: "tab",
+        type: "function",
+        func:
+          'node.send({ payload: Buffer.from("init"), mp4: { type: "init", time: Date.now() } });\n' +
+          'node.send({ payload: Buffer.from("moof"), mp4: { type: "fragment", duration: 1, time: 1e300 } });\n' +
+          "return null;",
+        outputs: 1,
+        wires: [["badmp4"]],
+      },
+      { id: "badmp4", z: "tab", type: "http-stream-out", path: "/bad/mp4", wires: [[]] },
     ]);
     for (const p of ["/cors/none", "/cors/dash"])
       await nr.until(
@@ -343,6 +357,13 @@ describe("issue 10, serving: a real Node-RED with default settings", function ()
   });
   after(async () => {
     await nr?.cleanup();
+  });
+
+  it("msg.mp4.time 1e300 never makes the playlist a 500 or shows a stack", async () => {
+    const r = await nr.request("GET", "/bad/mp4/index.m3u8");
+    assert.notStrictEqual(r.status, 500, r.body.toString().slice(0, 300));
+    assert.doesNotMatch(r.body.toString(), STACK);
+    assert.match(nr.output, /msg\.mp4\.time is 1e\+300/, "the error is logged");
   });
 
   it("an answer carries no CORS header when the node sets none, and exactly its origin when it sets one", async () => {
