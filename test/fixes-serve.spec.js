@@ -60,8 +60,8 @@ function get(url, { headers = {}, localAddress, method = "GET" } = {}) {
   });
 }
 
-/** A stack trace as Node prints one ("    at fn (file:line:col)"). */
-const STACK = /\n\s+at [^\n]+:\d+:\d+/;
+/** A stack frame as Node prints one ("at fn (/file:line:col)"), also HTML-escaped as Express shows it. */
+const STACK = /\bat [\w.<>$]+ \((\/|&lt;|<|node:)/;
 
 describe("issue 10, serving: limits against anonymous load", function () {
   this.timeout(60000);
