@@ -429,6 +429,10 @@ describe("issue 10, serving: a real Node-RED with default settings", function ()
         refused.every((a) => Number(a.headers["retry-after"]) > 0),
         "Retry-After on every 503",
       );
+      assert.ok(
+        refused.every((a) => a.headers.connection === "close"),
+        "a refused connection is closed",
+      );
       const editor = await nr.request("GET", "/settings");
       assert.strictEqual(editor.status, 200, "the editor answers");
       const s = JSON.parse((await nr.request("GET", "/load/new/status.json")).body);

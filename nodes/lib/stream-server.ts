@@ -449,17 +449,15 @@ export class StreamServer {
 
   /** Answers 503 when a new viewer or waiter from `group` would pass maxClients or maxPerAddress. */
   private busy(res: ServerResponse, head: boolean, group: string): boolean {
-    if (this.maxClients > 0 && this.viewerCount + this.waiters.size >= this.maxClients) {
-      this.reply(res, 503, "text/plain", "Too many viewers\n", head, { "Retry-After": "10" });
-      return true;
-    }
-    if (this.maxPerAddress > 0 && (this.perAddress.get(group)?.all ?? 0) >= this.maxPerAddress) {
-      this.reply(res, 503, "text/plain", "Too many viewers from your address\n", head, {
-        "Retry-After": "10",
-      });
-      return true;
-    }
-    return false;
+    let text: string | undefined;
+    if (this.maxClients > 0 && this.viewerCount + this.waiters.size >= this.maxClients)
+      text = "Too many viewers\n";
+    else if (this.maxPerAddress > 0 && (this.perAddress.get(group)?.all ?? 0) >= this.maxPerAddress)
+      text = "Too many viewers from your address\n";
+    if (text === undefined) return false;
+    // Closing the refused connection gives its file descriptor back at once (no idle keep-alive).
+    this.reply(res, 503, "text/plain", text, head, { "Retry-After": "10", Connection: "close" });
+    return true;
   }
 
   private hold(group: string, hls: boolean): void {
