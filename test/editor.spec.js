@@ -122,7 +122,7 @@ function runtimeRegistrations() {
 
 /** Settings a compiled file reads as `config.<name>`. */
 function configReads(file) {
-  const js = fs.readFileSync(path.join(ROOT, file), "utf8");
+  const js = fs.readFileSync(path.resolve(ROOT, file), "utf8");
   return new Set([...js.matchAll(/\bconfig\.(\w+)/g)].map((m) => m[1]));
 }
 
@@ -191,7 +191,8 @@ describe("editor definitions (nodes/*.html) against the runtime", function () {
   it("saves every setting the runtime reads, and the runtime reads every setting the editor saves", function () {
     const FLOW_KEYS = new Set(["id", "type", "z", "wires", "x", "y", "g"]);
     const files = {
-      "camera-source": ["dist/nodes/camera-source.js", "dist/nodes/lib/camera-options.js"],
+      // camera-source hands its config to cameraOptions (resolved by require, so a moved module is followed).
+      "camera-source": ["dist/nodes/camera-source.js", require.resolve("../dist/nodes/lib/camera-options")],
     };
     for (const type of TYPES) {
       const reads = new Set(
