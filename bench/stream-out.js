@@ -5,16 +5,15 @@
 //
 //   node bench/stream-out.js [--duration 20] [--only 1000x6] [--workers 2] [--repeat 1] [--quiet 0.3]
 "use strict";
-const fs = require("fs");
 const os = require("os");
 const path = require("path");
 const http = require("http");
 const net = require("net");
-const { fork, spawn, execFileSync } = require("child_process");
+const { fork } = require("child_process");
 const { insertJpegComment } = require("../dist/nodes/lib/jpeg");
 const { makeJpegs, MultipartReader } = require("../test/lib/stream-out-helpers");
+const { wait, cpuSeconds, machineCpu, rssOf, startNodeRedProcess } = require("../test/lib/toolkit");
 
-const root = path.join(__dirname, "..");
 const SELF = path.join(__dirname, "stream-out.js");
 const STAMP = "camrelay-bench ";
 const now = () => performance.timeOrigin + performance.now();
@@ -228,41 +227,7 @@ function startBare(cameraPort) {
 
 // ---- Node-RED child --------------------------------------------------------------------------------
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"]).toString()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU seconds (user + system) of a process, from /proc. */
-function cpuSeconds(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
-
-/** Machine-wide CPU seconds: busy (not idle/iowait) and softirq (loopback TCP work lands there). */
-function machineCpu() {
-  const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-  const total = f.reduce((a, b) => a + b, 0);
-  return { busy: (total - f[3] - f[4]) / CLK_TCK, softirq: f[6] / CLK_TCK };
-}
-
-function rssMB(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
+const rssMB = (pid) => rssOf(pid) / 2 ** 20 || NaN;
 
 async function getJson(url) {
   const r = await fetch(url);
@@ -271,10 +236,6 @@ async function getJson(url) {
 }
 
 async function startNodeRed(cameraPort, stallTimeout) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-bench-"));
-  fs.mkdirSync(path.join(dir, "node_modules", "@camrelay"), { recursive: true });
-  fs.symlinkSync(root, path.join(dir, "node_modules", "@camrelay", "node-red-camrelay"), "dir");
-  const port = await freePort();
   const flows = [
     { id: "tab", type: "tab", label: "bench" },
     {
@@ -310,61 +271,20 @@ async function startNodeRed(cameraPort, stallTimeout) {
       ...{ offlineAfter: 10, stallTimeout, wires: [[]] },
     },
   ];
-  fs.writeFileSync(path.join(dir, "flows.json"), JSON.stringify(flows));
-  const settings = {
-    uiHost: "127.0.0.1",
-    uiPort: port,
-    flowFile: "flows.json",
-    httpAdminRoot: false,
-    credentialSecret: false,
-    logging: { console: { level: "warn", metrics: false, audit: false } },
-  };
-  fs.writeFileSync(path.join(dir, "settings.js"), `module.exports = ${JSON.stringify(settings)};\n`);
-  const child = spawn(
-    process.execPath,
-    [
-      // e.g. CAMRELAY_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile Node-RED.
-      ...(process.env.CAMRELAY_BENCH_NODE_ARGS || "").split(" ").filter(Boolean),
-      ...[require.resolve("node-red/red.js"), "--userDir", dir, "--settings", path.join(dir, "settings.js")],
-    ],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  let stderr = "";
-  child.stderr.on("data", (d) => (stderr += d));
-  const base = `http://127.0.0.1:${port}/bench`;
-  const end = Date.now() + 30000;
-  for (;;) {
-    try {
-      const s = await getJson(`${base}/status.json`);
-      if (s.upstream === "live") break;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > end || child.exitCode !== null) {
-      child.kill("SIGKILL");
-      throw new Error(`Node-RED did not serve ${base}: ${stderr.slice(-1000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return {
-    pid: child.pid,
-    port,
-    base,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await new Promise((r) => {
-        const t = setTimeout(() => {
-          child.kill("SIGKILL");
-          r();
-        }, 10000);
-        child.on("exit", () => {
-          clearTimeout(t);
-          r();
-        });
-      });
-      fs.rmSync(dir, { recursive: true, force: true });
+  const nr = await startNodeRedProcess({
+    prefix: "camrelay-bench-",
+    flows,
+    settings: {
+      httpAdminRoot: false,
+      credentialSecret: false,
+      logging: { console: { level: "warn", metrics: false, audit: false } },
     },
-  };
+    // e.g. CAMRELAY_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile Node-RED.
+    nodeArgs: (process.env.CAMRELAY_BENCH_NODE_ARGS || "").split(" ").filter(Boolean),
+    killAfterMs: 10000,
+    ready: async ({ base }) => (await getJson(`${base}/bench/status.json`)).upstream === "live",
+  });
+  return { pid: nr.pid, port: nr.port, base: `${nr.base}/bench`, stop: nr.cleanup };
 }
 
 // ---- scenario ----------------------------------------------------------------------------------------
@@ -396,7 +316,7 @@ async function runScenario(sc, { duration, warmup, workers: nWorkers, log }) {
   const nr = sc.bare ? await startBare(camera.port) : await startNodeRed(camera.port, duration + warm + 60);
   const workers = [];
   try {
-    await new Promise((r) => setTimeout(r, 1000));
+    await wait(1000);
     const rssBefore = rssMB(nr.pid);
     const stalled = Math.round(sc.viewers * sc.stalledShare);
     const live = sc.viewers - stalled;
@@ -412,7 +332,7 @@ async function runScenario(sc, { duration, warmup, workers: nWorkers, log }) {
       ),
     );
     const ok = opened.reduce((a, m) => a + m.ok, 0);
-    await new Promise((r) => setTimeout(r, warm * 1000));
+    await wait(warm * 1000);
     await Promise.all(workers.map((w) => ask(w, { cmd: "mark" }, "marked")));
     const rssMark = rssMB(nr.pid);
     const rssSeries = [];
@@ -423,7 +343,7 @@ async function runScenario(sc, { duration, warmup, workers: nWorkers, log }) {
     const load0 = os.loadavg()[0];
     const t0 = now();
     const camCpuStart = process.cpuUsage();
-    await new Promise((r) => setTimeout(r, duration * 1000));
+    await wait(duration * 1000);
     const s1 = camera.seq;
     const elapsed = (now() - t0) / 1000;
     const nrCpu = (cpuSeconds(nr.pid) - cpu0) / elapsed;
@@ -432,7 +352,7 @@ async function runScenario(sc, { duration, warmup, workers: nWorkers, log }) {
     const rssAfter = rssMB(nr.pid);
     clearInterval(sampler);
     const status = nr.base ? await getJson(`${nr.base}/status.json`) : {};
-    await new Promise((r) => setTimeout(r, 1000)); // frames in flight at s1 arrive
+    await wait(1000); // frames in flight at s1 arrive
     const reports = await Promise.all(workers.map((w) => ask(w, { cmd: "report", s0, s1 }, "report")));
     const counts = reports.flatMap((r) => r.counts);
     const lat = reports.flatMap((r) => r.lat).sort((a, b) => a - b);
@@ -496,7 +416,7 @@ async function waitQuiet(threshold, maxS, log) {
   const end = Date.now() + maxS * 1000;
   for (;;) {
     const a = machineCpu().busy;
-    await new Promise((r) => setTimeout(r, 2000));
+    await wait(2000);
     const busy = (machineCpu().busy - a) / 2;
     if (busy < threshold || Date.now() > end) return busy;
     log(`waiting for a quiet machine: ${busy.toFixed(2)} CPU-s/s busy`);

@@ -7,36 +7,16 @@
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
-const { execFileSync } = require("child_process");
 const { Recorder } = require("../dist/nodes/lib/recorder");
 const { LiveTranscoder } = require("../dist/nodes/lib/transcode-live");
 const args = require("../dist/nodes/lib/transcode-args");
 const { monotonicEpochMs } = require("../dist/nodes/lib/frame");
 const { FFMPEG, testJpegs, findNginxRtmp, startNginxRtmp } = require("../test/lib/transcode-helpers");
+const { wait, cpuSeconds } = require("../test/lib/toolkit");
 
 const WIDTH = 640;
 const HEIGHT = 480;
 const FPS = 10;
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" })) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** utime+stime of a process in seconds, or undefined once it is gone. */
-function cpuSeconds(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch {
-    return undefined;
-  }
-}
-
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 const percentile = (xs, p) => {
   if (!xs.length) return NaN;
   const s = [...xs].sort((a, b) => a - b);

@@ -19,11 +19,10 @@ const { ffprobe, recorderConfig } = require("./lib/transcode-helpers");
 const h = require("./lib/stream-out-helpers");
 const { Viewer } = require("./lib/soak-viewer");
 const { pick, escapeWatch } = require("./lib/soak-env");
+const { wait } = require("./lib/toolkit");
 
 helper.init(require.resolve("node-red"));
 require("./lib/i18n").useCatalogs(helper);
-
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 
 describe("bad messages into every node", function () {
   this.timeout(pick(60000, 600000));

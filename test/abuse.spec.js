@@ -4,7 +4,6 @@
 // viewer, and hold memory and sockets bounded. `npm run test:soak` multiplies the counts by ten.
 "use strict";
 const assert = require("assert");
-const fs = require("fs");
 const http = require("http");
 const net = require("net");
 const helper = require("node-red-node-test-helper");
@@ -12,12 +11,11 @@ const streamOut = require("../dist/nodes/http-stream-out.js");
 const h = require("./lib/stream-out-helpers");
 const { Viewer } = require("./lib/soak-viewer");
 const { pick, memoryAfterGc, MB } = require("./lib/soak-env");
+const { wait, openFds } = require("./lib/toolkit");
 
 helper.init(require.resolve("node-red"));
 
 const PATH = "/abuse/cam";
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
-const openFds = () => fs.readdirSync("/proc/self/fd").length;
 
 /** Memory after a collection, minus what the test helper's sinon spies remember of every node call. */
 function memory() {

@@ -14,6 +14,7 @@ const path = require("path");
 const { startNodeRed } = require("./lib/browser-nodered");
 const { launchChromium, pixelDifference } = require("./lib/browser-chromium");
 const { mjpegCamera } = require("./lib/fake-cameras");
+const { until } = require("./lib/toolkit");
 
 const root = path.join(__dirname, "..");
 // `CAMRELAY_SCREENSHOT_DIR=docs` refreshes the README's pictures; by default they go to a temporary folder
@@ -258,11 +259,10 @@ describe("in a browser: the Node-RED editor, the examples and the streams", func
     });
     // The first fragment needs ffmpeg started and a keyframe: give it a few seconds after the deploy.
     let playlist;
-    for (const until = Date.now() + 15000; ;) {
-      playlist = await fetch(`${nodeRed.base}${STREAM_PATH}/index.m3u8`);
-      if (playlist.status === 200 || Date.now() > until) break;
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    await until(
+      async () => (playlist = await fetch(`${nodeRed.base}${STREAM_PATH}/index.m3u8`)).status === 200,
+      { ms: 15000, every: 500 },
+    ).catch(() => undefined);
     assert.strictEqual(
       playlist.status,
       200,

@@ -5,6 +5,7 @@ const { Camera, CAMERA_DEFAULTS } = require("../dist/nodes/lib/camera");
 const { createSource } = require("../dist/nodes/lib/sources");
 const { readJpegSize } = require("../dist/nodes/lib/jpeg");
 const cams = require("./lib/fake-cameras");
+const { wait } = require("./lib/toolkit");
 
 function options(over) {
   return {
@@ -61,8 +62,6 @@ function stateSeen(camera, name, ms = 8000) {
     camera.on("state", on);
   });
 }
-
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 
 describe("Camera and sources", function () {
   this.timeout(20000);

@@ -18,11 +18,10 @@ const { FFMPEG, ffprobe, writeScript, waitGone, alive, recorderConfig } = requir
 const h = require("./lib/stream-out-helpers");
 const { childrenOf } = require("./lib/soak-nodered");
 const { pick, memoryAfterGc, MB } = require("./lib/soak-env");
+const { wait } = require("./lib/toolkit");
 
 helper.init(require.resolve("node-red"));
 require("./lib/i18n").useCatalogs(helper);
-
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** ffmpeg processes this test process started (real or fake), by pid. */
 function ffmpegChildren(marker = "") {

@@ -20,11 +20,11 @@ const h = require("./lib/stream-out-helpers");
 const { Viewer } = require("./lib/soak-viewer");
 const { SupervisionLog } = require("./lib/soak-supervision");
 const { pick, escapeWatch } = require("./lib/soak-env");
+const { wait } = require("./lib/toolkit");
 
 helper.init(require.resolve("node-red"));
 require("./lib/i18n").useCatalogs(helper);
 
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 const SMALL = cams.makeFrames(10, "320x240");
 const LARGE = cams.makeFrames(10, "640x480");
 const PATH = "/faults/cam";

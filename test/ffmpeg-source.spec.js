@@ -11,6 +11,7 @@ const {
 } = require("../dist/nodes/lib/sources/ffmpeg-source");
 
 const { FFMPEG, alive, waitGone, freePort } = require("./lib/transcode-helpers");
+const { wait } = require("./lib/toolkit");
 
 function makeSource(overrides) {
   return new FfmpegSource({
@@ -138,13 +139,13 @@ describe("FfmpegSource", function () {
       source.on("connected", resolve);
       source.start();
     });
-    await new Promise((r) => setTimeout(r, 2500));
+    await wait(2500);
     assert.ok(frames > 50, `looping file goes past its end (${frames} frames)`);
     const pid = source.pid;
     assert.ok(alive(pid));
     source.stop();
     assert.ok(await waitGone(pid), "ffmpeg is gone after stop()");
-    await new Promise((r) => setTimeout(r, 100));
+    await wait(100);
     assert.strictEqual(closed, false);
   });
 
@@ -152,7 +153,7 @@ describe("FfmpegSource", function () {
     const source = makeSource({ url: clip, options: { loop: true } });
     source.start();
     source.stop();
-    await new Promise((r) => setTimeout(r, 500));
+    await wait(500);
     assert.strictEqual(source.pid, undefined, "ffmpeg was never spawned");
   });
 

@@ -18,6 +18,7 @@ const {
 } = require("../dist/nodes/lib/ffmpeg");
 
 const { FFMPEG: BUNDLED, alive, writeScript } = require("./lib/transcode-helpers");
+const { wait } = require("./lib/toolkit");
 
 describe("ffmpeg wrapper", function () {
   let tmp;
@@ -307,7 +308,7 @@ describe("ffmpeg wrapper", function () {
       const exited = new Promise((resolve) => proc.on("exit", (code, signal) => resolve({ code, signal })));
       proc.start();
       await spawned;
-      await new Promise((r) => setTimeout(r, 100)); // let the shell install its trap
+      await wait(100); // let the shell install its trap
       const pid = proc.pid;
       const t0 = Date.now();
       await proc.stop(600);

@@ -6,30 +6,16 @@ const cameraSource = require("../dist/nodes/camera-source.js");
 const cameraConnect = require("../dist/nodes/camera-connect.js");
 const frameThrottle = require("../dist/nodes/frame-throttle.js");
 const cams = require("./lib/fake-cameras");
+const { wait, until } = require("./lib/toolkit");
 
 helper.init(require.resolve("node-red"));
 require("./lib/i18n").useCatalogs(helper);
 
 const nodes = [cameraSource, cameraConnect, frameThrottle];
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function untilTrue(fn, ms = 8000, what = "condition") {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const tick = () => {
-      let v;
-      try {
-        v = fn();
-      } catch {
-        v = false;
-      }
-      if (v) return resolve(v);
-      if (Date.now() - t0 > ms) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 25);
-    };
-    tick();
-  });
-}
+/** fn()'s first truthy value; a throwing fn() counts as not yet. */
+const untilTrue = (fn, ms = 8000, what = "condition") =>
+  until(fn, { ms, what, every: 25, retryErrors: true });
 
 describe("camera nodes in Node-RED", function () {
   this.timeout(30000);

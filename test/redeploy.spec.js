@@ -13,28 +13,14 @@ const cams = require("./lib/fake-cameras");
 const { Viewer } = require("./lib/soak-viewer");
 const { startNodeRed, recordingAndHls } = require("./lib/soak-nodered");
 const { pick, MB } = require("./lib/soak-env");
+const { wait, processesWithEnv } = require("./lib/toolkit");
 
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 const FRAMES = cams.makeFrames(10, "320x240");
 const VIEWERS = 20;
 const DEPLOYS = pick(8, 50);
 
 /** Every process that inherited `marker` in its environment (Node-RED's descendants, orphans included). */
-function processesWithMarker(marker) {
-  const out = [];
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (!fs.readFileSync(`/proc/${entry}/environ`, "latin1").includes(marker)) continue;
-      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, "latin1").split("\0").filter(Boolean);
-      const state = /\) (\w)/.exec(fs.readFileSync(`/proc/${entry}/stat`, "latin1"))?.[1];
-      if (state !== "Z") out.push({ pid: Number(entry), cmd });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
+const processesWithMarker = (marker) => processesWithEnv(marker);
 
 describe("redeploys in a real Node-RED", function () {
   this.timeout(pick(240000, 1800000));

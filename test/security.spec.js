@@ -17,10 +17,10 @@ const cams = require("./lib/fake-cameras");
 const h = require("./lib/stream-out-helpers");
 const { startNodeRed, hash, childrenOf } = require("./lib/soak-nodered");
 const { recorderConfig } = require("./lib/transcode-helpers");
+const { wait } = require("./lib/toolkit");
 
 helper.init(require.resolve("node-red"));
 
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 const ROOT = path.join(__dirname, "..");
 
 const VIEWER = { user: "viewer", password: "View-Pa55-2207" };

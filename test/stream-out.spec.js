@@ -10,6 +10,7 @@ const h = require("./lib/stream-out-helpers");
 helper.init(require.resolve("node-red"));
 require("./lib/i18n").useCatalogs(helper);
 const { escapeWatch } = require("./lib/soak-env");
+const { wait } = require("./lib/toolkit");
 
 /** The helper spies on Node.prototype, so one spy sees every node: keep the calls made on `node`. */
 function calls(node, method) {
@@ -175,9 +176,9 @@ describe("http-stream-out node", function () {
     const c = await mjpeg("/camera/front");
     for (let i = 0; i < 30; i++) {
       n.receive(frameMsg(jpegs[i % jpegs.length], i + 2));
-      await new Promise((r) => setTimeout(r, 33));
+      await wait(33);
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await wait(200);
     const s = JSON.parse((await h.request(web.url("/camera/front/status.json"))).body);
     // 80 kbit/s is 10 KB/s: about one second of budget plus one burst over ~1 s of frames.
     const budget = Math.ceil(20000 / size) + 3;

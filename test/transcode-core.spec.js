@@ -13,6 +13,7 @@ const { TranscodeSession } = require("../dist/nodes/lib/transcode-session");
 const { LiveTranscoder, Backoff } = require("../dist/nodes/lib/transcode-live");
 const args = require("../dist/nodes/lib/transcode-args");
 const { FFMPEG, ffprobe, testJpegs, waitGone, writeScript, alive } = require("./lib/transcode-helpers");
+const { wait, until } = require("./lib/toolkit");
 
 const T0 = Date.UTC(2024, 4, 1, 12, 0, 0);
 
@@ -185,11 +186,11 @@ describe("transcode core", function () {
     // real-time frames for 3.5 s, so ffmpeg has written a few 1 s fragments
     for (let i = 0; i < 35; i++) {
       recorder.push(frameAt(start + i * 100, i));
-      await new Promise((r) => setTimeout(r, 100));
+      await wait(100);
     }
     const pid = recorder.killFfmpeg();
     assert.ok(await waitGone(pid), "ffmpeg killed");
-    await new Promise((r) => setTimeout(r, 200));
+    await wait(200);
     assert.strictEqual(recordings.length, 1);
     assert.strictEqual(recordings[0].reason, "error");
     assert.match(failures[0], /ffmpeg was killed by SIGKILL/);
@@ -202,7 +203,7 @@ describe("transcode core", function () {
     // frames keep coming: after the 1 s backoff a new file starts
     for (let i = 35; i < 70; i++) {
       recorder.push(frameAt(start + i * 100, i));
-      await new Promise((r) => setTimeout(r, 50));
+      await wait(50);
     }
     assert.ok(recorder.sessionPid && recorder.sessionPid !== pid, "ffmpeg restarted");
     await recorder.close();
@@ -450,8 +451,7 @@ describe("transcode core", function () {
       await new Promise((r) => live.once("init", r));
       const first = live.killFfmpeg();
       await waitGone(first);
-      const until = Date.now() + 5000;
-      while (inits.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      await until(() => inits.length >= 2, { ms: 5000, every: 100 }).catch(() => undefined);
       assert.strictEqual(inits.length, 2, "a new init after the restart");
       assert.match(failures[0], /killed by SIGKILL/);
       assert.ok(live.pid && live.pid !== first);

@@ -9,11 +9,10 @@ const helper = require("node-red-node-test-helper");
 const transcodeNode = require("../dist/nodes/ffmpeg-transcode.js");
 const { monotonicEpochMs } = require("../dist/nodes/lib/frame");
 const { FFPROBE, findNginxRtmp, startNginxRtmp, testJpegs } = require("./lib/transcode-helpers");
+const { wait, until } = require("./lib/toolkit");
 
 helper.init(require.resolve("node-red"));
 require("./lib/i18n").useCatalogs(helper);
-
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** ffprobe of a live URL, or undefined (the reason is printed). */
 function probe(url) {
@@ -103,13 +102,10 @@ describe("ffmpeg-transcode node: push to an RTMP server (nginx-rtmp)", function 
     // the media server goes away mid-push ...
     await server.stop();
     const errorsBefore = said.length;
-    const deadline = Date.now() + 10000;
-    while (
-      !said.slice(errorsBefore).some((s) => /ffmpeg (exited|was killed)/.test(s)) &&
-      Date.now() < deadline
-    ) {
-      await wait(100);
-    }
+    await until(() => said.slice(errorsBefore).some((s) => /ffmpeg (exited|was killed)/.test(s)), {
+      ms: 10000,
+      every: 100,
+    }).catch(() => undefined);
     assert.ok(
       said.some((s) => /ffmpeg (exited|was killed)/.test(s)),
       `the node reported it: ${said.join(" / ")}`,

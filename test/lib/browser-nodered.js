@@ -3,10 +3,7 @@
 // `npm install` would.
 "use strict";
 const fs = require("fs");
-const os = require("os");
 const path = require("path");
-const { spawn } = require("child_process");
-const { freePort } = require("./transcode-helpers");
 
 const root = path.join(__dirname, "..", "..");
 
@@ -39,58 +36,17 @@ async function startNodeRed({ flows, timeoutMs = 30000 } = {}) {
   if (!fs.existsSync(path.join(root, "dist", "nodes", "camera-source.js"))) {
     throw new Error("dist/nodes is missing: run `npm run build` first (npm test does)");
   }
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-browser-"));
-  fs.mkdirSync(path.join(userDir, "node_modules", "@camrelay"), { recursive: true });
-  fs.symlinkSync(root, path.join(userDir, "node_modules", "@camrelay", "node-red-camrelay"), "dir");
-  const settings = settingsFile(userDir, flows);
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      path.join(root, "node_modules", "node-red", "red.js"),
-      "-u",
-      userDir,
-      "-p",
-      String(port),
-      "--settings",
-      settings,
-    ],
-    { cwd: userDir, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let log = "";
-  child.stdout.on("data", (d) => (log += d));
-  child.stderr.on("data", (d) => (log += d));
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`Node-RED exited at start:\n${log}`);
-    if (/Started flows|Server now running/.test(log)) {
-      try {
-        if ((await fetch(`${base}/settings`)).ok) break;
-      } catch {
-        // not listening yet
-      }
-    }
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`Node-RED did not start within ${timeoutMs} ms:\n${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-
-  async function stop() {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 8000);
-      await exited;
-      clearTimeout(timer);
-    }
-    fs.rmSync(userDir, { recursive: true, force: true });
-  }
-
-  return { base, port, userDir, child, stop, log: () => log };
+  const nr = await require("./toolkit").startNodeRedProcess({
+    prefix: "camrelay-browser-",
+    settings: (userDir) => settingsFile(userDir, flows),
+    cwd: (userDir) => userDir,
+    timeoutMs,
+    killAfterMs: 8000,
+    ready: async ({ output, base }) =>
+      /Started flows|Server now running/.test(output) && (await fetch(`${base}/settings`)).ok,
+  });
+  const { base, port, userDir, child } = nr;
+  return { base, port, userDir, child, stop: nr.cleanup, log: () => nr.output };
 }
 
 module.exports = { startNodeRed };

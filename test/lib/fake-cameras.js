@@ -4,45 +4,10 @@
 const http = require("http");
 const net = require("net");
 const crypto = require("crypto");
-const { execFileSync } = require("child_process");
+const { jpegFrames, wait } = require("./toolkit");
 
-const frameCache = new Map();
-
-/** Real JPEG frames from the bundled ffmpeg's test source, made once per size. */
-function makeFrames(count = 10, size = "320x240") {
-  const key = `${count}:${size}`;
-  if (frameCache.has(key)) return frameCache.get(key);
-  const ffmpeg = require("@ffmpeg-installer/ffmpeg").path;
-  const out = execFileSync(
-    ffmpeg,
-    [
-      "-v",
-      "error",
-      "-f",
-      "lavfi",
-      "-i",
-      `testsrc2=size=${size}:rate=10`,
-      "-frames:v",
-      String(count),
-      "-f",
-      "mjpeg",
-      "-q:v",
-      "5",
-      "-",
-    ],
-    { maxBuffer: 256 * 1024 * 1024 },
-  );
-  const frames = [];
-  let start = 0;
-  for (;;) {
-    const end = out.indexOf(Buffer.from([0xff, 0xd9]), start);
-    if (end < 0) break;
-    frames.push(out.subarray(start, end + 2));
-    start = end + 2;
-  }
-  frameCache.set(key, frames);
-  return frames;
-}
+/** Real JPEG frames from the bundled ffmpeg's test source, made once per size (the toolkit's maker). */
+const makeFrames = (count = 10, size = "320x240") => jpegFrames({ count, size });
 
 function listen(server) {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server.address().port)));
@@ -188,7 +153,7 @@ async function mjpegCamera(opts = {}) {
       sockets.forEach((s) => s.destroy());
       server.close(() => resolve());
     });
-    if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+    if (downMs > 0) await wait(downMs);
     await new Promise((resolve, reject) => {
       server.once("error", reject);
       server.listen(cam.port, "127.0.0.1", () => {

@@ -4,65 +4,15 @@
 // HTTP API for deploys, the comms websocket for statuses and debug messages, and /proc for the process's
 // file descriptors, memory and ffmpeg children.
 "use strict";
-const fs = require("fs");
-const os = require("os");
 const path = require("path");
 const http = require("http");
-const { spawn } = require("child_process");
 const bcrypt = require("bcryptjs");
 const WebSocket = require("ws");
-const { freePort } = require("./transcode-helpers");
-
-const ROOT = path.join(__dirname, "..", "..");
+// The process, its /proc readings and waiting are the toolkit's (childrenOf, fdsOf, rssOf re-exported).
+const { startNodeRedProcess, until, childrenOf, fdsOf, rssOf } = require("./toolkit");
 
 function hash(password) {
   return bcrypt.hashSync(password, 8);
-}
-
-/** pids of the live child processes of `pid` (from /proc/<n>/stat), with their command lines. */
-function childrenOf(pid) {
-  const out = [];
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-      // The command name may hold spaces and parentheses: fields start after the last ")".
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[1]) !== pid || fields[0] === "Z") continue;
-      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").filter(Boolean);
-      out.push({ pid: Number(entry), cmd });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-/** Open file descriptors of a process, by kind: socket, pipe, file, other. */
-function fdsOf(pid) {
-  const kinds = { total: 0, socket: 0, pipe: 0, file: 0, other: 0, files: [] };
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    let target;
-    try {
-      target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
-    } catch {
-      continue;
-    }
-    kinds.total++;
-    if (target.startsWith("socket:")) kinds.socket++;
-    else if (target.startsWith("pipe:")) kinds.pipe++;
-    else if (target.startsWith("/")) {
-      kinds.file++;
-      kinds.files.push(target);
-    } else kinds.other++;
-  }
-  return kinds;
-}
-
-/** Resident memory of a process in bytes. */
-function rssOf(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) * 1024 : 0;
 }
 
 function request(base, method, urlPath, { body, headers = {}, auth } = {}) {
@@ -94,15 +44,7 @@ function request(base, method, urlPath, { body, headers = {}, auth } = {}) {
  * adminAuth), env. Resolves once "Started flows" is logged (with an empty flow file).
  */
 async function startNodeRed({ settings = {}, admin, env = {} } = {}) {
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-nr-"));
-  fs.mkdirSync(path.join(userDir, "node_modules", "@camrelay"), { recursive: true });
-  fs.symlinkSync(ROOT, path.join(userDir, "node_modules", "@camrelay", "node-red-camrelay"), "dir");
-  fs.writeFileSync(path.join(userDir, "flows.json"), "[]");
-  const port = await freePort();
   const all = {
-    uiHost: "127.0.0.1",
-    uiPort: port,
-    flowFile: "flows.json",
     credentialSecret: "camrelay-test-secret",
     logging: { console: { level: "trace", metrics: false, audit: false } },
     editorTheme: { tours: false, projects: { enabled: false } },
@@ -114,45 +56,17 @@ async function startNodeRed({ settings = {}, admin, env = {} } = {}) {
       users: [{ username: admin.user, password: hash(admin.password), permissions: "*" }],
     };
   }
-  const settingsFile = path.join(userDir, "settings.js");
-  fs.writeFileSync(settingsFile, `module.exports = ${JSON.stringify(all, null, 2)};\n`);
-  const child = spawn(
-    process.execPath,
-    [
-      require.resolve("node-red/red.js"),
-      "--userDir",
-      userDir,
-      "--settings",
-      settingsFile,
-      "--port",
-      String(port),
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } },
-  );
-  const nr = {
-    child,
-    pid: child.pid,
-    port,
-    userDir,
-    base: `http://127.0.0.1:${port}`,
-    output: "",
-    token: undefined,
-    exited: false,
-  };
-  const collect = (d) => (nr.output += d.toString());
-  child.stdout.on("data", collect);
-  child.stderr.on("data", collect);
-  child.on("exit", () => (nr.exited = true));
+  const nr = await startNodeRedProcess({ settings: all, env });
+  nr.token = undefined;
 
-  nr.until = async (test, what, ms = 20000) => {
-    const end = Date.now() + ms;
-    for (;;) {
-      if (await test()) return;
-      if (nr.exited) throw new Error(`Node-RED exited while waiting for ${what}:\n${nr.output.slice(-3000)}`);
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}:\n${nr.output.slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
+  nr.until = (test, what, ms = 20000) =>
+    until(test, {
+      what,
+      ms,
+      every: 50,
+      stop: () => nr.exited && "Node-RED exited",
+      detail: () => nr.output.slice(-3000),
+    });
   /** Waits for the n-th "Started flows" line (counted from 1). */
   nr.started = (n = 1) =>
     nr.until(() => (nr.output.match(/Started flows/g) || []).length >= n, `flows started (${n})`, 30000);
@@ -193,7 +107,7 @@ async function startNodeRed({ settings = {}, admin, env = {} } = {}) {
   /** Subscribes to comms topics (status/#, debug, notification/#); messages land in `ws.messages`. */
   nr.comms = (topics = ["status/#", "debug", "notification/#"]) =>
     new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/comms`);
+      const ws = new WebSocket(`ws://127.0.0.1:${nr.port}/comms`);
       ws.messages = [];
       ws.on("error", reject);
       ws.on("message", (data) => {
@@ -220,26 +134,6 @@ async function startNodeRed({ settings = {}, admin, env = {} } = {}) {
         }
       });
     });
-  nr.stop = () =>
-    new Promise((resolve) => {
-      if (nr.exited) return resolve();
-      const kill = setTimeout(() => child.kill("SIGKILL"), 15000);
-      child.once("exit", () => {
-        clearTimeout(kill);
-        resolve();
-      });
-      child.kill("SIGTERM");
-    });
-  nr.cleanup = async () => {
-    await nr.stop();
-    fs.rmSync(userDir, { recursive: true, force: true });
-  };
-  try {
-    await nr.started(1);
-  } catch (err) {
-    await nr.cleanup();
-    throw err;
-  }
   if (admin) await nr.login();
   return nr;
 }

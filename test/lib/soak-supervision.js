@@ -3,6 +3,7 @@
 // made once the camera was reachable again.
 "use strict";
 const assert = require("assert");
+const { until } = require("./toolkit");
 
 const FAILURE_STATES = new Set(["retrying", "stalled", "failed"]);
 
@@ -32,16 +33,11 @@ class SupervisionLog {
 
   /** Resolves with the first state named `name` at or after `from` (an index), or rejects after ms. */
   async waitFor(name, from = 0, ms = 15000) {
-    const end = Date.now() + ms;
-    for (;;) {
-      const i = this.states.findIndex((s, k) => k >= from && s.state === name);
-      if (i >= 0) return { index: i, state: this.states[i] };
-      if (Date.now() > end) {
-        const seen = this.since(from).map((s) => s.state + (s.error ? ` (${s.error})` : ""));
-        throw new Error(`camera never reached ${name}; states: ${seen.join(" -> ") || "none"}`);
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const found = () => this.states.findIndex((s, k) => k >= from && s.state === name) + 1;
+    const i = (await until(found, { ms }).catch(() => 0)) - 1;
+    if (i >= 0) return { index: i, state: this.states[i] };
+    const seen = this.since(from).map((s) => s.state + (s.error ? ` (${s.error})` : ""));
+    throw new Error(`camera never reached ${name}; states: ${seen.join(" -> ") || "none"}`);
   }
 
   /**

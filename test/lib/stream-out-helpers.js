@@ -3,7 +3,8 @@
 "use strict";
 const http = require("http");
 const { spawn } = require("child_process");
-const { MjpegPartParser } = require("../../dist/nodes/lib/mjpeg-parser");
+// until and makeJpegs are the toolkit's, re-exported under the names specs import.
+const { until, makeJpegs } = require("./toolkit");
 
 const ffmpegPath = require("@ffmpeg-installer/ffmpeg").path;
 const ffprobePath = require("@ffprobe-installer/ffprobe").path;
@@ -29,25 +30,6 @@ function run(file, args, { timeout = 20000, input } = {}) {
     if (input) p.stdin.end(input);
     else p.stdin.end();
   });
-}
-
-/** Splits a byte stream of JPEGs (ffmpeg image2pipe) into frames. */
-function splitJpegs(data) {
-  const frames = [];
-  const parser = new MjpegPartParser((jpeg) => frames.push(Buffer.from(jpeg)));
-  parser.push(data);
-  return frames;
-}
-
-/** `count` JPEG frames from ffmpeg's testsrc2; `noise` makes them large (hard to compress). */
-async function makeJpegs({ width = 320, height = 240, count = 10, noise = 0, quality = 5 } = {}) {
-  const filter = noise > 0 ? `,noise=alls=${noise}:allf=t` : "";
-  const { code, stdout, stderr } = await run(ffmpegPath, [
-    ...["-v", "error", "-f", "lavfi", "-i", `testsrc2=size=${width}x${height}:rate=10${filter}`],
-    ...["-frames:v", String(count), "-q:v", String(quality), "-f", "image2pipe", "-c:v", "mjpeg", "pipe:1"],
-  ]);
-  if (code !== 0) throw new Error(stderr);
-  return splitJpegs(stdout);
 }
 
 /** Top-level MP4 boxes as { type, start, end }. */
@@ -182,16 +164,6 @@ function request(url, { method = "GET", headers } = {}) {
     req.on("error", reject);
     req.end();
   });
-}
-
-/** Resolves when `test()` is true, polling every 20 ms; rejects with `what` after `ms`. */
-async function until(test, what, ms = 5000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await test()) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /**

@@ -1,77 +1,27 @@
 "use strict";
-// Shared by the ffmpeg, ffmpeg-source and transcode specs: process and port checks, test clips.
+// Shared by the ffmpeg, ffmpeg-source and transcode specs: ffprobe/ffmpeg readers, nginx-rtmp, recorder
+// settings. wait, until, alive, waitGone, freePort, processesMatching and testJpegs are the toolkit's
+// (./toolkit.js), re-exported here under the names specs import.
 const fs = require("fs");
-const net = require("net");
 const path = require("path");
 const { execFileSync } = require("child_process");
 
-const FFMPEG = require("@ffmpeg-installer/ffmpeg").path;
+const {
+  wait,
+  until,
+  alive,
+  waitGone,
+  freePort,
+  processesMatching,
+  jpegFrames,
+  FFMPEG,
+} = require("./toolkit");
 const FFPROBE = require("@ffprobe-installer/ffprobe").path;
-
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Resolves fn()'s first truthy value, polling every 25 ms; throws "timed out waiting for <what>" after `ms`. */
-async function until(fn, ms, what) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await wait(25);
-  }
-}
-
-/** True while a process with this pid exists. */
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Resolves true once the process is gone, false if it is still there after `ms`. */
-async function waitGone(pid, ms = 5000) {
-  const until = Date.now() + ms;
-  while (alive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-  return !alive(pid);
-}
 
 function writeScript(dir, name, body) {
   const file = path.join(dir, name);
   fs.writeFileSync(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
   return file;
-}
-
-/** A local TCP port nothing listens on (just now). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** pids of this process's children whose command line contains `needle` (from /proc). */
-function processesMatching(needle) {
-  const pids = [];
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid !== process.pid) continue;
-      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").replace(/\0/g, " ");
-      if (cmd.includes(needle)) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
 }
 
 /** `ffprobe -show_format -show_streams [-count_frames]` as JSON. */
@@ -103,32 +53,8 @@ function ffmpegRead(input) {
   };
 }
 
-/** JPEG frames of the lavfi test source, made once by the bundled ffmpeg. */
-function testJpegs(count, size = "320x240", quality = 5) {
-  const out = execFileSync(
-    FFMPEG,
-    ["-v", "error", "-f", "lavfi", "-i", `testsrc2=size=${size}:rate=10`, "-frames:v", String(count)].concat([
-      "-f",
-      "image2pipe",
-      "-c:v",
-      "mjpeg",
-      "-q:v",
-      String(quality),
-      "pipe:1",
-    ]),
-    { maxBuffer: 256 << 20 },
-  );
-  const frames = [];
-  let start = 0;
-  for (let i = 2; i < out.length - 1; i++) {
-    if (out[i] === 0xff && out[i + 1] === 0xd9 && (i + 2 === out.length || out[i + 2] === 0xff)) {
-      frames.push(out.subarray(start, i + 2));
-      start = i + 2;
-      i++;
-    }
-  }
-  return frames;
-}
+/** JPEG frames of the lavfi test source (the toolkit's maker, under this module's old name). */
+const testJpegs = (count, size = "320x240", quality = 5) => jpegFrames({ count, size, quality });
 
 /** The nginx binary and its RTMP module (Debian: nginx + libnginx-mod-rtmp), or why they cannot be used. */
 function findNginxRtmp() {
@@ -177,8 +103,7 @@ async function startNginxRtmp(dir) {
     httpPort,
     async restart() {
       proc = spawn(found.nginx, ["-p", dir, "-c", conf], { stdio: ["ignore", "ignore", "inherit"] });
-      const until = Date.now() + 5000;
-      while (!(await server.stat()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      await until(() => server.stat(), { ms: 5000, every: 100 }).catch(() => undefined);
     },
     async stop() {
       const p = proc;
@@ -202,12 +127,8 @@ async function startNginxRtmp(dir) {
     },
     /** Resolves true once nginx reports `key` as published, false after `ms`. */
     async publishing(key, ms) {
-      const until = Date.now() + ms;
-      while (Date.now() < until) {
-        if (new RegExp(`<name>${key}</name>[\\s\\S]*?<publishing/>`).test(await server.stat())) return true;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      return false;
+      const published = new RegExp(`<name>${key}</name>[\\s\\S]*?<publishing/>`);
+      return until(async () => published.test(await server.stat()), { ms, every: 200 }).catch(() => false);
     },
   };
   await server.restart();

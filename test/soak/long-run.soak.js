@@ -14,9 +14,9 @@ const { Viewer } = require("../lib/soak-viewer");
 const { startNodeRed, recordingAndHls } = require("../lib/soak-nodered");
 const { ffprobe } = require("../lib/transcode-helpers");
 const { MB } = require("../lib/soak-env");
+const { wait } = require("../lib/toolkit");
 
 const MINUTES = Number(process.env.CAMRELAY_SOAK_MINUTES || 10);
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 const SMALL = cams.makeFrames(10, "320x240");
 const LARGE = cams.makeFrames(10, "640x480");
 
