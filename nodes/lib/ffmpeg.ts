@@ -523,15 +523,26 @@ interface FfprobeJson {
  */
 export function probeMedia(
   input: string,
-  opts: { ffprobePath?: string; countFrames?: boolean; timeoutMs?: number } = {},
+  opts: {
+    ffprobePath?: string;
+    countFrames?: boolean;
+    timeoutMs?: number;
+    /** Input options and `-i ...` in place of `input` (a whitelist; a concat script on stdin). */
+    inputArgs?: string[];
+    /** Written to ffprobe's stdin, which is then closed (the script naming a URL with credentials). */
+    stdin?: string;
+    /** Strings to take out of error messages. */
+    secrets?: string[];
+  } = {},
 ): Promise<ProbeResult> {
   const ffprobePath = opts.ffprobePath ?? resolveFfprobePath();
   const timeoutMs = opts.timeoutMs ?? 20000;
   const args = ["-v", "error", "-print_format", "json", "-show_format", "-show_streams"];
   if (opts.countFrames) args.push("-count_frames");
-  args.push(input);
+  if (opts.inputArgs) args.push(...opts.inputArgs);
+  else args.push(input);
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       ffprobePath,
       args,
       { timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20, windowsHide: true },
@@ -545,7 +556,7 @@ export function probeMedia(
                 .split("\n")
                 .slice(-3)
                 .join(" ");
-          reject(new Error(redactCredentials(`ffprobe failed: ${why}`)));
+          reject(new Error(redactCredentials(`ffprobe failed: ${why}`, opts.secrets)));
           return;
         }
         let data: FfprobeJson;
@@ -571,6 +582,8 @@ export function probeMedia(
         });
       },
     );
+    child.stdin?.on("error", () => undefined);
+    child.stdin?.end(opts.stdin ?? "");
   });
 }
 
@@ -590,6 +603,35 @@ export function ffmpegHelp(ffmpegPath: string, topic: string): Promise<string> {
       );
     });
     helpCache.set(key, cached);
+  }
+  return cached;
+}
+
+const concatOptionCache = new Map<string, Promise<boolean>>();
+
+/**
+ * Whether a binary's concat demuxer reads `option` lines (ffmpeg 5 and later; 4.x stops at "unknown keyword
+ * 'option'"). Asked of the binary itself, with a script that names no file, cached per path.
+ */
+export function concatHasOptionDirective(binaryPath: string): Promise<boolean> {
+  let cached = concatOptionCache.get(binaryPath);
+  if (!cached) {
+    cached = new Promise((resolve) => {
+      const child = execFile(
+        binaryPath,
+        ["-hide_banner", "-loglevel", "error", "-f", "concat", "-safe", "0"].concat([
+          "-protocol_whitelist",
+          "pipe",
+          "-i",
+          "pipe:0",
+        ]),
+        { timeout: 10000, maxBuffer: 1 << 20 },
+        (_err, _stdout, stderr) => resolve(!/unknown keyword 'option'/.test(String(stderr ?? ""))),
+      );
+      child.stdin?.on("error", () => undefined);
+      child.stdin?.end("ffconcat version 1.0\noption probesize 32\n");
+    });
+    concatOptionCache.set(binaryPath, cached);
   }
   return cached;
 }
