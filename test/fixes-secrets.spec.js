@@ -22,7 +22,6 @@ const cams = require("./lib/fake-cameras");
 const { FFMPEG, FFPROBE, freePort, waitGone } = require("./lib/transcode-helpers");
 const { startNodeRed } = require("./lib/soak-nodered");
 
-
 const BUILDS = [
   { name: "Debian ffmpeg 5.1", ffmpeg: "/usr/bin/ffmpeg", ffprobe: "/usr/bin/ffprobe" },
   { name: "bundled ffmpeg 4.x", ffmpeg: FFMPEG, ffprobe: FFPROBE },
