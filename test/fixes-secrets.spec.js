@@ -16,6 +16,7 @@ const http = require("http");
 const net = require("net");
 const { spawn, execFileSync } = require("child_process");
 const { FfmpegSource } = require("../dist/nodes/lib/sources/ffmpeg-source");
+const { concatHasOptionDirective } = require("../dist/nodes/lib/ffmpeg");
 const { probeCamera } = require("../dist/nodes/lib/camera-probe");
 const { cameraOptions } = require("../dist/nodes/lib/camera-options");
 const cams = require("./lib/fake-cameras");
@@ -190,6 +191,7 @@ function closeOf(src, ms = 20000) {
 describe("issue 10: secrets out of argv, protocol whitelist, RTSP transport", function () {
   this.timeout(90000);
   let auth; // RTSP with Basic auth, TCP and UDP
+  let authUdpOnly; // with Basic auth, UDP only: the transport must reach the input behind the concat script
   let udpOnly;
   let tcpOnly;
   let tmp;
@@ -197,15 +199,16 @@ describe("issue 10: secrets out of argv, protocol whitelist, RTSP transport", fu
   before(async function () {
     this.timeout(60000);
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-secrets-"));
-    [auth, udpOnly, tcpOnly] = await Promise.all([
+    [auth, authUdpOnly, udpOnly, tcpOnly] = await Promise.all([
       rtspServer({ user: USER, password: PASSWORD }),
+      rtspServer({ user: USER, password: PASSWORD, only: "udp" }),
       rtspServer({ only: "udp" }),
       rtspServer({ only: "tcp" }),
     ]);
   });
 
   after(async function () {
-    await Promise.all([auth, udpOnly, tcpOnly].filter(Boolean).map((s) => s.stop()));
+    await Promise.all([auth, authUdpOnly, udpOnly, tcpOnly].filter(Boolean).map((s) => s.stop()));
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -329,6 +332,38 @@ describe("issue 10: secrets out of argv, protocol whitelist, RTSP transport", fu
         assert.strictEqual(forced.err.kind, "config", forced.err.message);
         assert.strictEqual(forced.err.reason, "transport");
         assert.match(forced.err.message, /461 Unsupported transport/);
+      });
+
+      it("with credentials (through the concat script) the RTSP transport still reaches the input", async function () {
+        const login = { user: USER, password: PASSWORD };
+        const got = await framesFrom(source(build, { url: authUdpOnly.url, ...login }));
+        assert.strictEqual(got.frames, 3, "auto falls back to UDP behind the script too");
+        // ffmpeg 4.x reads no `option` lines: it picks the transport itself (UDP first), as the help says.
+        if (!(await concatHasOptionDirective(build.ffmpeg))) return;
+        const forced = await closeOf(
+          source(build, { url: authUdpOnly.url, ...login, options: { rtspTransport: "tcp" } }),
+        );
+        assert.strictEqual(forced.err.reason, "transport", forced.err.message);
+        assert.deepStrictEqual(leaksIn(forced.err.message), []);
+      });
+
+      it("with credentials a silent RTSP server still ends ffmpeg by its socket timeout where the binary can", async function () {
+        if (!(await concatHasOptionDirective(build.ffmpeg))) {
+          // ffmpeg 4.x reads no `option` lines: the camera's watchdog ends the silent connection instead.
+          this.skip();
+        }
+        const silent = net.createServer(() => undefined);
+        await new Promise((r) => silent.listen(0, "127.0.0.1", r));
+        try {
+          const url = `rtsp://127.0.0.1:${silent.address().port}/live`;
+          const t0 = Date.now();
+          const closed = await closeOf(source(build, { url, user: USER, password: PASSWORD }), 30000);
+          console.log(`      silent RTSP server: ffmpeg ended after ${Date.now() - t0} ms (timeout 5 s)`);
+          assert.strictEqual(closed.frames, 0);
+          assert.ok(closed.err, "the source closed with an error");
+        } finally {
+          silent.close();
+        }
       });
 
       it("an RTSP 401 and 404 come back as auth and not-found reasons, without the password", async function () {

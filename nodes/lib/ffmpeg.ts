@@ -610,13 +610,14 @@ export function ffmpegHelp(ffmpegPath: string, topic: string): Promise<string> {
 const concatOptionCache = new Map<string, Promise<boolean>>();
 
 /**
- * Whether a binary's concat demuxer reads `option` lines (ffmpeg 5 and later; 4.x stops at "unknown keyword
- * 'option'"). Asked of the binary itself, with a script that names no file, cached per path.
+ * Whether a binary's concat demuxer reads `option` lines: asked of the binary itself with a script that has an
+ * `option` line and no file (ffmpeg 5 answers "option without file", 4.x "unknown keyword 'option'"). Cached
+ * per path once the binary gave either answer; anything else (a timeout under load) counts as no, uncached.
  */
 export function concatHasOptionDirective(binaryPath: string): Promise<boolean> {
   let cached = concatOptionCache.get(binaryPath);
   if (!cached) {
-    cached = new Promise((resolve) => {
+    cached = new Promise<boolean>((resolve) => {
       const child = execFile(
         binaryPath,
         ["-hide_banner", "-loglevel", "error", "-f", "concat", "-safe", "0"].concat([
@@ -626,7 +627,12 @@ export function concatHasOptionDirective(binaryPath: string): Promise<boolean> {
           "pipe:0",
         ]),
         { timeout: 10000, maxBuffer: 1 << 20 },
-        (_err, _stdout, stderr) => resolve(!/unknown keyword 'option'/.test(String(stderr ?? ""))),
+        (_err, _stdout, stderr) => {
+          const text = String(stderr ?? "");
+          const known = /option without file/.test(text);
+          if (!known && !/unknown keyword 'option'/.test(text)) concatOptionCache.delete(binaryPath);
+          resolve(known);
+        },
       );
       child.stdin?.on("error", () => undefined);
       child.stdin?.end("ffconcat version 1.0\noption probesize 32\n");

@@ -98,8 +98,8 @@ function concatQuote(value: string): string {
  * The input half of an ffmpeg or ffprobe command line. A URL with credentials never goes into argv (every
  * local user reads argv with `ps`): it goes into an ffconcat script that ffmpeg reads from stdin
  * (`-f concat -i pipe:0`). Input options then travel as the script's `option` lines where the binary knows
- * them (ffmpeg 5 and later), else as RTSP's URL options (`?tcp`); a binary without `option` lines loses the
- * socket timeout, and the camera's watchdog ends a silent connection instead.
+ * them (ffmpeg 5 and later); a binary without them loses the RTSP transport choice and the socket timeout
+ * (the camera's watchdog ends a silent connection instead).
  */
 export async function ffmpegInput(
   binaryPath: string,
@@ -130,22 +130,18 @@ export async function ffmpegInput(
     inputOpts.push(["rw_timeout", IO_TIMEOUT_US]);
   }
   if (!scheme || (!user && !password)) {
-    const args = scheme ? ["-protocol_whitelist", protocolWhitelist(scheme).join(",")] : [];
+    // A deliberate local file keeps ffmpeg's own defaults (a local playlist or SDP may name network parts).
+    const args = scheme && !isFile ? ["-protocol_whitelist", protocolWhitelist(scheme).join(",")] : [];
     for (const [k, v] of inputOpts) args.push(`-${k}`, v);
     args.push("-i", parts.url);
     return { args, scheme, isFile, isDevice };
   }
-  let url = urlWithCredentials(parts.url, user, password);
+  const url = urlWithCredentials(parts.url, user, password);
   const lines = ["ffconcat version 1.0", `file ${concatQuote(url)}`];
+  // Without `option` lines (ffmpeg 4.x) no input option reaches the URL: ffmpeg then picks the RTSP transport
+  // itself (UDP, then TCP on a refusal or after 10 s without packets) and has no socket timeout.
   if (await concatHasOptionDirective(binaryPath)) {
     for (const [k, v] of inputOpts) lines.push(`option ${k} ${concatQuote(v)}`);
-  } else if (isRtsp) {
-    // The RTSP demuxer's own URL options: the one input option that must reach it.
-    const transport = opts.rtspTransport || "tcp";
-    if (["tcp", "udp", "http"].includes(transport)) {
-      url += (url.includes("?") ? "&" : "?") + transport;
-      lines[1] = `file ${concatQuote(url)}`;
-    }
   }
   // concat hands its whitelist on to the URL it opens; `pipe` is only for reading the script from stdin.
   const whitelist = ["pipe", ...protocolWhitelist(scheme)].join(",");
