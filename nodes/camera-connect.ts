@@ -17,6 +17,8 @@ export = (RED: NodeAPI) => {
     const t = (key: string, params?: Record<string, string | number>) =>
       RED._(`camera-connect.status.${key}`, params);
     if (!running) return { fill: "grey", shape: "ring", text: t("stopped") };
+    // A refusal with a known reason says it ("auth failed", "not found") rather than a bare retry countdown.
+    if (state.reason) return { fill: "red", shape: "ring", text: t(`reason.${state.reason}`) };
     switch (state.state) {
       case "streaming":
         return { fill: "green", shape: "dot", text: t("streaming", { fps: state.fps.toFixed(1) }) };

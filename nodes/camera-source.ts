@@ -1,6 +1,11 @@
 import type { NodeAPI, NodeDef } from "node-red";
 import { Camera, CameraState } from "./lib/camera";
-import { cameraOptions, CameraCredentials, CameraSourceSettings } from "./lib/camera-options";
+import {
+  cameraOptions,
+  CameraCredentials,
+  CameraSourceSettings,
+  mayLendCredentials,
+} from "./lib/camera-options";
 import { credentialSecrets, redactCredentials } from "./lib/ffmpeg";
 import type { CameraSourceNode } from "./shared";
 import { createSource } from "./lib/sources";
@@ -58,9 +63,18 @@ export = (RED: NodeAPI) => {
       const body = (req.body ?? {}) as Record<string, unknown>;
       const text = (key: string) => (typeof body[key] === "string" ? (body[key] as string) : "");
       const id = text("id");
-      const stored = id ? (RED.nodes.getCredentials(id) as CameraCredentials | undefined) : undefined;
-      const password =
-        body.password === "__PWRD__" || body.password === undefined ? stored?.password : text("password");
+      // Stored credentials and the ffmpeg binary come only from a deployed camera node with this id, and
+      // the credentials only for that camera's own host: the request names neither a binary nor a host to lend to.
+      const deployed = id ? (RED.nodes.getNode(id) as CameraSourceNode | null) : null;
+      const camera = deployed?.type === "camera-source" ? deployed.camera : undefined;
+      const lend = camera !== undefined && mayLendCredentials(camera.options.url, text("url"));
+      const stored = lend ? (RED.nodes.getCredentials(id) as CameraCredentials | undefined) : undefined;
+      const placeholder = body.password === "__PWRD__" || body.password === undefined;
+      if (placeholder && camera && !lend && (RED.nodes.getCredentials(id) as CameraCredentials)?.password) {
+        res.json({ error: RED._("camera-source.test.otherHost") });
+        return;
+      }
+      const password = placeholder ? stored?.password : text("password");
       const user = text("user") || stored?.user;
       const settings: CameraSourceSettings = {
         name: text("name") || "test",
@@ -73,7 +87,7 @@ export = (RED: NodeAPI) => {
         maxFrameKB: text("maxFrameKB"),
         mode: text("mode"),
         imageSize: text("imageSize"),
-        ffmpegPath: text("ffmpegPath"),
+        ffmpegPath: "",
         rtspTransport: text("rtspTransport"),
       };
       const secrets = credentialSecrets(user, password);
@@ -84,7 +98,10 @@ export = (RED: NodeAPI) => {
         return;
       }
       probing.add(key);
-      probeCamera(cameraOptions(settings, { user, password }), 10000)
+      const options = cameraOptions(settings, { user, password });
+      if (options.protocol === "ffmpeg" && camera?.options.ffmpegPath)
+        options.ffmpegPath = camera.options.ffmpegPath;
+      probeCamera(options, 10000)
         .then(
           (result) => res.json(result),
           (err: Error) => res.json({ error: redactCredentials(err.message, secrets) }),

@@ -158,16 +158,21 @@ describe("FfmpegSource", function () {
   });
 
   it("builds the arguments the protocol needs", async function () {
-    const rtsp = await makeSource({
+    const rtsp = await makeSource({ url: "rtsp://cam/s", fps: 2 }).buildArgs(FFMPEG);
+    const at = (flag) => rtsp[rtsp.indexOf(flag) + 1];
+    assert.strictEqual(at("-rtsp_transport"), "tcp");
+    assert.strictEqual(at("-stimeout"), "5000000");
+    assert.strictEqual(at("-i"), "rtsp://cam/s");
+    // With credentials the URL goes to ffmpeg's stdin as a concat script, never into argv.
+    const withLogin = await makeSource({
       url: "rtsp://cam/s",
       user: "a b",
       password: "p@ss:w/rd",
       fps: 2,
-    }).buildArgs(FFMPEG);
-    const at = (flag) => rtsp[rtsp.indexOf(flag) + 1];
-    assert.strictEqual(at("-rtsp_transport"), "tcp");
-    assert.strictEqual(at("-stimeout"), "5000000");
-    assert.strictEqual(at("-i"), "rtsp://a%20b:p%40ss%3Aw%2Frd@cam/s");
+    }).buildCommand(FFMPEG);
+    assert.strictEqual(withLogin.args[withLogin.args.indexOf("-i") + 1], "pipe:0");
+    assert.ok(!withLogin.args.join(" ").includes("p%40ss"), withLogin.args.join(" "));
+    assert.match(withLogin.stdin, /^file 'rtsp:\/\/a%20b:p%40ss%3Aw%2Frd@cam\/s'$/m);
     assert.ok(!rtsp.includes("-re"), "live input is not slowed down");
     assert.match(at("-vf"), /select=/);
     assert.strictEqual(at("-f"), "image2pipe");

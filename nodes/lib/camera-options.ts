@@ -53,7 +53,7 @@ export function cameraOptions(
     options: {
       mode: config.mode || "stream",
       imageSize: config.imageSize || "640x480",
-      rtspTransport: config.rtspTransport || "tcp",
+      rtspTransport: config.rtspTransport || "auto",
     },
     lingerMs: Math.max(0, num(config.linger, CAMERA_DEFAULTS.lingerMs / 1000)) * 1000,
     alwaysOn: config.alwaysOn === true,
@@ -62,4 +62,25 @@ export function cameraOptions(
     backoffFirstMs: CAMERA_DEFAULTS.backoffFirstMs,
     backoffMaxMs: CAMERA_DEFAULTS.backoffMaxMs,
   };
+}
+
+/** The host name a camera address points at (lower case, no brackets), or undefined for files and junk. */
+export function cameraHost(url: string): string | undefined {
+  const trimmed = (url ?? "").trim();
+  if (!trimmed || trimmed.startsWith("/") || /^file:/i.test(trimmed)) return undefined;
+  try {
+    const parsed = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? trimmed : `http://${trimmed}`);
+    return parsed.hostname.replace(/^\[|\]$/g, "").toLowerCase() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the editor's Test may lend a deployed camera's stored credentials to an address: only to the same
+ * host the camera is deployed with (another host would receive the password).
+ */
+export function mayLendCredentials(deployedUrl: string, requestedUrl: string): boolean {
+  const deployed = cameraHost(deployedUrl);
+  return deployed !== undefined && deployed === cameraHost(requestedUrl);
 }

@@ -9,7 +9,7 @@ import {
   resolveFfprobePath,
 } from "./ffmpeg";
 import { createSource } from "./sources";
-import { urlWithCredentials } from "./sources/ffmpeg-source";
+import { FfmpegInput, ffmpegInput, splitUserinfo } from "./sources/ffmpeg-source";
 import { SourceError } from "./sources/source";
 
 /** The video stream of an `ffmpeg` input as ffprobe describes it. */
@@ -103,11 +103,42 @@ export function describeDetected(video: ProbedVideo): string {
 async function probeFfmpegInput(
   options: CameraOptions,
 ): Promise<Pick<ProbeResult, "video" | "videoError" | "detected">> {
-  const secrets = credentialSecrets(options.user, options.password);
+  const inUrl = splitUserinfo(options.url);
+  const secrets = [
+    ...credentialSecrets(options.user, options.password),
+    ...credentialSecrets(inUrl.user, inUrl.password),
+  ];
+  const wanted = options.options?.rtspTransport;
+  const transports = typeof wanted === "string" && wanted && wanted !== "auto" ? [wanted] : ["tcp", "udp"];
   try {
     const ffprobePath = resolveFfprobePath();
-    const input = urlWithCredentials(options.url, options.user, options.password);
-    const media = await probeMedia(input, { ffprobePath, timeoutMs: FFPROBE_TIMEOUT_MS });
+    let media: MediaProbe | undefined;
+    let input: FfmpegInput | undefined;
+    for (const rtspTransport of transports) {
+      // Credentials reach ffprobe on stdin (a concat script), never in its argv.
+      input = await ffmpegInput(ffprobePath, options.url, {
+        user: options.user,
+        password: options.password,
+        rtspTransport,
+      });
+      try {
+        media = await probeMedia(options.url, {
+          ffprobePath,
+          timeoutMs: FFPROBE_TIMEOUT_MS,
+          inputArgs: input.args,
+          stdin: input.stdin,
+          secrets,
+        });
+        break;
+      } catch (err) {
+        if (!/461 Unsupported transport|Nonmatching transport/i.test((err as Error).message)) throw err;
+      }
+    }
+    if (!media) return { videoError: "the RTSP server refused every transport" };
+    // Through the concat script ffprobe names its own demuxer; the URL's scheme says what the camera speaks.
+    if (input?.stdin && media.formatName === "concat") {
+      media.formatName = input.scheme === "rtsp" || input.scheme === "rtsps" ? "rtsp" : undefined;
+    }
     const video = describeVideo(media);
     if (!video) return { videoError: "ffprobe found no video stream" };
     return { video, detected: describeDetected(video) || undefined };

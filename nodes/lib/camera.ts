@@ -1,7 +1,7 @@
 import { EventEmitter } from "events";
 import { Frame, monotonicEpochMs } from "./frame";
 import { RateLimiter } from "./throttle";
-import { FrameSource, SourceConfig, SourceError } from "./sources/source";
+import { FrameSource, SourceConfig, SourceError, SourceErrorReason } from "./sources/source";
 
 export type CameraStateName =
   "idle" | "connecting" | "streaming" | "stalled" | "retrying" | "auth-failed" | "failed";
@@ -14,6 +14,8 @@ export interface CameraState {
   retryInMs?: number;
   /** The last error in words, without credentials. */
   error?: string;
+  /** Why the camera refused, when it said (retrying / failed / auth-failed): for the node status. */
+  reason?: SourceErrorReason;
   since: number;
 }
 
@@ -87,6 +89,8 @@ export class Camera extends EventEmitter {
   private seq = 0;
   private readonly limiter: RateLimiter<Frame>;
   private closed = false;
+  /** The reason the last attempt ended with, if the source named one. */
+  private refusal?: SourceErrorReason;
 
   constructor(
     readonly options: CameraOptions,
@@ -258,6 +262,7 @@ export class Camera extends EventEmitter {
 
   private onClose(err: SourceError): void {
     if (this.closed) return;
+    this.refusal = err.reason ?? (err.kind === "auth" ? "auth" : undefined);
     this.stopSource();
     if (err.kind === "auth") {
       this.authFailures++;
@@ -324,7 +329,9 @@ export class Camera extends EventEmitter {
   }
 
   private setState(next: Omit<CameraState, "since">): void {
-    this.current = { ...next, since: Date.now() };
+    const refused = next.state === "retrying" || next.state === "failed" || next.state === "auth-failed";
+    const reason = refused ? this.refusal : undefined;
+    this.current = { ...next, ...(reason ? { reason } : {}), since: Date.now() };
     this.emit("state", this.current);
   }
 }

@@ -523,15 +523,26 @@ interface FfprobeJson {
  */
 export function probeMedia(
   input: string,
-  opts: { ffprobePath?: string; countFrames?: boolean; timeoutMs?: number } = {},
+  opts: {
+    ffprobePath?: string;
+    countFrames?: boolean;
+    timeoutMs?: number;
+    /** Input options and `-i ...` in place of `input` (a whitelist; a concat script on stdin). */
+    inputArgs?: string[];
+    /** Written to ffprobe's stdin, which is then closed (the script naming a URL with credentials). */
+    stdin?: string;
+    /** Strings to take out of error messages. */
+    secrets?: string[];
+  } = {},
 ): Promise<ProbeResult> {
   const ffprobePath = opts.ffprobePath ?? resolveFfprobePath();
   const timeoutMs = opts.timeoutMs ?? 20000;
   const args = ["-v", "error", "-print_format", "json", "-show_format", "-show_streams"];
   if (opts.countFrames) args.push("-count_frames");
-  args.push(input);
+  if (opts.inputArgs) args.push(...opts.inputArgs);
+  else args.push(input);
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       ffprobePath,
       args,
       { timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20, windowsHide: true },
@@ -545,7 +556,7 @@ export function probeMedia(
                 .split("\n")
                 .slice(-3)
                 .join(" ");
-          reject(new Error(redactCredentials(`ffprobe failed: ${why}`)));
+          reject(new Error(redactCredentials(`ffprobe failed: ${why}`, opts.secrets)));
           return;
         }
         let data: FfprobeJson;
@@ -571,6 +582,8 @@ export function probeMedia(
         });
       },
     );
+    child.stdin?.on("error", () => undefined);
+    child.stdin?.end(opts.stdin ?? "");
   });
 }
 
@@ -590,6 +603,41 @@ export function ffmpegHelp(ffmpegPath: string, topic: string): Promise<string> {
       );
     });
     helpCache.set(key, cached);
+  }
+  return cached;
+}
+
+const concatOptionCache = new Map<string, Promise<boolean>>();
+
+/**
+ * Whether a binary's concat demuxer reads `option` lines: asked of the binary itself with a script that has an
+ * `option` line and no file (ffmpeg 5 answers "option without file", 4.x "unknown keyword 'option'"). Cached
+ * per path once the binary gave either answer; anything else (a timeout under load) counts as no, uncached.
+ */
+export function concatHasOptionDirective(binaryPath: string): Promise<boolean> {
+  let cached = concatOptionCache.get(binaryPath);
+  if (!cached) {
+    cached = new Promise<boolean>((resolve) => {
+      const child = execFile(
+        binaryPath,
+        ["-hide_banner", "-loglevel", "error", "-f", "concat", "-safe", "0"].concat([
+          "-protocol_whitelist",
+          "pipe",
+          "-i",
+          "pipe:0",
+        ]),
+        { timeout: 10000, maxBuffer: 1 << 20 },
+        (_err, _stdout, stderr) => {
+          const text = String(stderr ?? "");
+          const known = /option without file/.test(text);
+          if (!known && !/unknown keyword 'option'/.test(text)) concatOptionCache.delete(binaryPath);
+          resolve(known);
+        },
+      );
+      child.stdin?.on("error", () => undefined);
+      child.stdin?.end("ffconcat version 1.0\noption probesize 32\n");
+    });
+    concatOptionCache.set(binaryPath, cached);
   }
   return cached;
 }

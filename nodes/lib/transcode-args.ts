@@ -348,5 +348,8 @@ export function splitArgs(text: string): string[] {
   return out;
 }
 
-/** Credentials (url-encoded) into a push/flv URL; only the spawned arguments ever hold them. */
+/**
+ * Credentials (url-encoded) into a push/flv URL; only the spawned arguments ever hold them. ffmpeg reads an
+ * output address from nowhere else, so `ps` shows them: the help says so.
+ */
 export { urlWithCredentials } from "./sources/ffmpeg-source";

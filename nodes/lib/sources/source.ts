@@ -23,10 +23,14 @@ export interface SourceConfig {
  */
 export type SourceErrorKind = "auth" | "config" | "network" | "protocol" | "ended";
 
+/** Why a camera refused, for the node status: `auth` failed, `notFound`, `transport` refused, `protocol`. */
+export type SourceErrorReason = "auth" | "notFound" | "transport" | "protocol";
+
 export class SourceError extends Error {
   constructor(
     readonly kind: SourceErrorKind,
     message: string,
+    readonly reason?: SourceErrorReason,
   ) {
     super(message);
     this.name = "SourceError";
