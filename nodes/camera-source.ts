@@ -5,6 +5,15 @@ import { credentialSecrets, redactCredentials } from "./lib/ffmpeg";
 import type { CameraSourceNode } from "./shared";
 import { createSource } from "./lib/sources";
 import { probeCamera } from "./lib/camera-probe";
+import { CertificateError, watchPeerCertificate } from "./lib/tls";
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return "";
+  }
+}
 
 export = (RED: NodeAPI) => {
   function CameraSource(this: CameraSourceNode, config: CameraSourceSettings & NodeDef) {
@@ -75,6 +84,8 @@ export = (RED: NodeAPI) => {
         imageSize: text("imageSize"),
         ffmpegPath: text("ffmpegPath"),
         rtspTransport: text("rtspTransport"),
+        tlsVerify: body.tlsVerify !== false && body.tlsVerify !== "false",
+        tlsFingerprint: text("tlsFingerprint"),
       };
       const secrets = credentialSecrets(user, password);
       // One probe per dialog at a time: a double click must not open two connections to the camera.
@@ -84,12 +95,23 @@ export = (RED: NodeAPI) => {
         return;
       }
       probing.add(key);
+      // https: the certificate the camera presented, so the dialog can offer to trust (pin) it.
+      const certificate = /^https:/i.test(settings.url)
+        ? watchPeerCertificate(hostOf(settings.url))
+        : undefined;
       probeCamera(cameraOptions(settings, { user, password }), 10000)
         .then(
-          (result) => res.json(result),
-          (err: Error) => res.json({ error: redactCredentials(err.message, secrets) }),
+          (result) => res.json({ ...result, certificate: certificate?.get() }),
+          (err: Error) =>
+            res.json({
+              error: redactCredentials(err.message, secrets),
+              certificate: err instanceof CertificateError ? err.certificate : undefined,
+            }),
         )
-        .finally(() => probing.delete(key));
+        .finally(() => {
+          certificate?.stop();
+          probing.delete(key);
+        });
     },
   );
 };
