@@ -279,6 +279,97 @@ describe("fixes: HTTPS cameras (issue 10)", function () {
     assert.match(err.message, /not a SHA-256 \(64 hex digits\)/);
   });
 
+  describe("ffmpeg inputs over https", function () {
+    const ffmpegUrl = () => `${selfCam.base}/video`;
+
+    it("a self-signed certificate is refused with the same error before ffmpeg starts; nothing is sent", async () => {
+      const before = { bytes: selfCam.bytes, requests: selfCam.requests.length };
+      const err = await firstFrame(options("ffmpeg", ffmpegUrl())).then(
+        () => assert.fail("connected to an untrusted camera"),
+        (e) => e,
+      );
+      assert.strictEqual(err.name, "CertificateError", err.message);
+      assert.match(err.message, /not trusted \(self-signed\): press Test/);
+      assert.strictEqual(err.certificate.fingerprint256, certs.self.fingerprint);
+      assert.strictEqual(selfCam.requests.length, before.requests);
+      assert.strictEqual(selfCam.bytes, before.bytes);
+    });
+
+    it("a pinned certificate streams, ffmpeg verifying it itself (-tls_verify 1 with the pinned certificate as CA)", async () => {
+      const opts = options("ffmpeg", ffmpegUrl(), { tlsFingerprint: certs.self.fingerprint });
+      const args = await createSource(opts).buildArgs(opts.ffmpegPath);
+      const i = args.indexOf("-tls_verify");
+      assert.ok(i >= 0 && args[i + 1] === "1" && i < args.indexOf("-i"), args.join(" "));
+      const frame = await firstFrame(opts, 20000);
+      assert.strictEqual(frame.width, 320);
+    });
+
+    it("a wrong pin is refused", async () => {
+      const err = await firstFrame(
+        options("ffmpeg", ffmpegUrl(), { tlsFingerprint: certs.other.fingerprint }),
+      ).then(
+        () => assert.fail("connected despite a wrong pin"),
+        (e) => e,
+      );
+      assert.match(err.message, /is not the trusted one/);
+    });
+
+    it("both ffmpeg builds refuse another certificate with the options made for a pin (no window after camrelay's check)", async () => {
+      const impostor = await httpsCamera(certs.other);
+      try {
+        const { ffmpegTlsArgs } = require("../dist/nodes/lib/tls");
+        const tlsArgs = await ffmpegTlsArgs(ffmpegUrl(), {
+          verify: true,
+          fingerprint: certs.self.fingerprint,
+        });
+        const bundled = require("@ffmpeg-installer/ffmpeg").path;
+        for (const ffmpeg of ["ffmpeg", bundled]) {
+          const run = (url) =>
+            new Promise((resolve) =>
+              execFile(
+                ffmpeg,
+                ["-hide_banner", "-v", "error", ...tlsArgs, "-i", url, "-frames:v", "1", "-f", "null", "-"],
+                { timeout: 20000 },
+                (err, _out, stderr) => resolve({ code: err ? err.code : 0, stderr }),
+              ),
+            );
+          const good = await run(`https://${USER}:${PASSWORD}@127.0.0.1:${selfCam.port}/video`);
+          assert.strictEqual(good.code, 0, `${ffmpeg} with the pinned camera: ${good.stderr}`);
+          const requests = impostor.requests.length;
+          const bad = await run(`https://${USER}:${PASSWORD}@127.0.0.1:${impostor.port}/video`);
+          assert.notStrictEqual(bad.code, 0, `${ffmpeg} accepted another certificate`);
+          assert.match(bad.stderr, /Peer certificate failed verification|certificate/i);
+          assert.strictEqual(impostor.requests.length, requests, `${ffmpeg} sent a request to the impostor`);
+        }
+      } finally {
+        await impostor.close();
+      }
+    });
+
+    it("tlsVerify false streams from a self-signed camera", async () => {
+      const frame = await firstFrame(options("ffmpeg", ffmpegUrl(), { tlsVerify: false }), 20000);
+      assert.strictEqual(frame.height, 240);
+    });
+
+    it("a CA trusted through NODE_EXTRA_CA_CERTS is trusted by ffmpeg too (real child Node process)", async () => {
+      const script = `
+        const { createSource } = require(${JSON.stringify(path.join(ROOT, "dist/nodes/lib/sources"))});
+        const s = createSource(${JSON.stringify(options("ffmpeg", `${leafCam.base}/video`))});
+        s.on("frame", (j, w, h) => { console.log("frame " + w + "x" + h); s.stop(); });
+        s.on("close", (e) => { console.log("error " + (e && e.message)); });
+        s.start();`;
+      const out = await new Promise((resolve, reject) =>
+        execFile(
+          process.execPath,
+          ["-e", script],
+          { env: { ...process.env, NODE_EXTRA_CA_CERTS: certs.caFile }, timeout: 30000 },
+          (err, stdout, stderr) => (err ? reject(new Error(stderr || err.message)) : resolve(stdout)),
+        ),
+      );
+      assert.strictEqual(out.trim(), "frame 320x240");
+    });
+  });
+
   it("never answers a Basic challenge after a Digest one: refuses with an error, the password never sent", async () => {
     const seen = [];
     const server = http.createServer((req, res) => {

@@ -1,9 +1,13 @@
 import diagnostics from "diagnostics_channel";
+import fs from "fs";
 import http from "http";
 import https from "https";
 import net from "net";
+import os from "os";
+import path from "path";
 import type { Duplex } from "stream";
 import tls from "tls";
+import { networkError } from "./http-client";
 import { SourceError } from "./sources/source";
 
 /** How a camera's https:// certificate is checked. */
@@ -195,4 +199,100 @@ export function watchPeerCertificate(host: string): {
   const channel = diagnostics.channel("http.client.response.finish");
   channel.subscribe(onResponse);
   return { get: () => found, stop: () => channel.unsubscribe(onResponse) };
+}
+
+/** The certificate `host:port` presents (no request is sent), and why `settings` refuse it, if they do. */
+export function fetchCertificate(
+  host: string,
+  port: number,
+  settings: TlsSettings,
+  timeoutMs = 10000,
+): Promise<{ cert: tls.DetailedPeerCertificate; problem?: CertificateError }> {
+  const where = `${host}:${port}`;
+  return new Promise((resolve, reject) => {
+    const servername = net.isIP(host) ? undefined : host;
+    const socket = tls.connect({ host, port, servername, rejectUnauthorized: false });
+    socket.setTimeout(timeoutMs, () =>
+      socket.destroy(
+        new SourceError("network", `no TLS handshake with ${where} within ${Math.round(timeoutMs / 1000)} s`),
+      ),
+    );
+    socket.once("error", (err: NodeJS.ErrnoException) => reject(networkError(err, where)));
+    socket.once("secureConnect", () => {
+      const cert = socket.getPeerCertificate(true);
+      const problem = checkPeer(socket, settings, where);
+      socket.destroy();
+      resolve({ cert, problem });
+    });
+  });
+}
+
+let privateDir: string | undefined;
+
+/** A 0700 folder of this process for the CA files ffmpeg reads (removed when the process exits). */
+function tlsDir(): string {
+  if (privateDir && fs.existsSync(privateDir)) return privateDir;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-tls-"));
+  privateDir = dir;
+  process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function writePrivate(name: string, text: string): string {
+  const file = path.join(tlsDir(), name);
+  fs.writeFileSync(file, text, { mode: 0o600 });
+  return file;
+}
+
+/** Node's trusted CAs (its bundled roots plus NODE_EXTRA_CA_CERTS) as a PEM file, for ffmpeg's -ca_file. */
+let caFile: string | undefined;
+
+function trustedCaFile(): string {
+  if (caFile && fs.existsSync(caFile)) return caFile;
+  let extra = "";
+  const extraFile = process.env.NODE_EXTRA_CA_CERTS;
+  try {
+    if (extraFile) extra = fs.readFileSync(extraFile, "utf8");
+  } catch {
+    extra = ""; // Node itself warns about an unreadable NODE_EXTRA_CA_CERTS
+  }
+  caFile = writePrivate("trusted-ca.pem", [...tls.rootCertificates, extra].join("\n"));
+  return caFile;
+}
+
+function pem(cert: tls.PeerCertificate): string {
+  const b64 = cert.raw.toString("base64").replace(/.{64}/g, "$&\n");
+  return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`.replace(/\n\n/g, "\n");
+}
+
+/** A name the certificate was issued for, for ffmpeg's -verifyhost (the pin already says which certificate). */
+function nameIn(cert: tls.PeerCertificate, host: string): string {
+  const names = (cert.subjectaltname ?? "")
+    .split(/,\s*/)
+    .map((n) => /^(?:DNS|IP Address):(.*)$/.exec(n)?.[1])
+    .filter((n): n is string => !!n);
+  if (names.includes(host)) return host;
+  return names[0] ?? [cert.subject?.CN].flat()[0] ?? host;
+}
+
+/**
+ * ffmpeg input options that make its TLS check what camrelay's own https connections check: `https://` and
+ * `rtmps://` inputs get `-tls_verify 1` with Node's trusted CAs as `-ca_file`, or, with a pin, the pinned
+ * certificate (fetched and compared before ffmpeg starts) as the only CA, so ffmpeg itself accepts no other.
+ * ffmpeg's `rtsps://` ignores these options (it cannot verify); other inputs get none.
+ * Rejects with the same CertificateError as the HTTP protocols when the certificate is not trusted.
+ */
+export async function ffmpegTlsArgs(input: string, settings: TlsSettings | undefined): Promise<string[]> {
+  const m = /^(https|rtmps):\/\/([^/?#]*)/i.exec(input.trim());
+  if (!m) return [];
+  const fingerprint = normalizeFingerprint(settings?.fingerprint);
+  if (settings?.verify === false && !fingerprint) return [];
+  const url = new URL(`https://${m[2].replace(/^[^@]*@/, "")}`);
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const port = Number(url.port) || 443;
+  const { cert, problem } = await fetchCertificate(host, port, { verify: true, fingerprint });
+  if (problem) throw problem;
+  if (!fingerprint) return ["-tls_verify", "1", "-ca_file", trustedCaFile()];
+  const file = writePrivate(`pinned-${fingerprint.replace(/:/g, "")}.pem`, pem(cert));
+  return ["-tls_verify", "1", "-ca_file", file, "-verifyhost", nameIn(cert, host)];
 }

@@ -6,6 +6,7 @@ import {
   rtspTimeoutOption,
 } from "../ffmpeg";
 import { MjpegPartParser } from "../mjpeg-parser";
+import { CertificateError, ffmpegTlsArgs } from "../tls";
 import { FrameSource, SourceConfig, SourceError, SourceErrorKind } from "./source";
 
 /** Socket I/O timeout for network inputs: a dead camera ends ffmpeg instead of hanging it. */
@@ -31,7 +32,7 @@ export function classifyFfmpegFailure(
   if (/401 Unauthorized|403 Forbidden|authorization failed/i.test(text)) return "auth";
   // Retrying cannot fix a wrong path, scheme, format or option.
   if (
-    /No such file or directory|Protocol not found|Unknown input format|Unrecognized option|Option not found|404 Not Found|Permission denied|Error opening filters|No such device/i.test(
+    /No such file or directory|Protocol not found|Unknown input format|Unrecognized option|Option not found|404 Not Found|Permission denied|Error opening filters|No such device|Peer certificate failed verification|certificate's owner does not match/i.test(
       text,
     )
   ) {
@@ -80,7 +81,15 @@ export class FfmpegSource extends FrameSource {
       (args) => {
         if (!this.stopped) this.spawn(ffmpegPath, args);
       },
-      (err: Error) => this.finish(new SourceError("config", redactCredentials(err.message, this.secrets))),
+      (err: Error) =>
+        this.finish(
+          err instanceof CertificateError
+            ? err
+            : new SourceError(
+                err instanceof SourceError ? err.kind : "config",
+                redactCredentials(err.message, this.secrets),
+              ),
+        ),
     );
   }
 
@@ -104,6 +113,7 @@ export class FfmpegSource extends FrameSource {
       if (opts.loop === true) args.push("-stream_loop", "-1");
     }
     if (opts.keyframesOnly === true) args.push("-skip_frame", "nokey");
+    args.push(...(await ffmpegTlsArgs(url, this.config.tls)));
     args.push("-i", urlWithCredentials(url, this.config.user, this.config.password));
     const quality =
       typeof opts.quality === "number" && opts.quality >= 1 && opts.quality <= 31 ? opts.quality : 5;
