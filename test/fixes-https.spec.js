@@ -459,4 +459,72 @@ describe("fixes: HTTPS cameras (issue 10)", function () {
       );
     });
   });
+
+  describe("the camera dialog in a browser (real Node-RED process, Debian chromium)", function () {
+    let nodeRed;
+    let browser;
+
+    after(async function () {
+      this.timeout(30000);
+      if (browser) await browser.close();
+      if (nodeRed) await nodeRed.stop();
+    });
+
+    it("Test shows the untrusted certificate, 'Trust this certificate' pins it, Test then shows a frame", async function () {
+      this.timeout(120000);
+      const { startNodeRed } = require("./lib/browser-nodered");
+      const { launchChromium } = require("./lib/browser-chromium");
+      nodeRed = await startNodeRed({
+        flows: [
+          { id: "t1", type: "tab", label: "tls" },
+          {
+            id: "tlscam",
+            type: "camera-source",
+            name: "tls cam",
+            protocol: "mjpeg",
+            url: `${selfCam.base}/video`,
+          },
+        ],
+      });
+      browser = await launchChromium();
+      const page = await browser.context.newPage();
+      const errors = [];
+      page.on("pageerror", (err) => errors.push(err.message));
+      await page.goto(`${nodeRed.base}/`);
+      await page.waitForSelector('.red-ui-palette-node[data-palette-type="camera-connect"]', {
+        timeout: 45000,
+      });
+      await page.evaluate(() => globalThis.RED.editor.editConfig("", "camera-source", "tlscam"));
+      await page.waitForSelector("#camrelay-camera-test", { state: "visible" });
+      assert.ok(
+        await page.isVisible("#node-config-input-tlsFingerprint"),
+        "the TLS fields show for https://",
+      );
+      assert.ok(await page.isChecked("#node-config-input-tlsVerify"), "verification is on by default");
+      await page.fill("#node-config-input-user", USER);
+      await page.fill("#node-config-input-password", PASSWORD);
+      await page.click("#camrelay-camera-test");
+      const trust = page.locator("#camrelay-camera-test-result .camrelay-camera-test-trust");
+      await trust.waitFor({ timeout: 20000 });
+      const refused = await page.innerText("#camrelay-camera-test-result");
+      assert.match(refused, /not trusted \(self-signed\)/);
+      assert.ok(refused.includes(certs.self.fingerprint), refused);
+      assert.match(refused, /CN=camera\.test/);
+      await trust.click();
+      assert.strictEqual(await page.inputValue("#node-config-input-tlsFingerprint"), certs.self.fingerprint);
+      await page.click("#camrelay-camera-test");
+      await page
+        .locator("#camrelay-camera-test-result img.camrelay-camera-test-image")
+        .waitFor({ timeout: 20000 });
+      assert.ok((await page.innerText(".camrelay-camera-test-certificate")).includes(certs.self.fingerprint));
+      await page.click("#node-config-dialog-ok");
+      await page.waitForSelector("#node-config-dialog-ok", { state: "detached" });
+      const saved = await page.evaluate(() => {
+        const n = globalThis.RED.nodes.node("tlscam");
+        return { tlsFingerprint: n.tlsFingerprint, tlsVerify: n.tlsVerify };
+      });
+      assert.deepStrictEqual(saved, { tlsFingerprint: certs.self.fingerprint, tlsVerify: true });
+      assert.deepStrictEqual(errors, []);
+    });
+  });
 });
