@@ -346,6 +346,37 @@ describe("fixes: HTTPS cameras (issue 10)", function () {
       }
     });
 
+    it("ffprobe (the dialog's Test) verifies too: with the options for a pin it refuses another certificate, both builds", async () => {
+      const impostor = await httpsCamera(certs.other);
+      try {
+        const { ffmpegTlsArgs } = require("../dist/nodes/lib/tls");
+        const { probeMedia } = require("../dist/nodes/lib/ffmpeg");
+        const inputArgs = await ffmpegTlsArgs(ffmpegUrl(), {
+          verify: true,
+          fingerprint: certs.self.fingerprint,
+        });
+        const bundled = require("@ffprobe-installer/ffprobe").path;
+        for (const ffprobePath of ["ffprobe", bundled]) {
+          const url = (port) => `https://${USER}:${PASSWORD}@127.0.0.1:${port}/video`;
+          const good = await probeMedia(url(selfCam.port), { ffprobePath, inputArgs, timeoutMs: 15000 });
+          assert.strictEqual(good.streams[0].codecName, "mjpeg", ffprobePath);
+          const requests = impostor.requests.length;
+          const bad = await probeMedia(url(impostor.port), { ffprobePath, inputArgs, timeoutMs: 15000 }).then(
+            () => "accepted",
+            (e) => e.message,
+          );
+          assert.match(bad, /ffprobe failed: .*(certificate|Input\/output error)/, `${ffprobePath}: ${bad}`);
+          assert.strictEqual(
+            impostor.requests.length,
+            requests,
+            `${ffprobePath} sent a request to the impostor`,
+          );
+        }
+      } finally {
+        await impostor.close();
+      }
+    });
+
     it("tlsVerify false streams from a self-signed camera", async () => {
       const frame = await firstFrame(options("ffmpeg", ffmpegUrl(), { tlsVerify: false }), 20000);
       assert.strictEqual(frame.height, 240);
@@ -457,6 +488,26 @@ describe("fixes: HTTPS cameras (issue 10)", function () {
         certs.self.fingerprint,
         "the presented certificate",
       );
+    });
+
+    it("an ffmpeg https input: the same certificate report, and with the pin a frame and ffprobe's facts", async () => {
+      const url = `${selfCam.base}/video`;
+      const refused = await probe({ protocol: "ffmpeg", url, fps: "0", user: USER, password: PASSWORD });
+      assert.match(refused.error, /not trusted \(self-signed\)/);
+      assert.strictEqual(refused.certificate.fingerprint256, certs.self.fingerprint);
+      await helper.unload();
+      await helper.stopServer();
+      const pinned = await probe({
+        protocol: "ffmpeg",
+        url,
+        fps: "0",
+        user: USER,
+        password: PASSWORD,
+        tlsFingerprint: certs.self.fingerprint,
+      });
+      assert.strictEqual(pinned.error, undefined, pinned.error);
+      assert.strictEqual(pinned.videoError, undefined, pinned.videoError);
+      assert.strictEqual(pinned.video.codec, "mjpeg");
     });
   });
 

@@ -11,6 +11,7 @@ import {
 import { createSource } from "./sources";
 import { urlWithCredentials } from "./sources/ffmpeg-source";
 import { SourceError } from "./sources/source";
+import { ffmpegTlsArgs } from "./tls";
 
 /** The video stream of an `ffmpeg` input as ffprobe describes it. */
 export interface ProbedVideo {
@@ -107,7 +108,8 @@ async function probeFfmpegInput(
   try {
     const ffprobePath = resolveFfprobePath();
     const input = urlWithCredentials(options.url, options.user, options.password);
-    const media = await probeMedia(input, { ffprobePath, timeoutMs: FFPROBE_TIMEOUT_MS });
+    const inputArgs = await ffmpegTlsArgs(options.url, options.tls); // https: ffprobe verifies as ffmpeg does
+    const media = await probeMedia(input, { ffprobePath, timeoutMs: FFPROBE_TIMEOUT_MS, inputArgs });
     const video = describeVideo(media);
     if (!video) return { videoError: "ffprobe found no video stream" };
     return { video, detected: describeDetected(video) || undefined };

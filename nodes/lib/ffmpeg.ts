@@ -523,13 +523,13 @@ interface FfprobeJson {
  */
 export function probeMedia(
   input: string,
-  opts: { ffprobePath?: string; countFrames?: boolean; timeoutMs?: number } = {},
+  opts: { ffprobePath?: string; countFrames?: boolean; timeoutMs?: number; inputArgs?: string[] } = {},
 ): Promise<ProbeResult> {
   const ffprobePath = opts.ffprobePath ?? resolveFfprobePath();
   const timeoutMs = opts.timeoutMs ?? 20000;
   const args = ["-v", "error", "-print_format", "json", "-show_format", "-show_streams"];
   if (opts.countFrames) args.push("-count_frames");
-  args.push(input);
+  args.push(...(opts.inputArgs ?? []), input);
   return new Promise((resolve, reject) => {
     execFile(
       ffprobePath,
