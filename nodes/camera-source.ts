@@ -22,6 +22,14 @@ export = (RED: NodeAPI) => {
     const secrets = credentialSecrets(options.user, options.password);
     this.redact = (text: string) => redactCredentials(text, secrets);
     this.camera = new Camera(options, createSource);
+    // TLS that checks nothing is a choice worth one line in the log (never silent).
+    const scheme = /^(https|rtmps|rtsps):\/\//i.exec(options.url)?.[1].toLowerCase();
+    const tlsProtocol =
+      scheme && (options.protocol === "ffmpeg" || (scheme === "https" && options.protocol !== "canon-vb"));
+    if (tlsProtocol && options.protocol === "ffmpeg" && scheme === "rtsps")
+      this.warn(RED._("camera-source.warn.rtspsUnverified"));
+    else if (tlsProtocol && options.tls?.verify === false && !options.tls.fingerprint)
+      this.warn(RED._("camera-source.warn.tlsOff"));
 
     let lastLogged = "";
     this.camera.on("state", (state: CameraState) => {

@@ -19,6 +19,7 @@ const { cameraOptions } = require("../dist/nodes/lib/camera-options");
 const { makeFrames } = require("./lib/fake-cameras");
 
 helper.init(require.resolve("node-red"));
+require("./lib/i18n").useCatalogs(helper);
 
 const ROOT = path.join(__dirname, "..");
 const USER = "camuser";
@@ -488,6 +489,42 @@ describe("fixes: HTTPS cameras (issue 10)", function () {
         certs.self.fingerprint,
         "the presented certificate",
       );
+    });
+
+    it("a camera whose certificate is not checked says so once in the log (verify off; ffmpeg rtsps://)", async () => {
+      await helper.startServer();
+      await helper.load(sourceNode, [
+        {
+          id: "off",
+          type: "camera-source",
+          protocol: "mjpeg",
+          url: `${selfCam.base}/video`,
+          tlsVerify: false,
+        },
+        { id: "rtsps", type: "camera-source", protocol: "ffmpeg", url: "rtsps://127.0.0.1:1/x" },
+        { id: "on", type: "camera-source", protocol: "mjpeg", url: `${selfCam.base}/video` },
+        {
+          id: "pin",
+          type: "camera-source",
+          protocol: "jpeg",
+          url: `${selfCam.base}/snap.jpg`,
+          tlsVerify: false,
+          tlsFingerprint: certs.self.fingerprint,
+        },
+      ]);
+      const warnings = helper
+        .log()
+        .args.map((a) => a[0])
+        .filter((m) => m.level === helper.log().WARN);
+      const of = (id) => warnings.filter((m) => m.id === id).map((m) => m.msg);
+      assert.deepStrictEqual(of("off"), [
+        "certificate verification is off: the connection is encrypted, but whoever sits in between can read the camera's password",
+      ]);
+      assert.deepStrictEqual(of("rtsps"), [
+        "ffmpeg cannot verify rtsps:// certificates: the connection is encrypted, but not authenticated",
+      ]);
+      assert.deepStrictEqual(of("on"), []);
+      assert.deepStrictEqual(of("pin"), []);
     });
 
     it("an ffmpeg https input: the same certificate report, and with the pin a frame and ffprobe's facts", async () => {
