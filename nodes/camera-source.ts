@@ -5,15 +5,7 @@ import { credentialSecrets, redactCredentials } from "./lib/ffmpeg";
 import type { CameraSourceNode } from "./shared";
 import { createSource } from "./lib/sources";
 import { probeCamera } from "./lib/camera-probe";
-import { CertificateError, watchPeerCertificate } from "./lib/tls";
-
-function hostOf(url: string): string {
-  try {
-    return new URL(url).hostname;
-  } catch {
-    return "";
-  }
-}
+import { CertificateError, uncheckedTls, watchPeerCertificate } from "./lib/tls";
 
 export = (RED: NodeAPI) => {
   function CameraSource(this: CameraSourceNode, config: CameraSourceSettings & NodeDef) {
@@ -22,14 +14,8 @@ export = (RED: NodeAPI) => {
     const secrets = credentialSecrets(options.user, options.password);
     this.redact = (text: string) => redactCredentials(text, secrets);
     this.camera = new Camera(options, createSource);
-    // TLS that checks nothing is a choice worth one line in the log (never silent).
-    const scheme = /^(https|rtmps|rtsps):\/\//i.exec(options.url)?.[1].toLowerCase();
-    const tlsProtocol =
-      scheme && (options.protocol === "ffmpeg" || (scheme === "https" && options.protocol !== "canon-vb"));
-    if (tlsProtocol && options.protocol === "ffmpeg" && scheme === "rtsps")
-      this.warn(RED._("camera-source.warn.rtspsUnverified"));
-    else if (tlsProtocol && options.tls?.verify === false && !options.tls.fingerprint)
-      this.warn(RED._("camera-source.warn.tlsOff"));
+    const unchecked = uncheckedTls(options.protocol, options.url, options.tls);
+    if (unchecked) this.warn(RED._(`camera-source.warn.${unchecked}`)); // never silently
 
     let lastLogged = "";
     this.camera.on("state", (state: CameraState) => {
@@ -104,9 +90,7 @@ export = (RED: NodeAPI) => {
       }
       probing.add(key);
       // https: the certificate the camera presented, so the dialog can offer to trust (pin) it.
-      const certificate = /^https:/i.test(settings.url)
-        ? watchPeerCertificate(hostOf(settings.url))
-        : undefined;
+      const certificate = watchPeerCertificate(settings.url);
       probeCamera(cameraOptions(settings, { user, password }), 10000)
         .then(
           (result) => res.json({ ...result, certificate: certificate?.get() }),

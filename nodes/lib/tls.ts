@@ -185,10 +185,17 @@ export function cameraAgent(
  * The certificate of the first https response from `host` this process receives (through Node's diagnostics
  * channel, so the editor's Test reports the certificate of the probe's own connection).
  */
-export function watchPeerCertificate(host: string): {
-  get: () => CertificateInfo | undefined;
-  stop: () => void;
-} {
+export function watchPeerCertificate(
+  url: string,
+): { get: () => CertificateInfo | undefined; stop: () => void } | undefined {
+  let host: string;
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol !== "https:") return undefined;
+    host = parsed.hostname;
+  } catch {
+    return undefined;
+  }
   let found: CertificateInfo | undefined;
   const onResponse = (message: unknown) => {
     const { request } = message as { request: http.ClientRequest };
@@ -295,4 +302,19 @@ export async function ffmpegTlsArgs(input: string, settings: TlsSettings | undef
   if (!fingerprint) return ["-tls_verify", "1", "-ca_file", trustedCaFile()];
   const file = writePrivate(`pinned-${fingerprint.replace(/:/g, "")}.pem`, pem(cert));
   return ["-tls_verify", "1", "-ca_file", file, "-verifyhost", nameIn(cert, host)];
+}
+
+/** Why a camera's TLS goes unchecked, as a `camera-source.warn` key: verification off without a pin, or rtsps. */
+export function uncheckedTls(
+  protocol: string,
+  url: string,
+  settings: TlsSettings | undefined,
+): "tlsOff" | "rtspsUnverified" | undefined {
+  const scheme = /^(https|rtmps|rtsps):\/\//i.exec(url)?.[1].toLowerCase();
+  const ffmpeg = protocol === "ffmpeg";
+  if (ffmpeg && scheme === "rtsps") return "rtspsUnverified";
+  const checked = ffmpeg
+    ? scheme === "https" || scheme === "rtmps"
+    : scheme === "https" && protocol !== "canon-vb";
+  return checked && settings?.verify === false && !settings.fingerprint ? "tlsOff" : undefined;
 }
