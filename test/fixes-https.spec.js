@@ -305,6 +305,12 @@ describe("fixes: HTTPS cameras (issue 10)", function () {
       assert.strictEqual(frame.width, 320);
     });
 
+    it("a pinned CA-signed certificate streams too (ffmpeg trusts the pinned leaf itself)", async () => {
+      const opts = options("ffmpeg", `${leafCam.base}/video`, { tlsFingerprint: certs.leaf.fingerprint });
+      const frame = await firstFrame(opts, 20000);
+      assert.strictEqual(frame.width, 320);
+    });
+
     it("a wrong pin is refused", async () => {
       const err = await firstFrame(
         options("ffmpeg", ffmpegUrl(), { tlsFingerprint: certs.other.fingerprint }),

@@ -251,9 +251,9 @@ function writePrivate(name: string, text: string): string {
   return file;
 }
 
-/** Node's trusted CAs (its bundled roots plus NODE_EXTRA_CA_CERTS) as a PEM file, for ffmpeg's -ca_file. */
 let caFile: string | undefined;
 
+/** Node's trusted CAs (its bundled roots plus NODE_EXTRA_CA_CERTS) as a PEM file, for ffmpeg's -ca_file. */
 function trustedCaFile(): string {
   if (caFile && fs.existsSync(caFile)) return caFile;
   let extra = "";
