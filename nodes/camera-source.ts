@@ -10,6 +10,7 @@ import { credentialSecrets, redactCredentials } from "./lib/ffmpeg";
 import type { CameraSourceNode } from "./shared";
 import { createSource } from "./lib/sources";
 import { probeCamera } from "./lib/camera-probe";
+import { CertificateError, uncheckedTls, watchPeerCertificate } from "./lib/tls";
 
 export = (RED: NodeAPI) => {
   function CameraSource(this: CameraSourceNode, config: CameraSourceSettings & NodeDef) {
@@ -18,6 +19,8 @@ export = (RED: NodeAPI) => {
     const secrets = credentialSecrets(options.user, options.password);
     this.redact = (text: string) => redactCredentials(text, secrets);
     this.camera = new Camera(options, createSource);
+    const unchecked = uncheckedTls(options.protocol, options.url, options.tls);
+    if (unchecked) this.warn(RED._(`camera-source.warn.${unchecked}`)); // never silently
 
     let lastLogged = "";
     this.camera.on("state", (state: CameraState) => {
@@ -89,6 +92,8 @@ export = (RED: NodeAPI) => {
         imageSize: text("imageSize"),
         ffmpegPath: "",
         rtspTransport: text("rtspTransport"),
+        tlsVerify: body.tlsVerify !== false && body.tlsVerify !== "false",
+        tlsFingerprint: text("tlsFingerprint"),
       };
       const secrets = credentialSecrets(user, password);
       // One probe per dialog at a time: a double click must not open two connections to the camera.
@@ -101,12 +106,21 @@ export = (RED: NodeAPI) => {
       const options = cameraOptions(settings, { user, password });
       if (options.protocol === "ffmpeg" && camera?.options.ffmpegPath)
         options.ffmpegPath = camera.options.ffmpegPath;
+      // https: the certificate the camera presented, so the dialog can offer to trust (pin) it.
+      const certificate = watchPeerCertificate(settings.url);
       probeCamera(options, 10000)
         .then(
-          (result) => res.json(result),
-          (err: Error) => res.json({ error: redactCredentials(err.message, secrets) }),
+          (result) => res.json({ ...result, certificate: certificate?.get() }),
+          (err: Error) =>
+            res.json({
+              error: redactCredentials(err.message, secrets),
+              certificate: err instanceof CertificateError ? err.certificate : undefined,
+            }),
         )
-        .finally(() => probing.delete(key));
+        .finally(() => {
+          certificate?.stop();
+          probing.delete(key);
+        });
     },
   );
 };

@@ -15,6 +15,9 @@ export interface CameraSourceSettings {
   imageSize: string;
   ffmpegPath: string;
   rtspTransport: string;
+  /** https:// cameras: verify the certificate (absent = true); a SHA-256 fingerprint pins one certificate. */
+  tlsVerify?: boolean;
+  tlsFingerprint?: string;
 }
 
 export interface CameraCredentials {
@@ -50,6 +53,7 @@ export function cameraOptions(
     password: credentials?.password || undefined,
     maxFrameBytes: Math.max(64, num(config.maxFrameKB, CAMERA_DEFAULTS.maxFrameBytes / 1024)) * 1024,
     ffmpegPath,
+    tls: { verify: config.tlsVerify !== false, fingerprint: config.tlsFingerprint || undefined },
     options: {
       mode: config.mode || "stream",
       imageSize: config.imageSize || "640x480",

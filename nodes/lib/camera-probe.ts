@@ -11,6 +11,7 @@ import {
 import { createSource } from "./sources";
 import { FfmpegInput, ffmpegInput, splitUserinfo } from "./sources/ffmpeg-source";
 import { SourceError } from "./sources/source";
+import { ffmpegTlsArgs } from "./tls";
 
 /** The video stream of an `ffmpeg` input as ffprobe describes it. */
 export interface ProbedVideo {
@@ -120,6 +121,7 @@ async function probeFfmpegInput(
         user: options.user,
         password: options.password,
         rtspTransport,
+        tlsArgs: await ffmpegTlsArgs(options.url, options.tls), // https: ffprobe verifies as ffmpeg does
       });
       try {
         media = await probeMedia(options.url, {

@@ -282,10 +282,10 @@ export class Camera extends EventEmitter {
     this.scheduleRetry("retrying", err.message);
   }
 
-  /** Capped exponential backoff with +-20% jitter; the first retry comes within a second. */
+  /** Exponential backoff with +-20% jitter, capped after the jitter (never above backoffMaxMs); the first retry comes within a second. */
   backoffMs(attempt: number): number {
     const base = Math.min(this.options.backoffMaxMs, this.options.backoffFirstMs * 2 ** attempt);
-    return Math.round(base * (0.8 + Math.random() * 0.4));
+    return Math.min(this.options.backoffMaxMs, Math.round(base * (0.8 + Math.random() * 0.4)));
   }
 
   private scheduleRetry(state: CameraStateName, error: string, delay?: number): void {

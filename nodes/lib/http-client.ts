@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "crypto";
 import http, { IncomingMessage } from "http";
 import https from "https";
 import { SourceError } from "./sources/source";
+import { cameraAgent } from "./tls";
 
 /** Answers the camera's 401 challenges: Basic, or Digest (MD5, MD5-sess, SHA-256; qop auth) with nonce reuse. */
 export class HttpAuth {
@@ -74,6 +75,14 @@ export class HttpAuth {
       return !wasDigest || stale;
     }
     if (basic || values.length === 0) {
+      // A Basic challenge after a Digest one is a downgrade (a man in the middle asking for the password in
+      // clear): never answer it.
+      if (this.scheme === "digest") {
+        throw new SourceError(
+          "auth",
+          "camera asked for Basic authentication after Digest: refused to send the password in clear (a downgrade)",
+        );
+      }
       const first = this.scheme !== "basic";
       this.scheme = "basic";
       return first;
@@ -155,7 +164,9 @@ function getOnce(req: CameraRequest): Promise<IncomingMessage> {
     const headers: Record<string, string> = { "User-Agent": "camrelay", ...req.headers };
     const authorization = req.auth.header("GET", path);
     if (authorization) headers.Authorization = authorization;
-    const r = mod.get(url, { headers, agent: req.agent, rejectUnauthorized: false }, (res) => {
+    // https: certificates are checked by the agent (cameraAgent) before a request byte is sent.
+    const agent = req.agent ?? (url.protocol === "https:" ? cameraAgent(url, undefined, {}) : undefined);
+    const r = mod.get(url, { headers, agent }, (res) => {
       clearTimeout(timer);
       resolve(res);
     });
@@ -187,6 +198,9 @@ export function networkError(err: NodeJS.ErrnoException, host: string): SourceEr
     case "EHOSTUNREACH":
     case "ENETUNREACH":
       return new SourceError("network", `camera unreachable: ${host}`);
+    case "EPROTO":
+    case "ERR_SSL_WRONG_VERSION_NUMBER":
+      return new SourceError("config", `${host} does not speak TLS on this port (is it an http:// camera?)`);
     case "ECONNRESET":
     case "EPIPE":
       return new SourceError("network", `camera closed the connection (${host})`);

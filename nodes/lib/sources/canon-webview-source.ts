@@ -1,4 +1,5 @@
 import http, { IncomingMessage } from "http";
+import { cameraAgent } from "../tls";
 import { cameraGet, HttpAuth, networkError } from "../http-client";
 import { readJpegSize } from "../jpeg";
 import { MjpegPartParser } from "../mjpeg-parser";
@@ -39,7 +40,7 @@ function statusError(status: { code: number; reason: string }): SourceError {
  */
 export class CanonWebViewSource extends FrameSource {
   private readonly parser: MjpegPartParser;
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+  private readonly agent: http.Agent;
   private readonly auth: HttpAuth;
   private readonly pacer: RequestPacer;
   private readonly base: URL;
@@ -50,6 +51,7 @@ export class CanonWebViewSource extends FrameSource {
   constructor(config: SourceConfig, base: URL) {
     super(config);
     this.base = new URL(base.href.replace(/\/+$/, "").replace(/\/-wvhttp-01-.*$/, "") + "/");
+    this.agent = cameraAgent(this.base, config.tls, { keepAlive: true, maxSockets: 2 });
     this.auth = new HttpAuth(config.user, config.password);
     this.pacer = new RequestPacer(config.fps);
     this.parser = new MjpegPartParser(
@@ -138,7 +140,7 @@ export class CanonWebViewSource extends FrameSource {
     if (id) {
       // Free the camera's session slot at once instead of waiting for its timeout.
       const url = this.command("CloseCameraServer", { connection_id: id });
-      const agent = new http.Agent({ keepAlive: false });
+      const agent = cameraAgent(url, this.config.tls, { keepAlive: false });
       cameraGet({ url, auth: this.auth, timeoutMs: 3000, agent }).then(
         (res) => {
           res.resume();

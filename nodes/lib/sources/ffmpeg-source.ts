@@ -7,6 +7,7 @@ import {
   rtspTimeoutOption,
 } from "../ffmpeg";
 import { MjpegPartParser } from "../mjpeg-parser";
+import { CertificateError, ffmpegTlsArgs } from "../tls";
 import { FrameSource, SourceConfig, SourceError, SourceErrorKind, SourceErrorReason } from "./source";
 
 /** Socket I/O timeout for network inputs: a dead camera ends ffmpeg instead of hanging it. */
@@ -68,6 +69,8 @@ export interface FfmpegInputOptions {
   rtspTransport?: string;
   /** Socket timeouts for network inputs (the running camera; the probe has its own kill timer). */
   ioTimeout?: boolean;
+  /** Certificate options for https/rtmps inputs (`-tls_verify 1 -ca_file ...`, from ffmpegTlsArgs). */
+  tlsArgs?: string[];
 }
 
 const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
@@ -133,15 +136,24 @@ export async function ffmpegInput(
     // A deliberate local file keeps ffmpeg's own defaults (a local playlist or SDP may name network parts).
     const args = scheme && !isFile ? ["-protocol_whitelist", protocolWhitelist(scheme).join(",")] : [];
     for (const [k, v] of inputOpts) args.push(`-${k}`, v);
-    args.push("-i", parts.url);
+    args.push(...(opts.tlsArgs ?? []), "-i", parts.url);
     return { args, scheme, isFile, isDevice };
   }
   const url = urlWithCredentials(parts.url, user, password);
   const lines = ["ffconcat version 1.0", `file ${concatQuote(url)}`];
   // Without `option` lines (ffmpeg 4.x) no input option reaches the URL: ffmpeg then picks the RTSP transport
   // itself (UDP, then TCP on a refusal or after 10 s without packets) and has no socket timeout.
+  const tls = opts.tlsArgs ?? [];
+  for (let i = 0; i + 1 < tls.length; i += 2) inputOpts.push([tls[i].replace(/^-/, ""), tls[i + 1]]);
   if (await concatHasOptionDirective(binaryPath)) {
     for (const [k, v] of inputOpts) lines.push(`option ${k} ${concatQuote(v)}`);
+  } else if (tls.length > 0) {
+    // Verification must not be lost silently: this binary cannot take input options behind the script.
+    throw new Error(
+      "this ffmpeg cannot verify the camera's certificate while keeping its password off the command line " +
+        "(it is older than ffmpeg 5): install ffmpeg 5 or later, or put the camera in a local network and " +
+        "turn Verify certificate off",
+    );
   }
   // concat hands its whitelist on to the URL it opens; `pipe` is only for reading the script from stdin.
   const whitelist = ["pipe", ...protocolWhitelist(scheme)].join(",");
@@ -175,7 +187,7 @@ export function classifyFfmpegFailure(
   if (isTransportRefusal(stderr)) return "config";
   // Retrying cannot fix a wrong path, scheme, format or option.
   if (
-    /No such file or directory|Protocol not found|Unknown input format|Unrecognized option|Option not found|404 Not Found|Permission denied|Error opening filters|No such device/i.test(
+    /No such file or directory|Protocol not found|Unknown input format|Unrecognized option|Option not found|404 Not Found|Permission denied|Error opening filters|No such device|Peer certificate failed verification|certificate's owner does not match/i.test(
       text,
     )
   ) {
@@ -241,7 +253,15 @@ export class FfmpegSource extends FrameSource {
       (command) => {
         if (!this.stopped) this.spawn(ffmpegPath, command.args, command.stdin);
       },
-      (err: Error) => this.finish(new SourceError("config", redactCredentials(err.message, this.secrets))),
+      (err: Error) =>
+        this.finish(
+          err instanceof CertificateError
+            ? err
+            : new SourceError(
+                err instanceof SourceError ? err.kind : "config",
+                redactCredentials(err.message, this.secrets),
+              ),
+        ),
     );
   }
 
@@ -258,6 +278,8 @@ export class FfmpegSource extends FrameSource {
       password: this.config.password,
       rtspTransport: this.transport,
       ioTimeout: true,
+      // https/rtmps: ffmpeg verifies the certificate (or the pinned one) itself.
+      tlsArgs: await ffmpegTlsArgs(this.config.url, this.config.tls),
     });
     const args = ["-hide_banner", "-nostdin", "-loglevel", "error", "-nostats"];
     if (input.isFile && !input.isDevice) {

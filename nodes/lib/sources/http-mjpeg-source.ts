@@ -1,4 +1,5 @@
 import http, { IncomingMessage } from "http";
+import { cameraAgent } from "../tls";
 import { cameraGet, describeTextBody, describeUrl, HttpAuth, networkError } from "../http-client";
 import { MjpegPartParser } from "../mjpeg-parser";
 import { FrameSource, SourceConfig, SourceError } from "./source";
@@ -24,13 +25,14 @@ export async function readMjpegBody(parser: MjpegPartParser, res: IncomingMessag
 export class HttpMjpegSource extends FrameSource {
   private readonly parser: MjpegPartParser;
   private res?: IncomingMessage;
-  private readonly agent = new http.Agent({ keepAlive: false });
+  private readonly agent: http.Agent;
 
   constructor(
     config: SourceConfig,
     private readonly url: URL,
   ) {
     super(config);
+    this.agent = cameraAgent(url, config.tls, { keepAlive: false });
     this.parser = new MjpegPartParser(
       (jpeg, w, h) => this.emitFrame(jpeg, w, h),
       (p) => this.emit("warning", p.message),

@@ -1,4 +1,5 @@
 import http, { IncomingMessage } from "http";
+import { cameraAgent } from "../tls";
 import { cameraGet, describeTextBody, describeUrl, HttpAuth, networkError } from "../http-client";
 import { readJpegSize } from "../jpeg";
 import { RequestPacer } from "./pacer";
@@ -33,7 +34,7 @@ export async function readJpegBody(res: IncomingMessage, maxBytes: number): Prom
 
 /** JPEG snapshot polling, paced to fps over one keep-alive connection, one request at a time. */
 export class JpegPollSource extends FrameSource {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  private readonly agent: http.Agent;
   private readonly pacer: RequestPacer;
   private readonly auth: HttpAuth;
 
@@ -42,6 +43,7 @@ export class JpegPollSource extends FrameSource {
     private readonly url: URL,
   ) {
     super(config);
+    this.agent = cameraAgent(url, config.tls, { keepAlive: true, maxSockets: 1 });
     this.pacer = new RequestPacer(config.fps > 0 ? config.fps : 0);
     this.auth = new HttpAuth(config.user, config.password);
   }

@@ -1,4 +1,5 @@
 import { EventEmitter } from "events";
+import type { TlsSettings } from "../tls";
 
 /** What every protocol is given; credentials come from Node-RED's credential store. */
 export interface SourceConfig {
@@ -12,6 +13,8 @@ export interface SourceConfig {
   maxFrameBytes: number;
   /** Path or name of the ffmpeg binary (already resolved), for sources that need it. */
   ffmpegPath?: string;
+  /** How https:// certificates are checked (verified by default). */
+  tls?: TlsSettings;
   /** Protocol-specific options (e.g. Canon WebView `mode`, `imageSize`; ffmpeg `rtspTransport`). */
   options: Record<string, string | number | boolean | undefined>;
 }
