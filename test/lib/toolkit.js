@@ -347,7 +347,34 @@ async function startNodeRedProcess({
   return nr;
 }
 
+/**
+ * The ffmpeg builds to run ffmpeg-dependent cases against: the system's (Debian's on PATH, when it is
+ * installed and runs) and the bundled @ffmpeg-installer one, which is always there. On a bare machine the
+ * list is the bundled build alone, so the same cases still run.
+ */
+function ffmpegBuilds() {
+  const builds = [];
+  const { spawnSync } = require("child_process");
+  for (const dir of ["/usr/bin", "/usr/local/bin"]) {
+    const ffmpeg = path.join(dir, "ffmpeg");
+    const ffprobe = path.join(dir, "ffprobe");
+    const runs = (bin) => spawnSync(bin, ["-version"], { encoding: "utf8" }).status === 0;
+    if (runs(ffmpeg) && runs(ffprobe)) {
+      const version = /version (\S+)/.exec(spawnSync(ffmpeg, ["-version"], { encoding: "utf8" }).stdout)?.[1];
+      builds.push({ name: `system ffmpeg ${version}`, ffmpeg, ffprobe });
+      break;
+    }
+  }
+  builds.push({
+    name: "bundled ffmpeg 4.x",
+    ffmpeg: require("@ffmpeg-installer/ffmpeg").path,
+    ffprobe: require("@ffprobe-installer/ffprobe").path,
+  });
+  return builds;
+}
+
 module.exports = {
+  ffmpegBuilds,
   ROOT,
   wait,
   until,
