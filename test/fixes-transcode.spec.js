@@ -14,7 +14,15 @@ const { monotonicEpochMs } = require("../dist/nodes/lib/frame");
 const { outputSize, pushArgs } = require("../dist/nodes/lib/transcode-args");
 const { FrameClock } = require("../dist/nodes/lib/transcode-session");
 const { rtspTimeoutOption, resolveFfmpegPath, resolveFfprobePath } = require("../dist/nodes/lib/ffmpeg");
-const { freePort, processesMatching, testJpegs, wait, until } = require("./lib/transcode-helpers");
+const {
+  findNginxRtmp,
+  freePort,
+  processesMatching,
+  startNginxRtmp,
+  testJpegs,
+  wait,
+  until,
+} = require("./lib/transcode-helpers");
 const { startNodeRed } = require("./lib/soak-nodered");
 
 helper.init(require.resolve("node-red"));
@@ -384,6 +392,68 @@ describe("issue 10, live transcoding fixes", function () {
       } finally {
         await nr.cleanup();
         await hung.stop();
+      }
+    });
+  });
+
+  describe("push ffmpeg and a SIGKILLed Node-RED", function () {
+    it("a push ffmpeg streaming to a healthy server (nginx-rtmp) ends when Node-RED is SIGKILLed", async function () {
+      const found = findNginxRtmp();
+      if (found.missing) {
+        console.log(`      skipped: ${found.missing}`);
+        this.skip();
+      }
+      const server = await startNginxRtmp(tmp);
+      const nr = await startNodeRed({ env: { FFMPEG_PATH: FFMPEG } });
+      try {
+        await nr.deploy([
+          { id: "tab", type: "tab", label: "push" },
+          {
+            id: "cam",
+            type: "camera-source",
+            name: "c",
+            protocol: "test",
+            url: "320x240",
+            fps: 10,
+            alwaysOn: true,
+          },
+          {
+            id: "conn",
+            z: "tab",
+            type: "camera-connect",
+            camera: "cam",
+            autoStart: true,
+            wires: [["pusher"], []],
+          },
+          {
+            id: "pusher",
+            z: "tab",
+            type: "ffmpeg-transcode",
+            preset: "push",
+            url: `rtmp://127.0.0.1:${server.rtmpPort}/live/healthy`,
+            quality: 32,
+            keyframeInterval: 1,
+            encoder: "libx264",
+            wires: [[]],
+          },
+        ]);
+        const published = await server.publishing("healthy", 20000);
+        assert.ok(
+          published,
+          `nginx sees the stream: ${nr.output.slice(-1500)} ${JSON.stringify(nr.ffmpegs())}`,
+        );
+        const pids = nr.ffmpegs().map((f) => f.pid);
+        assert.strictEqual(pids.length, 1);
+        nr.child.kill("SIGKILL");
+        const t0 = Date.now();
+        while (pids.some(running) && Date.now() - t0 < 15000) await wait(100);
+        const left = pids.filter(running);
+        left.forEach((pid) => process.kill(pid, "SIGKILL"));
+        console.log(`      ffmpeg gone ${((Date.now() - t0) / 1000).toFixed(1)} s after Node-RED's SIGKILL`);
+        assert.deepStrictEqual(left, [], "the push ffmpeg ended with its stdin");
+      } finally {
+        await nr.cleanup();
+        await server.stop();
       }
     });
   });
