@@ -35,7 +35,7 @@ import {
   type LiveState,
   type Mp4MessageInfo,
 } from "./lib/transcode-live";
-import { FrameClock, oversizeFrame } from "./lib/transcode-session";
+import { FrameClock, MAX_FRAME_SIDE, oversizeFrame } from "./lib/transcode-session";
 
 interface TranscodeDef extends NodeDef {
   preset: string;
@@ -508,7 +508,8 @@ export = (RED: NodeAPI) => {
         // One error per run of oversized frames, not one per frame.
         if (oversizeReported) return done();
         oversizeReported = true;
-        return done(new Error(tooBig));
+        const max = `${MAX_FRAME_SIDE}x${MAX_FRAME_SIDE}`;
+        return done(new Error(t("errors.frameTooBig", { size: `${tooBig.width}x${tooBig.height}`, max })));
       }
       oversizeReported = false;
       // Frame times from a clock that jumps (hours ahead or back) must not stop ffmpeg's output.

@@ -232,6 +232,20 @@ describe("issue 10, live transcoding fixes", function () {
       assert.ok(maxRss < 200 * MB, `ffmpeg took ${(maxRss / MB).toFixed(0)} MB`);
     });
 
+    it("a frame over 8192 pixels a side is refused with one clear error, no ffmpeg started", async function () {
+      const huge = jpegOf("9000x64");
+      const { tc, errors } = await load({ preset: "hls" });
+      for (let i = 0; i < 5; i++) {
+        tc.receive({ payload: huge, topic: "cam", frame: { seq: i + 1, time: monotonicEpochMs() } });
+        await wait(100);
+      }
+      await wait(500);
+      assert.deepStrictEqual(errors, [
+        "a 9000x64 frame is larger than the 8192x8192 ffmpeg transcode takes: dropped (and any more like it)",
+      ]);
+      assert.deepStrictEqual(processesMatching("matroska"), []);
+    });
+
     it("the user can raise the cap (Largest size), and a 2560x1440 camera is scaled to 1920x1080 by default", async function () {
       const qhd = jpegOf("2560x1440");
       for (const [maxSize, want] of [

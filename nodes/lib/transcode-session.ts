@@ -55,14 +55,10 @@ export function frameSize(frame: Frame): { width: number; height: number } {
 /** The largest JPEG side ffmpeg is given: decoding alone takes width x height x 1.5 bytes per frame. */
 export const MAX_FRAME_SIDE = 8192;
 
-/** Why a frame is too big for ffmpeg (a clear sentence), or undefined when it is fine. */
-export function oversizeFrame(frame: Frame): string | undefined {
+/** The size of a frame too big to give ffmpeg (a side over MAX_FRAME_SIDE), or undefined when it is fine. */
+export function oversizeFrame(frame: Frame): { width: number; height: number } | undefined {
   const size = readJpegSize(frame.data);
-  if (!size || (size.width <= MAX_FRAME_SIDE && size.height <= MAX_FRAME_SIDE)) return undefined;
-  return (
-    `a ${size.width}x${size.height} frame is larger than the ${MAX_FRAME_SIDE}x${MAX_FRAME_SIDE} ffmpeg ` +
-    `transcode accepts; it was dropped`
-  );
+  return size && (size.width > MAX_FRAME_SIDE || size.height > MAX_FRAME_SIDE) ? size : undefined;
 }
 
 /** How far a frame time may lie ahead of the clock, or go back, before it counts as a jump. */
