@@ -553,6 +553,19 @@ describe("issue 10, live transcoding fixes", function () {
   });
 
   describe("push target down", function () {
+    it("failureCause names the cause in a few words, the same on every retry", function () {
+      const { failureCause } = require("../dist/nodes/lib/transcode-live");
+      const refused = (p) =>
+        `ffmpeg exited with code 1: [tcp @ 0x${p}] Connection to tcp://127.0.0.1:1 failed: Connection refused`;
+      assert.strictEqual(failureCause(refused("55d0aa")), "connection refused");
+      assert.strictEqual(failureCause("rtmp://h/live/***: Connection timed out"), "no answer (timed out)");
+      assert.strictEqual(failureCause("Server returned 404 Not Found"), "the server refused the stream");
+      assert.strictEqual(
+        failureCause("[x @ 0x1] odd | [x @ 0x2] odd"),
+        failureCause("[x @ 0x3] odd | [x @ 0x4] odd"),
+      );
+    });
+
     it('logs "connection refused" once per outage, not "not keeping up" every 10 s', async function () {
       this.timeout(60000);
       const port = await freePort();

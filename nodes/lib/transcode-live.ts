@@ -329,7 +329,7 @@ const FAILURE_CAUSES: [RegExp, string][] = [
   [/connection reset/i, "connection reset by the server"],
   [/broken pipe|end of file/i, "the server closed the connection"],
   [/\b401\b|unauthori[sz]ed|authentication/i, "the server refused the login"],
-  [/\b40[34]\b|forbidden|not found/i, "the server refused the stream"],
+  [/server returned 40[34]|\b403 forbidden|\b404 not found/i, "the server refused the stream"],
 ];
 
 /**
