@@ -1,6 +1,6 @@
 import path from "path";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from "node-red";
-import { redactCredentials, resolveFfmpegPath, type FfmpegProgress } from "./lib/ffmpeg";
+import { redactCredentials, resolveFfmpegPath, rtspTimeoutOption, type FfmpegProgress } from "./lib/ffmpeg";
 import { frameFromMessage, monotonicEpochMs, type Frame } from "./lib/frame";
 import {
   Recorder,
@@ -12,6 +12,7 @@ import {
 } from "./lib/recorder";
 import { RetentionSweeper } from "./lib/retention";
 import {
+  DEFAULT_MAX_SIZE,
   PRESETS,
   chooseEncoder,
   flvArgs,
@@ -26,13 +27,22 @@ import {
   type Preset,
   type VideoSettings,
 } from "./lib/transcode-args";
-import { LiveTranscoder, type LiveOutput, type LiveState, type Mp4MessageInfo } from "./lib/transcode-live";
+import {
+  LiveTranscoder,
+  failureCause,
+  sweepHlsDirectory,
+  type LiveOutput,
+  type LiveState,
+  type Mp4MessageInfo,
+} from "./lib/transcode-live";
+import { FrameClock, MAX_FRAME_SIDE, oversizeFrame } from "./lib/transcode-session";
 
 interface TranscodeDef extends NodeDef {
   preset: string;
   directory: string;
   url: string;
   size: string;
+  maxSize: string;
   quality: number | string;
   bitrate: number | string;
   keyframeInterval: number | string;
@@ -117,9 +127,13 @@ export = (RED: NodeAPI) => {
     // Defaults as in the editor (ffmpeg-transcode.html), for flows written by hand.
     const preRollSec = num(config.preRoll, 5, 0, 600);
     const size = parseSize(config.size);
+    // The cap on a frame's own size (a camera or message cannot make ffmpeg encode 8000x8000).
+    const maxSizeText = (config.maxSize ?? "").trim();
+    const maxSize = parseSize(maxSizeText) ?? DEFAULT_MAX_SIZE;
     const videoBase = {
       width: size?.width,
       height: size?.height,
+      maxSize,
       quality: num(config.quality, 23, 0, 51),
       bitrate: num(config.bitrate, 0, 0, 100000),
       keyframeInterval: num(config.keyframeInterval, 1, 0.2, 60),
@@ -135,7 +149,16 @@ export = (RED: NodeAPI) => {
     let errorText = "";
     let camera = config.name || "camera";
     let lastDropWarn = 0;
+    /** The cause of the failure last logged; cleared when ffmpeg runs again (one log line per outage). */
+    let reportedCause: string | undefined;
+    let oversizeReported = false;
     const frameTimes: number[] = [];
+    const clock = new FrameClock();
+    /** Bytes of fMP4 sent in the last seconds: the rate ffmpeg cannot report for its tee output. */
+    const sentBytes: { at: number; bytes: number }[] = [];
+    const hlsDirectory = preset === "hls" && directory ? directory : undefined;
+    let hlsSweeping = false;
+    let lastHlsSweep = 0;
 
     const setStatus = (status: NodeStatus) => {
       const key = JSON.stringify(status);
@@ -151,11 +174,21 @@ export = (RED: NodeAPI) => {
       return ((frameTimes.length - 1) * 1000) / Math.max(1000, now - frameTimes[0]);
     };
 
+    /** ffmpeg's own bitrate, or for fMP4 on stdout (hls, fmp4: with a directory ffmpeg reports 0) what we sent. */
+    const outputKbps = (): number => {
+      if (preset !== "hls" && preset !== "fmp4") return lastProgress?.kbps ?? 0;
+      const now = Date.now();
+      while (sentBytes.length && sentBytes[0].at < now - 5000) sentBytes.shift();
+      if (!sentBytes.length) return 0;
+      const bytes = sentBytes.reduce((n, s) => n + s.bytes, 0);
+      return (bytes * 8) / Math.max(1000, now - sentBytes[0].at);
+    };
+
     /** The one place that maps what the node is doing to its status. */
     const showStatus = () => {
       if (fatal) return setStatus({ fill: "red", shape: "ring", text: fatal });
       if (Date.now() < errorUntil) return setStatus({ fill: "red", shape: "ring", text: errorText });
-      const kbps = lastProgress?.kbps ?? 0;
+      const kbps = outputKbps();
       if (recorder) {
         if (recorder.recording) {
           return setStatus({
@@ -201,6 +234,26 @@ export = (RED: NodeAPI) => {
       showStatus();
     };
 
+    /** A live run failed: log its cause once per outage (every retry failing the same way stays quiet). */
+    const liveFailure = (message: string) => {
+      const cause = failureCause(message);
+      if (cause === reportedCause) {
+        errorText = t("status.error");
+        errorUntil = Date.now() + 5000;
+        return showStatus();
+      }
+      reportedCause = cause;
+      failure(t("errors.failedRetrying", { cause, detail: message }));
+    };
+
+    const onLiveState = (state: LiveState) => {
+      if (state === "live" && reportedCause !== undefined) {
+        reportedCause = undefined;
+        this.log(t("errors.recovered"));
+      }
+      showStatus();
+    };
+
     const onDropped = (count: number) => {
       if (Date.now() - lastDropWarn < 10000) return;
       lastDropWarn = Date.now();
@@ -221,6 +274,7 @@ export = (RED: NodeAPI) => {
 
     const liveOutput = (
       encoder: EncoderProfile,
+      rtspTimeout: string | undefined,
     ): ((width: number, height: number, fps: number) => LiveOutput) => {
       const video: VideoSettings = { ...videoBase, encoder };
       const encode = (w: number, h: number, fps: number) => [
@@ -259,7 +313,7 @@ export = (RED: NodeAPI) => {
           return (w, h, fps) => ({
             args: [
               ...encode(w, h, fps),
-              ...pushArgs(urlWithCredentials((config.url ?? "").trim(), user, password)),
+              ...pushArgs(urlWithCredentials((config.url ?? "").trim(), user, password), rtspTimeout),
             ],
             stdout: "none",
           });
@@ -308,7 +362,7 @@ export = (RED: NodeAPI) => {
       this.send({ payload: info.file, topic: info.camera, recording: info } as any);
     };
 
-    const setup = (encoder: EncoderProfile) => {
+    const setup = ([encoder, rtspTimeout]: [EncoderProfile, string | undefined]) => {
       if (closed) return;
       if (preset === "mp4") {
         const retention = new RetentionSweeper({
@@ -340,17 +394,24 @@ export = (RED: NodeAPI) => {
           retention.sweep().catch((err: Error) => this.warn(err.message));
         }
       } else {
-        live = new LiveTranscoder({ ffmpegPath, output: liveOutput(encoder), secrets });
+        live = new LiveTranscoder({
+          ffmpegPath,
+          output: liveOutput(encoder, rtspTimeout),
+          secrets,
+          keyframeInterval: videoBase.keyframeInterval,
+        });
         live.on("init", (data: Buffer, info: Mp4MessageInfo) =>
           this.send({ payload: data, topic: camera, mp4: info } as any),
         );
-        live.on("fragment", (data: Buffer, info: Mp4MessageInfo) =>
-          this.send({ payload: data, topic: camera, mp4: info } as any),
-        );
+        live.on("fragment", (data: Buffer, info: Mp4MessageInfo) => {
+          sentBytes.push({ at: Date.now(), bytes: data.length });
+          if (sentBytes.length > 1000) sentBytes.shift();
+          this.send({ payload: data, topic: camera, mp4: info } as any);
+        });
         live.on("data", (data: Buffer) => this.send({ payload: data, topic: camera } as any));
         live.on("progress", onProgress);
-        live.on("failure", (m: string) => failure(m));
-        live.on("state", () => showStatus());
+        live.on("failure", liveFailure);
+        live.on("state", onLiveState);
         live.on("dropped", onDropped);
       }
       showStatus();
@@ -362,12 +423,29 @@ export = (RED: NodeAPI) => {
       this.error(redact(settingsError));
     }
     if (!fatal) {
-      chooseEncoder(ffmpegPath, config.encoder).then(setup, (err: Error) => failure(err.message));
+      Promise.all([
+        chooseEncoder(ffmpegPath, config.encoder),
+        preset === "push" ? rtspTimeoutOption(ffmpegPath) : undefined,
+      ]).then(setup, (err: Error) => failure(err.message));
+      if (maxSizeText && !parseSize(maxSizeText)) {
+        this.warn(t("errors.badMaxSize", { size: maxSizeText, max: `${maxSize.width}x${maxSize.height}` }));
+      }
     }
     showStatus();
 
+    /** Earlier runs' segments the playlist no longer lists (ffmpeg deletes only its own run's). */
+    const sweepHls = () => {
+      if (!hlsDirectory || hlsSweeping || Date.now() - lastHlsSweep < 10000) return;
+      hlsSweeping = true;
+      lastHlsSweep = Date.now();
+      const minAgeMs = Math.max(30000, videoBase.keyframeInterval * 3000);
+      void sweepHlsDirectory(hlsDirectory, minAgeMs).finally(() => (hlsSweeping = false));
+    };
+    sweepHls();
+
     const tick = setInterval(() => {
       recorder?.tick(monotonicEpochMs());
+      sweepHls();
       showStatus();
     }, 1000);
     // Hourly retention even when nothing is recorded.
@@ -425,6 +503,17 @@ export = (RED: NodeAPI) => {
       if (m.action !== undefined) return control(m, done);
       const frame: Frame | undefined = frameFromMessage(m);
       if (!frame) return done(new Error(t("errors.notFrame")));
+      const tooBig = oversizeFrame(frame);
+      if (tooBig) {
+        // One error per run of oversized frames, not one per frame.
+        if (oversizeReported) return done();
+        oversizeReported = true;
+        const max = `${MAX_FRAME_SIDE}x${MAX_FRAME_SIDE}`;
+        return done(new Error(t("errors.frameTooBig", { size: `${tooBig.width}x${tooBig.height}`, max })));
+      }
+      oversizeReported = false;
+      // Frame times from a clock that jumps (hours ahead or back) must not stop ffmpeg's output.
+      frame.time = clock.correct(frame.time, monotonicEpochMs());
       if (frame.camera) camera = frame.camera;
       frameTimes.push(Date.now());
       if (frameTimes.length > 600) frameTimes.shift();

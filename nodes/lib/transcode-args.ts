@@ -151,9 +151,15 @@ export function chooseEncoder(ffmpegPath: string, setting: string | undefined): 
 }
 
 export interface VideoSettings {
-  /** Output size; undefined = the first frame's size. */
+  /** Output size; undefined = the first frame's size, made to fit maxSize. */
   width?: number;
   height?: number;
+  /**
+   * The largest size a frame's own size is encoded at (either orientation: 1920x1080 also admits 1080x1920);
+   * bigger frames are scaled down keeping their aspect. Undefined = DEFAULT_MAX_SIZE. An explicit width and
+   * height are the user's own choice and are not capped.
+   */
+  maxSize?: { width: number; height: number };
   /** CRF-style quality, 0 (best) .. 51; used unless bitrate > 0. */
   quality: number;
   /** kb/s; 0 = use quality. */
@@ -173,6 +179,29 @@ export function parseSize(text: string | undefined): { width: number; height: nu
 }
 
 const even = (n: number): number => Math.max(2, Math.floor(n / 2) * 2);
+
+/** Encoded size when the node sets none: frames bigger than this are scaled down (8000x8000 took 860 MB). */
+export const DEFAULT_MAX_SIZE = { width: 1920, height: 1080 };
+
+/**
+ * The size to encode frames of inputWidth x inputHeight at: the node's fixed size, else the input size scaled
+ * down (aspect kept, even numbers) to fit maxSize in the input's orientation.
+ */
+export function outputSize(
+  v: Pick<VideoSettings, "width" | "height" | "maxSize">,
+  inputWidth: number,
+  inputHeight: number,
+): { width: number; height: number } {
+  if (v.width && v.height) return { width: even(v.width), height: even(v.height) };
+  const max = v.maxSize ?? DEFAULT_MAX_SIZE;
+  const long = Math.max(max.width, max.height);
+  const short = Math.min(max.width, max.height);
+  const [boxW, boxH] = inputWidth >= inputHeight ? [long, short] : [short, long];
+  const w = Math.max(1, inputWidth);
+  const h = Math.max(1, inputHeight);
+  const scale = Math.min(1, boxW / w, boxH / h);
+  return { width: even(Math.round(w * scale)), height: even(Math.round(h * scale)) };
+}
 
 /** Frame rate assumed before any has been measured. */
 export const DEFAULT_FPS = 10;
@@ -218,8 +247,7 @@ export function videoArgs(
   live: boolean,
   fps = DEFAULT_FPS,
 ): string[] {
-  const width = even(v.width ?? inputWidth);
-  const height = even(v.height ?? inputHeight);
+  const { width, height } = outputSize(v, inputWidth, inputHeight);
   const k = Math.max(0.2, v.keyframeInterval || 1);
   return [
     "-map",
@@ -255,6 +283,11 @@ export function mp4FileArgs(file: string): string[] {
   return ["-movflags", FMP4_FLAGS, "-f", "mp4", "-n", `file:${file}`];
 }
 
+/** The names of the segments camrelay's HLS muxer writes; HLS_SEGMENT_FILE matches them and nothing else. */
+const HLS_SEGMENT_NAME = "seg-%d.ts";
+export const HLS_SEGMENT_FILE = /^seg-\d+\.ts$/;
+export const HLS_PLAYLIST_FILE = "index.m3u8";
+
 /** Escapes a value for the tee muxer's option syntax. */
 function teeEscape(value: string): string {
   return value.replace(/[\\:|[\]=]/g, (c) => `\\${c}`);
@@ -276,7 +309,7 @@ export function fmp4PipeArgs(hlsDirectory?: string, segmentSeconds = 1): string[
     "hls_flags=delete_segments+independent_segments+program_date_time",
     // Segment numbers from the clock: a restarted ffmpeg never reuses a name a CDN may have cached.
     "hls_start_number_source=epoch",
-    `hls_segment_filename=${teeEscape(`${dir}/seg-%d.ts`)}`,
+    `hls_segment_filename=${teeEscape(`${dir}/${HLS_SEGMENT_NAME}`)}`,
     "onfail=ignore",
   ].join(":");
   return [
@@ -287,24 +320,33 @@ export function fmp4PipeArgs(hlsDirectory?: string, segmentSeconds = 1): string[
     "1",
     "-f",
     "tee",
-    `[f=mp4:movflags=${FMP4_FLAGS}]pipe:1|[${hls}]${teeEscape(`${dir}/index.m3u8`)}`,
+    `[f=mp4:movflags=${FMP4_FLAGS}]pipe:1|[${hls}]${teeEscape(`${dir}/${HLS_PLAYLIST_FILE}`)}`,
   ];
 }
 
 export const PUSH_SCHEMES = ["rtmp", "rtmps", "rtsp", "rtsps", "srt"];
 
-/** Output for `push`: the container each protocol wants. Throws for other schemes. */
-export function pushArgs(url: string): string[] {
+/** How long a push ffmpeg waits for a media server that stopped answering before it gives up (µs). */
+export const PUSH_IO_TIMEOUT_US = 10000000;
+
+/**
+ * Output for `push`: the container each protocol wants, with an I/O timeout so that a media server that accepts
+ * and never answers cannot hold ffmpeg for ever (it would outlive a killed Node-RED). RTMP and SRT take the
+ * generic `-rw_timeout`; the RTSP muxer ignores that and needs its own socket timeout, whose name differs by
+ * version (`rtspTimeout`, from rtspTimeoutOption: `-stimeout` in 4.x, `-timeout` after). Throws for other schemes.
+ */
+export function pushArgs(url: string, rtspTimeout = "-timeout"): string[] {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1].toLowerCase();
+  const timeout = String(PUSH_IO_TIMEOUT_US);
   switch (scheme) {
     case "rtmp":
     case "rtmps":
-      return ["-f", "flv", "-flvflags", "no_duration_filesize", url];
+      return ["-f", "flv", "-flvflags", "no_duration_filesize", "-rw_timeout", timeout, url];
     case "rtsp":
     case "rtsps":
-      return ["-f", "rtsp", "-rtsp_transport", "tcp", url];
+      return ["-f", "rtsp", "-rtsp_transport", "tcp", rtspTimeout, timeout, url];
     case "srt":
-      return ["-f", "mpegts", url];
+      return ["-f", "mpegts", "-rw_timeout", timeout, url];
     default:
       throw new Error(`push needs an rtmp://, rtsp:// or srt:// URL`);
   }

@@ -1,9 +1,11 @@
 import { EventEmitter } from "events";
+import { promises as fsp } from "fs";
+import path from "path";
 import type { FfmpegProgress } from "./ffmpeg";
 import type { Frame } from "./frame";
 import type { Mp4Info } from "./hls-playlist";
 import type { Mp4InitInfo } from "./mp4-fragments";
-import { estimateFps } from "./transcode-args";
+import { HLS_PLAYLIST_FILE, HLS_SEGMENT_FILE, estimateFps } from "./transcode-args";
 import { describeExit, frameSize, TranscodeSession, type SessionFragment } from "./transcode-session";
 
 /** Restart delays: 1 s doubling to 30 s; reset after a run that went well. */
@@ -47,6 +49,8 @@ export interface LiveTranscoderOptions {
   healthyMs?: number;
   backoff?: Backoff;
   maxQueueMs?: number;
+  /** Seconds between forced keyframes: a run's end is kept before the next one (no one-frame last segment). */
+  keyframeInterval?: number;
 }
 
 export type LiveState = "idle" | "starting" | "live" | "retrying" | "paused";
@@ -55,7 +59,8 @@ export type LiveState = "idle" | "starting" | "live" | "retrying" | "paused";
  * A supervised ffmpeg for the live presets (hls, fmp4, flv, push, custom): starts with the first frame,
  * restarts with backoff when ffmpeg dies (a media server went away, a crash), stops after a silence.
  * Events: `init` (Buffer, Mp4MessageInfo), `fragment` (Buffer, Mp4MessageInfo), `data` (Buffer),
- * `progress` (FfmpegProgress), `failure` (message), `state` (LiveState), `dropped` (count).
+ * `progress` (FfmpegProgress), `failure` (message), `state` (LiveState), `dropped` (count: frames ffmpeg did
+ * not keep up with; frames that arrive while waiting to retry are counted in `skipped` instead).
  */
 export class LiveTranscoder extends EventEmitter {
   private session?: TranscodeSession;
@@ -73,6 +78,8 @@ export class LiveTranscoder extends EventEmitter {
   private closed = false;
   state: LiveState = "idle";
   dropped = 0;
+  /** Frames that came while ffmpeg was down, waiting for the retry (not ffmpeg's fault: no `dropped`). */
+  skipped = 0;
   restarts = 0;
 
   constructor(private readonly opts: LiveTranscoderOptions) {
@@ -93,7 +100,7 @@ export class LiveTranscoder extends EventEmitter {
     if (this.paused) return;
     if (!this.session) {
       if (Date.now() < this.retryUntil) {
-        this.emit("dropped", ++this.dropped);
+        this.skipped++;
         return;
       }
       this.startSession(frame);
@@ -127,6 +134,7 @@ export class LiveTranscoder extends EventEmitter {
       this.scheduleRetry();
       return;
     }
+    const fps = estimateFps(this.recentTimes);
     const session = new TranscodeSession({
       ffmpegPath: this.opts.ffmpegPath,
       args: output.args,
@@ -135,6 +143,8 @@ export class LiveTranscoder extends EventEmitter {
       secrets: this.opts.secrets,
       stdout: output.stdout,
       maxQueueMs: this.opts.maxQueueMs,
+      // A last HLS segment of one frame then lasts one frame interval, not 0.1 ms.
+      frameDurationMs: 1000 / fps,
     });
     this.session = session;
     this.setState("starting");
@@ -221,10 +231,24 @@ export class LiveTranscoder extends EventEmitter {
     const session = this.session;
     this.session = undefined;
     if (!session) return Promise.resolve();
-    const done = session.finish();
+    const done = session.finish(this.endTime(session), 5000, 1);
     this.stopping.add(done);
     void done.finally(() => this.stopping.delete(done));
     return done;
+  }
+
+  /**
+   * Where a run ends: one frame interval after its last frame, so that the last HLS segment lasts at least a
+   * frame (ffmpeg 4.x measures a stream's last segment by its frame times, 5.x sums the frames' durations),
+   * but before the next forced keyframe, which would open a last segment of a single frame.
+   */
+  private endTime(session: TranscodeSession): number | undefined {
+    const last = session.lastTime;
+    const base = session.baseTime;
+    if (last === undefined || base === undefined) return undefined;
+    const k = Math.max(0.2, this.opts.keyframeInterval ?? 1) * 1000;
+    const nextKeyframe = base + (Math.floor((last - base) / k) + 1) * k;
+    return Math.min(last + Math.min(1000, 1000 / estimateFps(this.recentTimes)), nextKeyframe - 1);
   }
 
   private setState(state: LiveState): void {
@@ -249,4 +273,70 @@ export class LiveTranscoder extends EventEmitter {
     this.session?.kill();
     return pid;
   }
+}
+
+/** Segment names an HLS playlist lists (its URI lines, by base name). */
+export function playlistSegments(playlist: string): Set<string> {
+  const out = new Set<string>();
+  for (const raw of playlist.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line && !line.startsWith("#")) out.add(path.posix.basename(line.split(/[?#]/)[0]));
+  }
+  return out;
+}
+
+/**
+ * Deletes the HLS segments in `dir` that camrelay's muxer wrote (HLS_SEGMENT_FILE, nothing else) and that
+ * index.m3u8 no longer lists, once they are `minAgeMs` old: earlier runs' segments, which ffmpeg's own
+ * delete_segments never removes, pile up otherwise. The age spares the segment being written and segments a
+ * player may still fetch from the playlist before. Resolves the number of files deleted; never rejects.
+ */
+export async function sweepHlsDirectory(dir: string, minAgeMs: number, now = Date.now()): Promise<number> {
+  let listed = new Set<string>();
+  try {
+    listed = playlistSegments(await fsp.readFile(path.join(dir, HLS_PLAYLIST_FILE), "utf8"));
+  } catch {
+    // no playlist (yet): nothing is listed
+  }
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return 0;
+  }
+  let deleted = 0;
+  for (const name of names) {
+    if (!HLS_SEGMENT_FILE.test(name) || listed.has(name)) continue;
+    const file = path.join(dir, name);
+    try {
+      const st = await fsp.lstat(file);
+      if (!st.isFile() || now - st.mtimeMs < minAgeMs) continue;
+      await fsp.unlink(file);
+      deleted++;
+    } catch {
+      // deleted meanwhile (by ffmpeg itself) or not ours to delete
+    }
+  }
+  return deleted;
+}
+
+const FAILURE_CAUSES: [RegExp, string][] = [
+  [/connection refused/i, "connection refused"],
+  [/timed out|timeout/i, "no answer (timed out)"],
+  [/no route to host/i, "no route to host"],
+  [/network is unreachable/i, "network unreachable"],
+  [/name or service not known|failed to resolve|could not resolve|name resolution/i, "host name not found"],
+  [/connection reset/i, "connection reset by the server"],
+  [/broken pipe|end of file/i, "the server closed the connection"],
+  [/\b401\b|unauthori[sz]ed|authentication/i, "the server refused the login"],
+  [/server returned 40[34]|\b403 forbidden|\b404 not found/i, "the server refused the stream"],
+];
+
+/**
+ * The cause of a failed ffmpeg run in a few words ("connection refused"), for a log line that says what is
+ * wrong; the same cause on every retry gives the same words (pointers like `[tcp @ 0x55d0...]` removed).
+ */
+export function failureCause(message: string): string {
+  for (const [pattern, cause] of FAILURE_CAUSES) if (pattern.test(message)) return cause;
+  return message.replace(/\s*@\s*0x[0-9a-f]+/gi, "").trim();
 }

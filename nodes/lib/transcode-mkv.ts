@@ -75,6 +75,7 @@ const ID = {
   Video: 0xe0,
   PixelWidth: 0xb0,
   PixelHeight: 0xba,
+  DefaultDuration: 0x23e383,
   Cluster: 0x1f43b675,
   Timestamp: 0xe7,
   SimpleBlock: 0xa3,
@@ -87,9 +88,14 @@ export class MatroskaFrameWriter {
   private clusterStart = -Infinity;
   frames = 0;
 
+  /**
+   * `frameDurationMs`: the DefaultDuration of every frame. ffmpeg's HLS muxer sums packet durations for a
+   * stream's last segment; without one each frame counts 0.1 ms and a last segment of one frame says 0.0001 s.
+   */
   constructor(
     private readonly width: number,
     private readonly height: number,
+    private readonly frameDurationMs?: number,
   ) {}
 
   /** EBML header, Segment (unknown size), Info and Tracks. */
@@ -129,6 +135,9 @@ export class MatroskaFrameWriter {
         uint(ID.TrackType, 1),
         uint(ID.FlagLacing, 0),
         str(ID.CodecID, "V_MJPEG"),
+        ...(this.frameDurationMs && this.frameDurationMs > 0
+          ? [uint(ID.DefaultDuration, Math.round(this.frameDurationMs * 1e6))]
+          : []),
         video,
       ]),
     );

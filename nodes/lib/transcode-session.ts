@@ -20,6 +20,8 @@ export interface TranscodeSessionOptions {
   maxQueueBytes?: number;
   /** An ffmpeg that is given frames but shows no sign of life (progress, output, reading) this long is killed. */
   stallMs?: number;
+  /** The typical time between frames, given to ffmpeg as each frame's duration (see MatroskaFrameWriter). */
+  frameDurationMs?: number;
 }
 
 /** An fMP4 piece with the epoch time of its first frame. */
@@ -42,10 +44,60 @@ export function describeExit(session: TranscodeSession, code: number | null, sig
   return signal ? `was killed by ${signal}` : `exited with code ${code}`;
 }
 
-/** A frame's size: from msg.frame when given, else from the JPEG itself (frames from any source lack it). */
+/**
+ * A frame's size, read from the JPEG itself: it decides what ffmpeg decodes and encodes, so msg.frame.width and
+ * height (anyone can write them into a message) are never believed here. 640x480 when the JPEG has no size.
+ */
 export function frameSize(frame: Frame): { width: number; height: number } {
-  if (frame.width > 0 && frame.height > 0) return { width: frame.width, height: frame.height };
   return readJpegSize(frame.data) ?? { width: 640, height: 480 };
+}
+
+/** The largest JPEG side ffmpeg is given: decoding alone takes width x height x 1.5 bytes per frame. */
+export const MAX_FRAME_SIDE = 8192;
+
+/** The size of a frame too big to give ffmpeg (a side over MAX_FRAME_SIDE), or undefined when it is fine. */
+export function oversizeFrame(frame: Frame): { width: number; height: number } | undefined {
+  const size = readJpegSize(frame.data);
+  return size && (size.width > MAX_FRAME_SIDE || size.height > MAX_FRAME_SIDE) ? size : undefined;
+}
+
+/** How far a frame time may lie ahead of the clock, or go back, before it counts as a jump. */
+const CLOCK_JUMP_MS = 1000;
+
+/**
+ * Maps frame times (msg.frame.time, anyone's clock) onto one timeline that never goes back and never runs ahead
+ * of the monotonic clock, so a frame stamped hours ahead or behind cannot freeze ffmpeg's output. Times that
+ * move with the clock keep their offset (pre-roll frames keep their spacing); a jump forward past the clock, or
+ * back by more than CLOCK_JUMP_MS, is re-anchored where the clock says the frame belongs.
+ */
+export class FrameClock {
+  private offset = 0;
+  private last?: number;
+  private lastArrival = 0;
+  /** Jumps corrected so far. */
+  jumps = 0;
+
+  /** The corrected time of a frame stamped `time` arriving at `arrival` (monotonic epoch ms). */
+  correct(time: number, arrival: number): number {
+    let t = time + this.offset;
+    if (t > arrival + CLOCK_JUMP_MS) {
+      // Ahead of the clock: the frame arrived now.
+      t = Math.max(arrival, this.last === undefined ? arrival : this.last + 1);
+      this.reanchor(time, t);
+    } else if (this.last !== undefined && t < this.last - CLOCK_JUMP_MS) {
+      // Back in time: as long after the previous frame as the clock moved on since it came.
+      t = Math.max(this.last + 1, Math.min(arrival, this.last + (arrival - this.lastArrival)));
+      this.reanchor(time, t);
+    }
+    if (this.last === undefined || t > this.last) this.last = t;
+    this.lastArrival = arrival;
+    return t;
+  }
+
+  private reanchor(time: number, corrected: number): void {
+    this.offset = corrected - time;
+    this.jumps++;
+  }
 }
 
 /** The longest a last frame is shown when frames stopped coming before the end (a dead camera). */
@@ -75,7 +127,7 @@ export class TranscodeSession extends EventEmitter {
 
   constructor(private readonly opts: TranscodeSessionOptions) {
     super();
-    this.mkv = new MatroskaFrameWriter(opts.width, opts.height);
+    this.mkv = new MatroskaFrameWriter(opts.width, opts.height, opts.frameDurationMs);
     this.proc = new FfmpegProcess({
       ffmpegPath: opts.ffmpegPath,
       args: opts.args,
@@ -156,7 +208,7 @@ export class TranscodeSession extends EventEmitter {
    * Ends the stream: with `endTime` the file is made to end exactly then (see below), stdin is closed so
    * ffmpeg finishes the file, and SIGTERM/SIGKILL follow if it does not. Resolves when ffmpeg is gone.
    */
-  finish(endTime?: number, graceMs = 5000): Promise<void> {
+  finish(endTime?: number, graceMs = 5000, repeats: 1 | 2 = 2): Promise<void> {
     if (!this.finishing && !this.exited) {
       this.finishing = true;
       const last = this.last;
@@ -165,7 +217,10 @@ export class TranscodeSession extends EventEmitter {
         // packet durations. Two repeats of the last picture 0.2 and 0.1 ms before the end make the last real
         // frame last until then and the file end exactly at `end` (at most a second after the last frame).
         const end = Math.max(Math.min(endTime, last.time + MAX_LAST_FRAME_MS), last.time + 0.3);
-        for (const t of [end - 0.2, end - 0.1]) this.enqueue(this.mkv.frame(last.data, t), t);
+        // (Live streams, `repeats` 1: one repeat is enough to give the last segment its length.)
+        for (const t of repeats === 2 ? [end - 0.2, end - 0.1] : [end - 0.1]) {
+          this.enqueue(this.mkv.frame(last.data, t), t);
+        }
         this.stats.endTime = end;
       }
     }
