@@ -9,7 +9,6 @@ import {
   estimateFps,
   inputArgs,
   mp4FileArgs,
-  mp4FileOptions,
   mp4FileOptionsNow,
   videoArgs,
   type VideoSettings,
@@ -279,8 +278,6 @@ export class Recorder extends EventEmitter {
     // One second more than the pre-roll: the frame shown at the clip's start time is older than that time.
     this.preRollMs = Math.max(opts.preRollSec + 1, 2) * 1000;
     this.preRoll = new PreRollBuffer(this.preRollMs, opts.preRollMaxBytes);
-    // Asked now, so the first recording normally finds the answer ready (see mp4FileOptionsNow).
-    void mp4FileOptions(opts.ffmpegPath);
   }
 
   get recording(): boolean {

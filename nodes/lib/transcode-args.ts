@@ -305,8 +305,10 @@ export function mp4FileOptions(ffmpegPath: string): Promise<string[]> {
 }
 
 /**
- * mp4FileOptions for a recording that starts now: the cached answer (the recorder asks when it is created),
- * else `ffmpeg -h full` run at once (tens of milliseconds, once per binary) so the file is right from its start.
+ * mp4FileOptions for a recording that starts now: the cached answer, else `ffmpeg -h full` run at once, once
+ * per binary and process (25 ms for the bundled 4.x, 140 ms for Debian's 5.1 here), when the first recording
+ * starts: asking earlier would start an ffmpeg before anything is recorded, and later would write the first
+ * file without the options.
  */
 export function mp4FileOptionsNow(ffmpegPath: string): string[] {
   const known = mp4OptionsKnown.get(ffmpegPath);
@@ -320,7 +322,10 @@ export function mp4FileOptionsNow(ffmpegPath: string): string[] {
       stdio: ["ignore", "pipe", "ignore"],
     });
   } catch (err) {
-    help = String((err as { stdout?: unknown }).stdout ?? "");
+    const e = err as { stdout?: unknown; signal?: unknown };
+    help = String(e.stdout ?? "");
+    // A binary that hangs on -h is not asked again (each recording would wait 5 s); a missing one is.
+    if (e.signal) mp4OptionsKnown.set(ffmpegPath, mp4OptionsFromHelp(help));
   }
   const options = mp4OptionsFromHelp(help);
   if (help) mp4OptionsKnown.set(ffmpegPath, options);
