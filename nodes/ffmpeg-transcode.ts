@@ -372,6 +372,7 @@ export = (RED: NodeAPI) => {
           isProtected: (file) => recorder?.isInProgress(file) ?? false,
           // Recordings are stamped with frame times, which come from the monotonic clock.
           now: monotonicEpochMs,
+          warn: (m) => this.warn(m),
         });
         recorder = new Recorder({
           ffmpegPath,

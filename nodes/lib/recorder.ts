@@ -4,8 +4,15 @@ import path from "path";
 import type { FfmpegProgress } from "./ffmpeg";
 import type { Frame } from "./frame";
 import { PreRollBuffer } from "./preroll";
-import { RetentionSweeper, SIDECAR_MARK } from "./retention";
-import { estimateFps, inputArgs, mp4FileArgs, videoArgs, type VideoSettings } from "./transcode-args";
+import { MAX_FOLDER_DEPTH, RetentionSweeper, SIDECAR_MARK } from "./retention";
+import {
+  estimateFps,
+  inputArgs,
+  mp4FileArgs,
+  mp4FileOptionsNow,
+  videoArgs,
+  type VideoSettings,
+} from "./transcode-args";
 import { describeExit, frameSize, TranscodeSession } from "./transcode-session";
 import { Backoff } from "./transcode-live";
 
@@ -46,6 +53,8 @@ export interface RecordingInfo {
   end: number;
   /** Seconds. */
   duration: number;
+  /** Epoch ms of the start message that began the recording (same clock as start and end). */
+  triggerTime: number;
   frames: number;
   bytes: number;
   trigger: { topic?: unknown; payload?: unknown };
@@ -65,6 +74,9 @@ interface Active {
   file: string;
   sidecar: string;
   trigger: { topic?: unknown; payload?: unknown };
+  triggerTime: number;
+  /** The name before a `-N` was added: a continuation after a crash is named from it, never from `file`. */
+  base: string;
   /** User's file name (for split parts), or undefined for the default pattern. */
   filename?: string;
   part: number;
@@ -98,9 +110,25 @@ export function stamp(time: number): string {
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }
 
+/** Longest name the file system takes for one path component, in bytes (NAME_MAX on Linux, macOS, Windows). */
+export const NAME_MAX_BYTES = 255;
+/** Longest path, in bytes (PATH_MAX on Linux less its NUL). */
+export const PATH_MAX_BYTES = 4095;
+/** The highest `-N` a name gets before the recorder gives up on finding a free one. */
+export const MAX_NAME_SUFFIX = 9999;
+/**
+ * Bytes the recorder adds to a recording's base name in the longest file it makes of it, the temporary sidecar
+ * `.<base>-9999.json.<pid>.tmp`: 1 + 5 + 5 + 1 + up to 10 + 4.
+ */
+export const NAME_SUFFIX_ROOM = 26;
+
+/** The longest base name (without `.mp4`) that leaves room for every suffix, in bytes. */
+export const MAX_BASE_NAME_BYTES = NAME_MAX_BYTES - NAME_SUFFIX_ROOM;
+
 /**
  * Resolves `filename` inside `directory`, refusing absolute paths and `..`. Adds `.mp4` when missing.
- * Throws a RecorderError that says why.
+ * Lengths are counted in bytes, with room for the `-N`, `.json` and temporary names made of it; at most
+ * MAX_FOLDER_DEPTH folders deep (as deep as retention looks). Throws a RecorderError that says why.
  */
 export function confineFilename(directory: string, filename: unknown): string {
   if (typeof filename !== "string" || !filename.trim())
@@ -119,6 +147,22 @@ export function confineFilename(directory: string, filename: unknown): string {
   let full = path.resolve(root, name);
   if (!full.startsWith(root + path.sep)) throw refuse("it leaves the directory");
   if (path.extname(full).toLowerCase() !== ".mp4") full += ".mp4";
+  const parts = path.relative(root, full).split(path.sep);
+  if (parts.length - 1 > MAX_FOLDER_DEPTH)
+    throw refuse(`it is ${parts.length - 1} folders deep, more than ${MAX_FOLDER_DEPTH}`);
+  for (const part of parts.slice(0, -1)) {
+    const bytes = Buffer.byteLength(part);
+    if (bytes > NAME_MAX_BYTES)
+      throw refuse(`its folder name "${part.slice(0, 40)}" is ${bytes} bytes, more than ${NAME_MAX_BYTES}`);
+  }
+  const baseBytes = Buffer.byteLength(parts[parts.length - 1].replace(/\.mp4$/i, ""));
+  if (baseBytes > MAX_BASE_NAME_BYTES)
+    throw refuse(
+      `its file name is ${baseBytes} bytes (in UTF-8), more than the ${MAX_BASE_NAME_BYTES} that leave room for -N, .json and a temporary name within the file system's ${NAME_MAX_BYTES}`,
+    );
+  const pathBytes = Buffer.byteLength(full.replace(/\.mp4$/i, "")) + NAME_SUFFIX_ROOM;
+  if (pathBytes > PATH_MAX_BYTES)
+    throw refuse(`the whole path would be ${pathBytes} bytes, more than ${PATH_MAX_BYTES}`);
   return full;
 }
 
@@ -135,23 +179,52 @@ export function ensureWritableDirectory(dir: string): void {
   }
 }
 
-/** True when anything is at `file`, a dangling symlink included (existsSync follows links). */
+/**
+ * True when anything is at `file`, a dangling symlink included (existsSync follows links). Any error but
+ * "does not exist" (a name too long, no permission, a file where a folder should be) refuses the name.
+ */
 function taken(file: string): boolean {
   try {
     fs.lstatSync(file);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== "ENOENT";
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === "ENOENT") return false;
+    throw new RecorderError(`cannot record to "${path.basename(file).slice(0, 80)}": ${e.code ?? e.message}`);
   }
 }
 
-/** A name not yet taken by a video or its sidecar: `name.mp4`, `name-2.mp4`, ... */
+/** A name not yet taken by a video or its sidecar: `name.mp4`, `name-2.mp4`, ... up to MAX_NAME_SUFFIX. */
 function uniquePath(file: string): string {
   const base = file.replace(/\.mp4$/i, "");
-  for (let i = 1; ; i++) {
+  for (let i = 1; i <= MAX_NAME_SUFFIX; i++) {
     const candidate = i === 1 ? `${base}.mp4` : `${base}-${i}.mp4`;
     if (!taken(candidate) && !taken(sidecarOf(candidate))) return candidate;
   }
+  throw new RecorderError(
+    `cannot record to "${path.basename(base).slice(0, 80)}.mp4": it and ${MAX_NAME_SUFFIX - 1} numbered names are taken`,
+  );
+}
+
+/** The nearest folder above `file` that exists (for the symlink check before creating folders); bounded. */
+function existingParent(file: string): string {
+  let dir = path.dirname(file);
+  for (let i = 0; i <= MAX_FOLDER_DEPTH + 64; i++) {
+    try {
+      fs.lstatSync(dir);
+      return dir;
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code !== "ENOENT" || path.dirname(dir) === dir)
+        throw new RecorderError(
+          `cannot record to "${path.basename(file).slice(0, 80)}": ${e.code ?? e.message}`,
+        );
+    }
+    dir = path.dirname(dir);
+  }
+  throw new RecorderError(
+    `cannot record to "${path.basename(file).slice(0, 80)}": no folder above it exists`,
+  );
 }
 
 export function sidecarOf(file: string): string {
@@ -190,6 +263,7 @@ export class Recorder extends EventEmitter {
   private readonly preRollMs: number;
   private active?: Active;
   private readonly closing = new Set<Promise<void>>();
+  private lastClosed: Promise<void> = Promise.resolve();
   /** Files whose ffmpeg is still finishing them. */
   private readonly closingFiles = new Set<string>();
   private latestTime = -Infinity;
@@ -246,10 +320,18 @@ export class Recorder extends EventEmitter {
     this.clearRestart(); // a restart pending for an earlier recording must not hold this one back
     if (requested) {
       // A symlinked folder inside the directory must not lead outside it: check before creating anything.
-      let existing = path.dirname(requested);
-      while (!fs.existsSync(existing)) existing = path.dirname(existing);
-      const root = fs.realpathSync(this.opts.directory);
-      const real = fs.realpathSync(existing);
+      const existing = existingParent(requested);
+      let root: string;
+      let real: string;
+      try {
+        root = fs.realpathSync(this.opts.directory);
+        real = fs.realpathSync(existing);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new RecorderError(
+          `msg.filename "${String(req.filename).slice(0, 80)}" refused: ${e.code ?? e.message}`,
+        );
+      }
       if (real !== root && !real.startsWith(root + path.sep)) {
         throw new RecorderError(
           `msg.filename "${String(req.filename).slice(0, 80)}" refused: it leads outside the recording directory`,
@@ -263,13 +345,15 @@ export class Recorder extends EventEmitter {
     const before = this.preRoll.lastBefore(from);
     if (before) first.unshift({ ...before, time: from });
     const camera = first[0]?.camera || this.opts.camera;
-    const file = uniquePath(
-      requested ?? path.join(this.opts.directory, `${sanitizeCameraName(camera)}-${stamp(req.time)}.mp4`),
-    );
+    const base =
+      requested ?? path.join(this.opts.directory, `${sanitizeCameraName(camera)}-${stamp(req.time)}.mp4`);
+    const file = uniquePath(base);
     this.active = {
       file,
+      base,
       sidecar: sidecarOf(file),
       trigger: safeTrigger(req.trigger),
+      triggerTime: req.time,
       filename: requested,
       part: 1,
       endTime,
@@ -321,13 +405,19 @@ export class Recorder extends EventEmitter {
     if (this.restartTimer) return; // ffmpeg died and waits for its restart: the pre-roll ring keeps the frames
     if (active.session && frame.time >= active.splitAt) {
       const next = nextPart(active);
-      next.file = uniquePath(
+      next.base =
         next.filename ??
-          path.join(this.opts.directory, `${sanitizeCameraName(next.camera)}-${stamp(frame.time)}.mp4`),
-      );
-      next.sidecar = sidecarOf(next.file);
-      this.closeActive("maxDuration", frame.time);
-      this.active = next;
+        path.join(this.opts.directory, `${sanitizeCameraName(next.camera)}-${stamp(frame.time)}.mp4`);
+      try {
+        next.file = uniquePath(next.base);
+        next.sidecar = sidecarOf(next.file);
+        this.closeActive("maxDuration", frame.time);
+        this.active = next;
+      } catch (err) {
+        // No name for the next part: better a longer file than none.
+        this.emit("failure", (err as Error).message);
+        active.splitAt = frame.time + this.opts.maxDurationSec * 1000;
+      }
     }
     const current = this.active;
     if (!current) return;
@@ -348,7 +438,7 @@ export class Recorder extends EventEmitter {
         false,
         estimateFps(this.preRoll.since().map((f) => f.time)),
       ),
-      ...mp4FileArgs(active.file),
+      ...mp4FileArgs(active.file, mp4FileOptionsNow(this.opts.ffmpegPath)),
     ];
     const session = new TranscodeSession({
       ffmpegPath: this.opts.ffmpegPath,
@@ -404,12 +494,20 @@ export class Recorder extends EventEmitter {
       this.restartTimer = undefined;
       if (this.active !== next || next.closing) return;
       try {
-        ensureWritableDirectory(path.dirname(next.file));
+        ensureWritableDirectory(path.dirname(next.base));
+      } catch (err) {
+        this.emit("failure", (err as Error).message); // ffmpeg will fail too, and be retried with backoff
+      }
+      try {
+        // From the base name: a file that restarts many times is name-2, name-3, ..., never name-2-2-2.
+        next.file = uniquePath(next.base);
+        next.sidecar = sidecarOf(next.file);
       } catch (err) {
         this.emit("failure", (err as Error).message);
+        next.closing = true;
+        if (this.active === next) this.active = undefined;
+        return;
       }
-      next.file = uniquePath(next.file);
-      next.sidecar = sidecarOf(next.file);
       // Frames that came while ffmpeg was down are still in the ring.
       for (const frame of this.preRoll.after(lastTime)) this.feed(frame);
     }, wait);
@@ -431,6 +529,7 @@ export class Recorder extends EventEmitter {
       start,
       end,
       duration: Math.max(0, (end - start) / 1000),
+      triggerTime: active.triggerTime,
       frames: s?.stats.framesWritten ?? 0,
       bytes,
       trigger: active.trigger,
@@ -471,8 +570,11 @@ export class Recorder extends EventEmitter {
     const session = active.session;
     if (!session) return; // no frame arrived: nothing was written
     this.closingFiles.add(active.file);
+    // Reported in the order the files were closed, even when an earlier ffmpeg takes longer to finish.
+    const previous = this.lastClosed;
     const done = session
       .finish(endTime)
+      .then(() => previous)
       .then(() => {
         const info = this.info(active, reason, error);
         if (info.bytes === 0) {
@@ -490,6 +592,7 @@ export class Recorder extends EventEmitter {
         this.emit("failure", err.message);
       });
     this.closing.add(done);
+    this.lastClosed = done;
     void done.finally(() => {
       this.closing.delete(done);
       this.closingFiles.delete(active.file);
