@@ -3,7 +3,7 @@
 // chunks, next to a naive splitter that concatenates every chunk onto a pending buffer and looks for
 // FFD8/FFD9 with indexOf. Prints one table; run() returns its rows. Needs `npm run build` first.
 "use strict";
-const { MjpegPartParser } = require("../dist/nodes/lib/mjpeg-parser");
+const { MjpegPartParser } = require("../dist/nodes/lib/codec/jpeg-stream-splitter");
 const { makeFrames, multipart, chunk } = require("../test/lib/mjpeg-corpus");
 
 const SOI = Buffer.from([0xff, 0xd8]);

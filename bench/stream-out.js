@@ -10,7 +10,7 @@ const path = require("path");
 const http = require("http");
 const net = require("net");
 const { fork } = require("child_process");
-const { insertJpegComment } = require("../dist/nodes/lib/jpeg");
+const { insertJpegComment } = require("../dist/nodes/lib/codec/jpeg-markers");
 const { makeJpegs, MultipartReader } = require("../test/lib/stream-out-helpers");
 const { wait, cpuSeconds, machineCpu, rssOf, startNodeRedProcess } = require("../test/lib/toolkit");
 
@@ -188,7 +188,7 @@ function startCamera(pool, fps) {
 
 /** The least a Node relay can do: parse the camera, write each part to every viewer, nothing else. */
 function bareServerMain(cameraPort) {
-  const { MjpegPartParser } = require("../dist/nodes/lib/mjpeg-parser");
+  const { MjpegPartParser } = require("../dist/nodes/lib/codec/jpeg-stream-splitter");
   const viewers = new Set();
   const server = http.createServer((req, res) => {
     res.useChunkedEncodingByDefault = false;

@@ -7,10 +7,10 @@
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
-const { Recorder } = require("../dist/nodes/lib/recorder");
-const { LiveTranscoder } = require("../dist/nodes/lib/transcode-live");
-const args = require("../dist/nodes/lib/transcode-args");
-const { monotonicEpochMs } = require("../dist/nodes/lib/frame");
+const { Recorder } = require("../dist/nodes/lib/transcode/recorder");
+const { LiveTranscoder } = require("../dist/nodes/lib/transcode/live");
+const args = require("../dist/nodes/lib/transcode/args");
+const { monotonicEpochMs } = require("../dist/nodes/lib/media");
 const { FFMPEG, testJpegs, findNginxRtmp, startNginxRtmp } = require("../test/lib/transcode-helpers");
 const { wait, cpuSeconds } = require("../test/lib/toolkit");
 

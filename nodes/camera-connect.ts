@@ -1,7 +1,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
-import type { CameraState } from "./lib/camera";
-import type { Frame, FrameInfo } from "./lib/frame";
-import type { CameraSourceNode } from "./shared";
+import type { CameraState } from "./lib/camera/camera";
+import type { Frame, FrameInfo } from "./lib/media";
+import type { CameraSourceNode } from "./support/config-node";
 
 interface CameraConnectDef extends NodeDef {
   camera: string;

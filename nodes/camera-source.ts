@@ -1,16 +1,16 @@
 import type { NodeAPI, NodeDef } from "node-red";
-import { Camera, CameraState } from "./lib/camera";
+import { Camera, CameraState } from "./lib/camera/camera";
 import {
   cameraOptions,
   CameraCredentials,
   CameraSourceSettings,
   mayLendCredentials,
-} from "./lib/camera-options";
-import { credentialSecrets, redactCredentials } from "./lib/ffmpeg";
-import type { CameraSourceNode } from "./shared";
+} from "./lib/camera/options";
+import { credentialSecrets, redactCredentials } from "./lib/ffmpeg/ffmpeg";
+import type { CameraSourceNode } from "./support/config-node";
 import { createSource } from "./lib/sources";
-import { probeCamera } from "./lib/camera-probe";
-import { CertificateError, uncheckedTls, watchPeerCertificate } from "./lib/tls";
+import { probeCamera } from "./lib/camera/probe";
+import { CertificateError, uncheckedTls, watchPeerCertificate } from "./lib/sources/tls";
 
 export = (RED: NodeAPI) => {
   function CameraSource(this: CameraSourceNode, config: CameraSourceSettings & NodeDef) {

@@ -1,7 +1,13 @@
 import path from "path";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from "node-red";
-import { redactCredentials, resolveFfmpegPath, rtspTimeoutOption, type FfmpegProgress } from "./lib/ffmpeg";
-import { frameFromMessage, monotonicEpochMs, type Frame } from "./lib/frame";
+import {
+  redactCredentials,
+  resolveFfmpegPath,
+  rtspTimeoutOption,
+  type FfmpegProgress,
+} from "./lib/ffmpeg/ffmpeg";
+import { monotonicEpochMs, type Frame } from "./lib/media";
+import { frameFromMessage } from "./lib/messages";
 import {
   Recorder,
   RecorderError,
@@ -9,8 +15,8 @@ import {
   sanitizeCameraName,
   stamp,
   type RecordingInfo,
-} from "./lib/recorder";
-import { RetentionSweeper } from "./lib/retention";
+} from "./lib/transcode/recorder";
+import { RetentionSweeper } from "./lib/transcode/retention";
 import {
   DEFAULT_MAX_SIZE,
   PRESETS,
@@ -26,7 +32,7 @@ import {
   type EncoderProfile,
   type Preset,
   type VideoSettings,
-} from "./lib/transcode-args";
+} from "./lib/transcode/args";
 import {
   LiveTranscoder,
   failureCause,
@@ -34,8 +40,8 @@ import {
   type LiveOutput,
   type LiveState,
   type Mp4MessageInfo,
-} from "./lib/transcode-live";
-import { FrameClock, MAX_FRAME_SIDE, oversizeFrame } from "./lib/transcode-session";
+} from "./lib/transcode/live";
+import { FrameClock, MAX_FRAME_SIDE, oversizeFrame } from "./lib/transcode/session";
 
 interface TranscodeDef extends NodeDef {
   preset: string;

@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
-import { RateLimiter } from "./lib/throttle";
+import { RateLimiter } from "./lib/camera/rate-limiter";
 
 interface FrameThrottleDef extends NodeDef {
   fps: number | string;

@@ -2,10 +2,10 @@ import { createHash } from "crypto";
 import { readFile } from "fs";
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "http";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from "node-red";
-import { frameFromMessage } from "./lib/frame";
-import { readMp4Info } from "./lib/hls-playlist";
-import { StreamServer, type MetricRow } from "./lib/stream-server";
-import type { CameraSourceNode } from "./shared";
+import { frameFromMessage } from "./lib/messages";
+import { readMp4Info } from "./lib/serve/fmp4-store";
+import { StreamServer, type MetricRow } from "./lib/serve/stream-server";
+import type { CameraSourceNode } from "./support/config-node";
 
 interface HttpStreamOutDef extends NodeDef {
   path: string;

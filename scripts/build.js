@@ -7,6 +7,8 @@ const { execFileSync } = require("child_process");
 
 const root = path.join(__dirname, "..");
 const out = path.join(root, "dist", "nodes");
+// Start from an empty dist/: a deleted or moved module must not keep shipping or passing tests.
+fs.rmSync(path.join(root, "dist"), { recursive: true, force: true });
 
 execFileSync(
   process.execPath,

@@ -5,8 +5,8 @@ const assert = require("assert");
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
-const { cameraOptions } = require("../dist/nodes/lib/camera-options");
-const { CAMERA_DEFAULTS } = require("../dist/nodes/lib/camera");
+const { cameraOptions } = require("../dist/nodes/lib/camera/options");
+const { CAMERA_DEFAULTS } = require("../dist/nodes/lib/camera/camera");
 
 describe("cameraOptions", function () {
   it("fills every setting the editor left out from the camera defaults", function () {
@@ -20,7 +20,8 @@ describe("cameraOptions", function () {
       password: undefined,
       maxFrameBytes: CAMERA_DEFAULTS.maxFrameBytes,
       ffmpegPath: undefined,
-      options: { mode: "stream", imageSize: "640x480", rtspTransport: "tcp" },
+      options: { mode: "stream", imageSize: "640x480", rtspTransport: "auto" },
+      tls: { verify: true, fingerprint: undefined },
       lingerMs: CAMERA_DEFAULTS.lingerMs,
       alwaysOn: false,
       watchdogMs: CAMERA_DEFAULTS.watchdogMs,

@@ -1,9 +1,9 @@
 // The shared camera and its sources, without Node-RED: real sockets against fake cameras.
 "use strict";
 const assert = require("assert");
-const { Camera, CAMERA_DEFAULTS } = require("../dist/nodes/lib/camera");
+const { Camera, CAMERA_DEFAULTS } = require("../dist/nodes/lib/camera/camera");
 const { createSource } = require("../dist/nodes/lib/sources");
-const { readJpegSize } = require("../dist/nodes/lib/jpeg");
+const { readJpegSize } = require("../dist/nodes/lib/codec/jpeg-markers");
 const cams = require("./lib/fake-cameras");
 const { wait } = require("./lib/toolkit");
 

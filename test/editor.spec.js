@@ -7,9 +7,9 @@ const assert = require("assert");
 const fs = require("fs");
 const path = require("path");
 const vm = require("vm");
-const { cameraOptions } = require("../dist/nodes/lib/camera-options");
-const { CAMERA_DEFAULTS } = require("../dist/nodes/lib/camera");
-const { PRESETS, ENCODERS, parseSize } = require("../dist/nodes/lib/transcode-args");
+const { cameraOptions } = require("../dist/nodes/lib/camera/options");
+const { CAMERA_DEFAULTS } = require("../dist/nodes/lib/camera/camera");
+const { PRESETS, ENCODERS, parseSize } = require("../dist/nodes/lib/transcode/args");
 const { PROTOCOLS } = require("../dist/nodes/lib/sources/index");
 
 const ROOT = path.join(__dirname, "..");
@@ -192,7 +192,7 @@ describe("editor definitions (nodes/*.html) against the runtime", function () {
     const FLOW_KEYS = new Set(["id", "type", "z", "wires", "x", "y", "g"]);
     const files = {
       // camera-source hands its config to cameraOptions (resolved by require, so a moved module is followed).
-      "camera-source": ["dist/nodes/camera-source.js", require.resolve("../dist/nodes/lib/camera-options")],
+      "camera-source": ["dist/nodes/camera-source.js", require.resolve("../dist/nodes/lib/camera/options")],
     };
     for (const type of TYPES) {
       const reads = new Set(
@@ -221,6 +221,12 @@ describe("editor definitions (nodes/*.html) against the runtime", function () {
       assert.ok(Object.keys(fallbacks).length >= 4, `${type}: found the runtime's number defaults`);
       const defaults = defaultValues(editors[type].def);
       for (const [key, value] of Object.entries(fallbacks)) {
+        // New nodes get viewer limits; a flow saved without them keeps unlimited (0), as before (issue 10).
+        if (type === "http-stream-out" && (key === "maxClients" || key === "maxPerAddress")) {
+          assert.strictEqual(value, 0, `${type}.${key}: a missing value stays unlimited`);
+          assert.ok(defaults[key] > 0, `${type}.${key}: new nodes get a limit`);
+          continue;
+        }
         assert.strictEqual(defaults[key], value, `${type}.${key}: editor ${defaults[key]}, runtime ${value}`);
       }
     }
@@ -268,7 +274,7 @@ describe("editor definitions (nodes/*.html) against the runtime", function () {
   });
 
   describe("ffmpeg-transcode: the fields each preset shows are the ones its runtime uses", function () {
-    const ENCODE = ["size", "quality", "bitrate", "keyframeInterval", "encoder"];
+    const ENCODE = ["size", "maxSize", "quality", "bitrate", "keyframeInterval", "encoder"];
     const ALWAYS = ["preset", "name", "ffmpegPath"];
     const MP4 = [
       "directory",

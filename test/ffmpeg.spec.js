@@ -15,7 +15,7 @@ const {
   listEncoders,
   probeMedia,
   rtspTimeoutOption,
-} = require("../dist/nodes/lib/ffmpeg");
+} = require("../dist/nodes/lib/ffmpeg/ffmpeg");
 
 const { FFMPEG: BUNDLED, alive, writeScript } = require("./lib/transcode-helpers");
 const { wait } = require("./lib/toolkit");

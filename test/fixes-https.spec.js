@@ -14,8 +14,8 @@ const { execFileSync, execFile } = require("child_process");
 const helper = require("node-red-node-test-helper");
 const sourceNode = require("../dist/nodes/camera-source.js");
 const { createSource } = require("../dist/nodes/lib/sources");
-const { Camera } = require("../dist/nodes/lib/camera");
-const { cameraOptions } = require("../dist/nodes/lib/camera-options");
+const { Camera } = require("../dist/nodes/lib/camera/camera");
+const { cameraOptions } = require("../dist/nodes/lib/camera/options");
 const { makeFrames } = require("./lib/fake-cameras");
 
 helper.init(require.resolve("node-red"));
@@ -328,7 +328,7 @@ describe("fixes: HTTPS cameras (issue 10)", function () {
     it("both ffmpeg builds refuse another certificate with the options made for a pin (no window after camrelay's check)", async () => {
       const impostor = await httpsCamera(certs.other);
       try {
-        const { ffmpegTlsArgs } = require("../dist/nodes/lib/tls");
+        const { ffmpegTlsArgs } = require("../dist/nodes/lib/sources/tls");
         const tlsArgs = await ffmpegTlsArgs(ffmpegUrl(), {
           verify: true,
           fingerprint: certs.self.fingerprint,
@@ -359,10 +359,10 @@ describe("fixes: HTTPS cameras (issue 10)", function () {
     it("ffprobe (the dialog's Test) verifies too: with the options for a pin it refuses another certificate, both builds", async () => {
       const impostor = await httpsCamera(certs.other);
       try {
-        const { ffmpegTlsArgs } = require("../dist/nodes/lib/tls");
-        const { probeMedia } = require("../dist/nodes/lib/ffmpeg");
+        const { ffmpegTlsArgs } = require("../dist/nodes/lib/sources/tls");
+        const { probeMedia } = require("../dist/nodes/lib/ffmpeg/ffmpeg");
         const { ffmpegInput } = require("../dist/nodes/lib/sources/ffmpeg-source");
-        const { concatHasOptionDirective } = require("../dist/nodes/lib/ffmpeg");
+        const { concatHasOptionDirective } = require("../dist/nodes/lib/ffmpeg/ffmpeg");
         const tlsArgs = await ffmpegTlsArgs(ffmpegUrl(), {
           verify: true,
           fingerprint: certs.self.fingerprint,

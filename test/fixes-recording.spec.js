@@ -7,10 +7,10 @@ const os = require("os");
 const path = require("path");
 const { spawn, execFileSync } = require("child_process");
 const helper = require("node-red-node-test-helper");
-const { Recorder, confineFilename, MAX_BASE_NAME_BYTES } = require("../dist/nodes/lib/recorder");
-const { RetentionSweeper, SIDECAR_MARK, MAX_FOLDER_DEPTH } = require("../dist/nodes/lib/retention");
-const args = require("../dist/nodes/lib/transcode-args");
-const { monotonicEpochMs } = require("../dist/nodes/lib/frame");
+const { Recorder, confineFilename, MAX_BASE_NAME_BYTES } = require("../dist/nodes/lib/transcode/recorder");
+const { RetentionSweeper, SIDECAR_MARK, MAX_FOLDER_DEPTH } = require("../dist/nodes/lib/transcode/retention");
+const args = require("../dist/nodes/lib/transcode/args");
+const { monotonicEpochMs } = require("../dist/nodes/lib/media");
 const { FFMPEG, FFPROBE, testJpegs, wait, until, waitGone } = require("./lib/transcode-helpers");
 
 helper.init(require.resolve("node-red"));
@@ -93,8 +93,8 @@ describe("issue 10: recording fixes", function () {
       // 127 two-byte characters: 127 characters, 254 bytes; with ".mp4" 258 bytes, more than any file system
       // takes. The unique-name search used to loop for ever on ENAMETOOLONG, so this runs in a child process.
       const script = `
-        const { Recorder } = require(${JSON.stringify(path.resolve("dist/nodes/lib/recorder"))});
-        const args = require(${JSON.stringify(path.resolve("dist/nodes/lib/transcode-args"))});
+        const { Recorder } = require(${JSON.stringify(path.resolve("dist/nodes/lib/transcode/recorder"))});
+        const args = require(${JSON.stringify(path.resolve("dist/nodes/lib/transcode/args"))});
         const r = new Recorder({ ffmpegPath: ${JSON.stringify(FFMPEG)}, directory: ${JSON.stringify(tmp)},
           camera: "c", preRollSec: 0, preRollMaxBytes: 1 << 20, postRollSec: 0, defaultDurationSec: 0,
           maxDurationSec: 0, video: { quality: 28, bitrate: 0, keyframeInterval: 1, encoder: args.ENCODERS.libx264 } });

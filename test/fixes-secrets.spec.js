@@ -16,9 +16,9 @@ const http = require("http");
 const net = require("net");
 const { spawn, execFileSync } = require("child_process");
 const { FfmpegSource } = require("../dist/nodes/lib/sources/ffmpeg-source");
-const { concatHasOptionDirective } = require("../dist/nodes/lib/ffmpeg");
-const { probeCamera } = require("../dist/nodes/lib/camera-probe");
-const { cameraOptions } = require("../dist/nodes/lib/camera-options");
+const { concatHasOptionDirective } = require("../dist/nodes/lib/ffmpeg/ffmpeg");
+const { probeCamera } = require("../dist/nodes/lib/camera/probe");
+const { cameraOptions } = require("../dist/nodes/lib/camera/options");
 const cams = require("./lib/fake-cameras");
 const { freePort, waitGone } = require("./lib/transcode-helpers");
 const { startNodeRed } = require("./lib/soak-nodered");
@@ -348,7 +348,7 @@ describe("issue 10: secrets out of argv, protocol whitelist, RTSP transport", fu
         if (!(await concatHasOptionDirective(build.ffmpeg))) {
           // ffmpeg 4.x reads no `option` lines, so no socket timeout reaches the input: the camera's watchdog
           // must end the silent connection instead (and kill that ffmpeg).
-          const { Camera } = require("../dist/nodes/lib/camera");
+          const { Camera } = require("../dist/nodes/lib/camera/camera");
           const { createSource } = require("../dist/nodes/lib/sources");
           const silent = net.createServer(() => undefined);
           await new Promise((r) => silent.listen(0, "127.0.0.1", r));

@@ -10,10 +10,10 @@ const path = require("path");
 const { execFileSync } = require("child_process");
 const helper = require("node-red-node-test-helper");
 const transcodeNode = require("../dist/nodes/ffmpeg-transcode.js");
-const { monotonicEpochMs } = require("../dist/nodes/lib/frame");
-const { outputSize, pushArgs } = require("../dist/nodes/lib/transcode-args");
-const { FrameClock } = require("../dist/nodes/lib/transcode-session");
-const { rtspTimeoutOption, resolveFfmpegPath, resolveFfprobePath } = require("../dist/nodes/lib/ffmpeg");
+const { monotonicEpochMs } = require("../dist/nodes/lib/media");
+const { outputSize, pushArgs } = require("../dist/nodes/lib/transcode/args");
+const { FrameClock } = require("../dist/nodes/lib/transcode/session");
+const { rtspTimeoutOption, resolveFfmpegPath, resolveFfprobePath } = require("../dist/nodes/lib/ffmpeg/ffmpeg");
 const {
   findNginxRtmp,
   freePort,
@@ -553,7 +553,7 @@ describe("issue 10, live transcoding fixes", function () {
 
   describe("push target down", function () {
     it("failureCause names the cause in a few words, the same on every retry", function () {
-      const { failureCause } = require("../dist/nodes/lib/transcode-live");
+      const { failureCause } = require("../dist/nodes/lib/transcode/live");
       const refused = (p) =>
         `ffmpeg exited with code 1: [tcp @ 0x${p}] Connection to tcp://127.0.0.1:1 failed: Connection refused`;
       assert.strictEqual(failureCause(refused("55d0aa")), "connection refused");

@@ -4,9 +4,9 @@ const { execFileSync } = require("child_process");
 const fc = require("fast-check");
 const jpeg = require("jpeg-js");
 const ffprobePath = require("@ffprobe-installer/ffprobe").path;
-const { MjpegPartParser } = require("../dist/nodes/lib/mjpeg-parser");
-const { readJpegSize } = require("../dist/nodes/lib/jpeg");
-const { renderTestPattern } = require("../dist/nodes/lib/render");
+const { MjpegPartParser } = require("../dist/nodes/lib/codec/jpeg-stream-splitter");
+const { readJpegSize } = require("../dist/nodes/lib/codec/jpeg-markers");
+const { renderTestPattern } = require("../dist/nodes/lib/codec/picture");
 const {
   makeFrames,
   multipart,

@@ -1,7 +1,7 @@
 // PreRollBuffer: the last seconds of frames for a recording's pre-roll, bounded by time and by bytes.
 "use strict";
 const assert = require("assert");
-const { PreRollBuffer } = require("../dist/nodes/lib/preroll");
+const { PreRollBuffer } = require("../dist/nodes/lib/transcode/preroll");
 
 let seq = 0;
 /** A frame of `bytes` bytes at `time` (epoch ms). */

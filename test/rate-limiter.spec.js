@@ -1,7 +1,7 @@
 // RateLimiter (frame-throttle and camera fps): at most fps items per key, newest wins, an absolute schedule.
 "use strict";
 const assert = require("assert");
-const { RateLimiter } = require("../dist/nodes/lib/throttle");
+const { RateLimiter } = require("../dist/nodes/lib/camera/rate-limiter");
 const { wait, until } = require("./lib/toolkit");
 
 /** A limiter that records what it emits (with performance.now()) and what it drops. */

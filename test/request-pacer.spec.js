@@ -2,7 +2,7 @@
 // previous one started, so request time does not lower the rate.
 "use strict";
 const assert = require("assert");
-const { RequestPacer } = require("../dist/nodes/lib/sources/pacer");
+const { RequestPacer } = require("../dist/nodes/lib/sources/request-pacer");
 const { wait, until } = require("./lib/toolkit");
 
 /** Polls like a source: each "request" takes `busyMs`, then asks the pacer for the next; resolves start times. */

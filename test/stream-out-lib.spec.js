@@ -4,9 +4,9 @@
 const assert = require("assert");
 const http = require("http");
 const { EventEmitter } = require("events");
-const { StreamViewer } = require("../dist/nodes/lib/stream-viewer");
-const { Fmp4Store } = require("../dist/nodes/lib/hls-playlist");
-const { StreamServer, mjpegPart } = require("../dist/nodes/lib/stream-server");
+const { StreamViewer } = require("../dist/nodes/lib/serve/viewer");
+const { Fmp4Store } = require("../dist/nodes/lib/serve/fmp4-store");
+const { StreamServer, mjpegPart } = require("../dist/nodes/lib/serve/stream-server");
 const h = require("./lib/stream-out-helpers");
 
 /** A response whose socket accepts writes until `full`, then says busy until drain(). */

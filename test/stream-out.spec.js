@@ -4,7 +4,7 @@ const assert = require("assert");
 const net = require("net");
 const helper = require("node-red-node-test-helper");
 const streamOutNode = require("../dist/nodes/http-stream-out.js");
-const { readJpegSize } = require("../dist/nodes/lib/jpeg");
+const { readJpegSize } = require("../dist/nodes/lib/codec/jpeg-markers");
 const h = require("./lib/stream-out-helpers");
 
 helper.init(require.resolve("node-red"));
@@ -113,7 +113,7 @@ describe("http-stream-out node", function () {
       ]);
       assert.strictEqual(r.code, 0, r.stderr);
       const got = [];
-      new (require("../dist/nodes/lib/mjpeg-parser").MjpegPartParser)((j) => got.push(j)).push(r.stdout);
+      new (require("../dist/nodes/lib/codec/jpeg-stream-splitter").MjpegPartParser)((j) => got.push(j)).push(r.stdout);
       assert.strictEqual(got.length, 8);
       for (const j of got) assert.deepStrictEqual(readJpegSize(j), { width: 320, height: 240 });
     } finally {

@@ -6,8 +6,8 @@ const os = require("os");
 const path = require("path");
 const helper = require("node-red-node-test-helper");
 const transcodeNode = require("../dist/nodes/ffmpeg-transcode.js");
-const { monotonicEpochMs } = require("../dist/nodes/lib/frame");
-const { parseMoof } = require("../dist/nodes/lib/mp4-fragments");
+const { monotonicEpochMs } = require("../dist/nodes/lib/media");
+const { parseMoof } = require("../dist/nodes/lib/codec/fmp4-splitter");
 const {
   ffprobe,
   ffmpegRead,

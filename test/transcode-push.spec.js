@@ -10,7 +10,7 @@ const path = require("path");
 const { execFile } = require("child_process");
 const helper = require("node-red-node-test-helper");
 const transcodeNode = require("../dist/nodes/ffmpeg-transcode.js");
-const { monotonicEpochMs } = require("../dist/nodes/lib/frame");
+const { monotonicEpochMs } = require("../dist/nodes/lib/media");
 const { FFPROBE, findNginxRtmp, startNginxRtmp, testJpegs } = require("./lib/transcode-helpers");
 const { startNodeMediaServer } = require("./lib/rtmp-node-media-server");
 

@@ -9,13 +9,14 @@ const path = require("path");
 const sinon = require("sinon");
 const helper = require("node-red-node-test-helper");
 const transcodeNode = require("../dist/nodes/ffmpeg-transcode.js");
-const { Recorder } = require("../dist/nodes/lib/recorder");
-const { RetentionSweeper, SIDECAR_MARK } = require("../dist/nodes/lib/retention");
-const { LiveTranscoder, Backoff } = require("../dist/nodes/lib/transcode-live");
-const { frameFromMessage, monotonicEpochMs } = require("../dist/nodes/lib/frame");
-const { MatroskaFrameWriter } = require("../dist/nodes/lib/transcode-mkv");
-const { TranscodeSession } = require("../dist/nodes/lib/transcode-session");
-const args = require("../dist/nodes/lib/transcode-args");
+const { Recorder } = require("../dist/nodes/lib/transcode/recorder");
+const { RetentionSweeper, SIDECAR_MARK } = require("../dist/nodes/lib/transcode/retention");
+const { LiveTranscoder, Backoff } = require("../dist/nodes/lib/transcode/live");
+const { monotonicEpochMs } = require("../dist/nodes/lib/media");
+const { frameFromMessage } = require("../dist/nodes/lib/messages");
+const { MatroskaFrameWriter } = require("../dist/nodes/lib/codec/matroska-writer");
+const { TranscodeSession } = require("../dist/nodes/lib/transcode/session");
+const args = require("../dist/nodes/lib/transcode/args");
 const {
   FFMPEG,
   ffprobe,

@@ -6,7 +6,7 @@ const os = require("os");
 const path = require("path");
 const helper = require("node-red-node-test-helper");
 const transcodeNode = require("../dist/nodes/ffmpeg-transcode.js");
-const { monotonicEpochMs } = require("../dist/nodes/lib/frame");
+const { monotonicEpochMs } = require("../dist/nodes/lib/media");
 const {
   FFMPEG,
   ffprobe,

@@ -5,7 +5,7 @@
 const crypto = require("crypto");
 const http = require("http");
 const { MultipartReader } = require("./stream-out-helpers");
-const { readJpegSize } = require("../../dist/nodes/lib/jpeg");
+const { readJpegSize } = require("../../dist/nodes/lib/codec/jpeg-markers");
 
 const digest = (buf) => crypto.createHash("sha1").update(buf).digest("hex");
 

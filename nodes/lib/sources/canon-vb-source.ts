@@ -1,7 +1,7 @@
 import net from "net";
-import { networkError } from "../http-client";
-import { MjpegPartParser } from "../mjpeg-parser";
-import { RequestPacer } from "./pacer";
+import { networkError } from "./http-client";
+import { MjpegPartParser } from "../codec/jpeg-stream-splitter";
+import { RequestPacer } from "./request-pacer";
 import { FrameSource, SourceConfig, SourceError } from "./source";
 
 export const CANON_VB_DEFAULT_PORT = 65310;

@@ -1,11 +1,11 @@
 import http, { IncomingMessage } from "http";
-import { cameraAgent } from "../tls";
-import { cameraGet, HttpAuth, networkError } from "../http-client";
-import { readJpegSize } from "../jpeg";
-import { MjpegPartParser } from "../mjpeg-parser";
+import { cameraAgent } from "./tls";
+import { cameraGet, HttpAuth, networkError } from "./http-client";
+import { readJpegSize } from "../codec/jpeg-markers";
+import { MjpegPartParser } from "../codec/jpeg-stream-splitter";
 import { readJpegBody } from "./jpeg-poll-source";
 import { readMjpegBody } from "./http-mjpeg-source";
-import { RequestPacer } from "./pacer";
+import { RequestPacer } from "./request-pacer";
 import { FrameSource, SourceConfig, SourceError } from "./source";
 
 const PREFIX = "/-wvhttp-01-/";

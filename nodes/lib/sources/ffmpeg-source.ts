@@ -5,9 +5,9 @@ import {
   redactCredentials,
   resolveFfmpegPath,
   rtspTimeoutOption,
-} from "../ffmpeg";
-import { MjpegPartParser } from "../mjpeg-parser";
-import { CertificateError, ffmpegTlsArgs } from "../tls";
+} from "../ffmpeg/ffmpeg";
+import { MjpegPartParser } from "../codec/jpeg-stream-splitter";
+import { CertificateError, ffmpegTlsArgs } from "./tls";
 import { FrameSource, SourceConfig, SourceError, SourceErrorKind, SourceErrorReason } from "./source";
 
 /** Socket I/O timeout for network inputs: a dead camera ends ffmpeg instead of hanging it. */

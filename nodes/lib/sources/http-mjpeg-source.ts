@@ -1,7 +1,7 @@
 import http, { IncomingMessage } from "http";
-import { cameraAgent } from "../tls";
-import { cameraGet, describeTextBody, describeUrl, HttpAuth, networkError } from "../http-client";
-import { MjpegPartParser } from "../mjpeg-parser";
+import { cameraAgent } from "./tls";
+import { cameraGet, describeTextBody, describeUrl, HttpAuth, networkError } from "./http-client";
+import { MjpegPartParser } from "../codec/jpeg-stream-splitter";
 import { FrameSource, SourceConfig, SourceError } from "./source";
 
 /** Reads a multipart JPEG body (and tells an HTML page from video) until it ends or fails. */

@@ -1,5 +1,5 @@
-import { CameraOptions } from "../camera";
-import { splitUrlCredentials } from "../http-client";
+import { CameraOptions } from "../camera/camera";
+import { splitUrlCredentials } from "./http-client";
 import { CanonVbSource } from "./canon-vb-source";
 import { CanonWebViewSource } from "./canon-webview-source";
 import { FfmpegSource } from "./ffmpeg-source";

@@ -1,8 +1,8 @@
 import http, { IncomingMessage } from "http";
-import { cameraAgent } from "../tls";
-import { cameraGet, describeTextBody, describeUrl, HttpAuth, networkError } from "../http-client";
-import { readJpegSize } from "../jpeg";
-import { RequestPacer } from "./pacer";
+import { cameraAgent } from "./tls";
+import { cameraGet, describeTextBody, describeUrl, HttpAuth, networkError } from "./http-client";
+import { readJpegSize } from "../codec/jpeg-markers";
+import { RequestPacer } from "./request-pacer";
 import { FrameSource, SourceConfig, SourceError } from "./source";
 
 /** Reads one whole JPEG answer, bounded by maxBytes. */

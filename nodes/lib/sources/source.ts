@@ -1,5 +1,5 @@
 import { EventEmitter } from "events";
-import type { TlsSettings } from "../tls";
+import type { TlsSettings } from "./tls";
 
 /** What every protocol is given; credentials come from Node-RED's credential store. */
 export interface SourceConfig {

@@ -1,4 +1,4 @@
-import { parseSize, renderTestPattern } from "../render";
+import { parseSize, renderTestPattern } from "../codec/picture";
 import { FrameSource, SourceConfig } from "./source";
 
 export const TEST_PATTERN_DEFAULT_FPS = 10;

@@ -1,8 +1,8 @@
 import { EventEmitter } from "events";
 import fs from "fs";
 import path from "path";
-import type { FfmpegProgress } from "./ffmpeg";
-import type { Frame } from "./frame";
+import type { FfmpegProgress } from "../ffmpeg/ffmpeg";
+import type { Frame } from "../media";
 import { PreRollBuffer } from "./preroll";
 import { MAX_FOLDER_DEPTH, RetentionSweeper, SIDECAR_MARK } from "./retention";
 import {
@@ -12,9 +12,9 @@ import {
   mp4FileOptionsNow,
   videoArgs,
   type VideoSettings,
-} from "./transcode-args";
-import { describeExit, frameSize, TranscodeSession } from "./transcode-session";
-import { Backoff } from "./transcode-live";
+} from "./args";
+import { describeExit, frameSize, TranscodeSession } from "./session";
+import { Backoff } from "./live";
 
 export interface RecorderOptions {
   ffmpegPath: string;

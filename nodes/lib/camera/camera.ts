@@ -1,7 +1,7 @@
 import { EventEmitter } from "events";
-import { Frame, monotonicEpochMs } from "./frame";
-import { RateLimiter } from "./throttle";
-import { FrameSource, SourceConfig, SourceError, SourceErrorReason } from "./sources/source";
+import { Frame, monotonicEpochMs } from "../media";
+import { RateLimiter } from "./rate-limiter";
+import { FrameSource, SourceConfig, SourceError, SourceErrorReason } from "../sources/source";
 
 export type CameraStateName =
   "idle" | "connecting" | "streaming" | "stalled" | "retrying" | "auth-failed" | "failed";

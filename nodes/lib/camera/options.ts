@@ -1,5 +1,5 @@
 import { CAMERA_DEFAULTS, CameraOptions } from "./camera";
-import { resolveFfmpegPath } from "./ffmpeg";
+import { resolveFfmpegPath } from "../ffmpeg/ffmpeg";
 
 /** The camera-source node's settings as the editor saves them. */
 export interface CameraSourceSettings {

@@ -1,4 +1,4 @@
-import type { Frame } from "./frame";
+import type { Frame } from "../media";
 
 /**
  * The last few seconds of frames, capped by time (relative to the newest frame) and by bytes, so a recording

@@ -1,12 +1,12 @@
 import { EventEmitter } from "events";
 import { promises as fsp } from "fs";
 import path from "path";
-import type { FfmpegProgress } from "./ffmpeg";
-import type { Frame } from "./frame";
-import type { Mp4Info } from "./hls-playlist";
-import type { Mp4InitInfo } from "./mp4-fragments";
-import { HLS_PLAYLIST_FILE, HLS_SEGMENT_FILE, estimateFps } from "./transcode-args";
-import { describeExit, frameSize, TranscodeSession, type SessionFragment } from "./transcode-session";
+import type { FfmpegProgress } from "../ffmpeg/ffmpeg";
+import type { Frame } from "../media";
+import type { Mp4Info } from "../serve/fmp4-store";
+import type { Mp4InitInfo } from "../codec/fmp4-splitter";
+import { HLS_PLAYLIST_FILE, HLS_SEGMENT_FILE, estimateFps } from "./args";
+import { describeExit, frameSize, TranscodeSession, type SessionFragment } from "./session";
 
 /** Restart delays: 1 s doubling to 30 s; reset after a run that went well. */
 export class Backoff {

@@ -1,30 +1,28 @@
-/** One JPEG frame as it travels between camrelay's parts. `data` is shared, never copied per consumer. */
-export interface Frame {
-  data: Buffer;
-  /** Counts from 1 per camera connection lifetime (not reset by reconnects). */
-  seq: number;
-  /** Epoch milliseconds when camrelay received the frame (derived from a monotonic clock). */
-  time: number;
-  camera: string;
-  width: number;
-  height: number;
+import type { NodeMessage } from "node-red";
+import { monotonicEpochMs, type Frame, type FrameInfo } from "../media";
+import { MAX_SIDE } from "../settings";
+
+/** A frame message as `camera connect` sends it: the JPEG in `payload`, its description in `frame`. */
+export interface FrameMessage extends NodeMessage {
+  payload: Buffer;
+  topic: string;
+  frame: FrameInfo;
 }
 
-/** The `msg.frame` field of a frame message. */
-export type FrameInfo = Omit<Frame, "data">;
-
-const origin = Date.now() - performance.now();
-
-/** Epoch milliseconds from the monotonic clock: never jumps back when the wall clock is set. */
-export function monotonicEpochMs(): number {
-  return Math.round(origin + performance.now());
+/** Writes a frame message (the JPEG is shared, never copied). */
+export function frameMessage(frame: Frame): FrameMessage {
+  const info: FrameInfo = {
+    seq: frame.seq,
+    time: frame.time,
+    camera: frame.camera,
+    width: frame.width,
+    height: frame.height,
+  };
+  return { payload: frame.data, topic: frame.camera, frame: info };
 }
 
 /** How far msg.frame.time may be from now before it is taken for a lie (a bad clock, a hand-made message). */
 const MAX_TIME_SKEW_MS = 86400000;
-/** The largest frame side believed from msg.frame; anything else is read from the JPEG. */
-const MAX_SIDE = 16384;
-
 const side = (v: unknown): number =>
   Number.isInteger(v) && (v as number) >= 1 && (v as number) <= MAX_SIDE ? (v as number) : 0;
 

@@ -1,6 +1,6 @@
 import type { Node } from "node-red";
-import type { Camera } from "./lib/camera";
-import type { CameraCredentials } from "./lib/camera-options";
+import type { Camera } from "../lib/camera/camera";
+import type { CameraCredentials } from "../lib/camera/options";
 
 /** What a camera-source config node offers the nodes that use it. */
 export interface CameraSourceNode extends Node<CameraCredentials> {

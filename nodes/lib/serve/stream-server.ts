@@ -1,11 +1,11 @@
 import { createHash, timingSafeEqual } from "crypto";
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from "http";
-import type { Frame } from "./frame";
-import { Fmp4Store, type Mp4Info } from "./hls-playlist";
-import { readJpegSize } from "./jpeg";
-import { renderCard } from "./render";
-import { renderStatusPage } from "./stream-status-page";
-import { StreamViewer, type StreamTotals, type ViewerInfo, type ViewerKind } from "./stream-viewer";
+import type { Frame } from "../media";
+import { Fmp4Store, type Mp4Info } from "./fmp4-store";
+import { readJpegSize } from "../codec/jpeg-markers";
+import { renderCard } from "../codec/picture";
+import { renderStatusPage } from "./status-page";
+import { StreamViewer, type StreamTotals, type ViewerInfo, type ViewerKind } from "./viewer";
 
 export const MJPEG_BOUNDARY = "camrelay";
 

@@ -8,7 +8,7 @@ import path from "path";
 import type { Duplex } from "stream";
 import tls from "tls";
 import { networkError } from "./http-client";
-import { SourceError } from "./sources/source";
+import { SourceError } from "./source";
 
 /** How a camera's https:// certificate is checked. */
 export interface TlsSettings {

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "crypto";
 import http, { IncomingMessage } from "http";
 import https from "https";
-import { SourceError } from "./sources/source";
+import { SourceError } from "./source";
 import { cameraAgent } from "./tls";
 
 /** Answers the camera's 401 challenges: Basic, or Digest (MD5, MD5-sess, SHA-256; qop auth) with nonce reuse. */

@@ -1,4 +1,4 @@
-import { isSofMarker, readJpegSize } from "./jpeg";
+import { isSofMarker, readJpegSize } from "./jpeg-markers";
 
 /** Why bytes were thrown away; `message` is for people and never holds credentials. */
 export interface ParserProblem {

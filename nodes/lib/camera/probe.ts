@@ -7,11 +7,11 @@ import {
   ProbeResult as MediaProbe,
   redactCredentials,
   resolveFfprobePath,
-} from "./ffmpeg";
-import { createSource } from "./sources";
-import { FfmpegInput, ffmpegInput, splitUserinfo } from "./sources/ffmpeg-source";
-import { SourceError } from "./sources/source";
-import { ffmpegTlsArgs } from "./tls";
+} from "../ffmpeg/ffmpeg";
+import { createSource } from "../sources";
+import { FfmpegInput, ffmpegInput, splitUserinfo } from "../sources/ffmpeg-source";
+import { SourceError } from "../sources/source";
+import { ffmpegTlsArgs } from "../sources/tls";
 
 /** The video stream of an `ffmpeg` input as ffprobe describes it. */
 export interface ProbedVideo {

@@ -1,9 +1,9 @@
 import { EventEmitter } from "events";
-import { FfmpegProcess, type FfmpegProgress } from "./ffmpeg";
-import type { Frame } from "./frame";
-import { readJpegSize } from "./jpeg";
-import { Mp4FragmentSplitter, type Mp4FragmentInfo, type Mp4InitInfo } from "./mp4-fragments";
-import { MatroskaFrameWriter } from "./transcode-mkv";
+import { FfmpegProcess, type FfmpegProgress } from "../ffmpeg/ffmpeg";
+import type { Frame } from "../media";
+import { readJpegSize } from "../codec/jpeg-markers";
+import { Mp4FragmentSplitter, type Mp4FragmentInfo, type Mp4InitInfo } from "../codec/fmp4-splitter";
+import { MatroskaFrameWriter } from "../codec/matroska-writer";
 
 export interface TranscodeSessionOptions {
   ffmpegPath: string;

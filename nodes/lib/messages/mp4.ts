@@ -1,0 +1,70 @@
+/** The `msg.mp4` field of an fMP4 message (see `ffmpeg transcode`). */
+export interface Mp4Info {
+  type: "init" | "fragment";
+  seq: number;
+  /** Seconds (fragments). */
+  duration: number;
+  /** Epoch ms of the fragment's first frame. */
+  time: number;
+  /** RFC 6381, e.g. "avc1.64001f". */
+  codec: string;
+  width: number;
+  height: number;
+}
+
+/** What is wrong with one `msg.mp4` field: its name, the value given and the rule it breaks. */
+export interface Mp4Problem {
+  field: keyof Mp4Info;
+  value: unknown;
+  rule: "count" | "seconds" | "epoch" | "pixels" | "codec";
+}
+
+/** Latest epoch ms an HLS date can show (RFC 3339 has four-digit years): 9999-12-31T23:59:59.999Z. */
+export const MAX_EPOCH_MS = 253402300799999;
+/** Longest fragment accepted, in seconds (ffmpeg transcode cuts at most 60 s between keyframes). */
+export const MAX_FRAGMENT_SECONDS = 3600;
+
+const RULES: Record<Mp4Problem["rule"], (x: unknown) => boolean> = {
+  count: (x) => Number.isSafeInteger(x) && (x as number) >= 0,
+  seconds: (x) => typeof x === "number" && x >= 0 && x <= MAX_FRAGMENT_SECONDS,
+  epoch: (x) => typeof x === "number" && x >= 0 && x <= MAX_EPOCH_MS,
+  pixels: (x) => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 65535,
+  codec: (x) => typeof x === "string" && x.length <= 100,
+};
+
+/**
+ * Reads `msg.mp4`: undefined when it is not an fMP4 description (no type "init" or "fragment"), the
+ * first field that breaks its rule, or the info with defaults for the fields left out.
+ */
+export function readMp4Info(value: unknown): Mp4Info | Mp4Problem | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const v = value as Partial<Record<keyof Mp4Info, unknown>>;
+  if (v.type !== "init" && v.type !== "fragment") return undefined;
+  const fields: [keyof Mp4Info, Mp4Problem["rule"]][] = [
+    ["seq", "count"],
+    ["duration", "seconds"],
+    ["time", "epoch"],
+    ["codec", "codec"],
+    ["width", "pixels"],
+    ["height", "pixels"],
+  ];
+  for (const [field, rule] of fields) {
+    if (v[field] !== undefined && !RULES[rule](v[field])) return { field, value: v[field], rule };
+  }
+  const n = (x: unknown, d: number): number => (x === undefined ? d : (x as number));
+  return {
+    type: v.type,
+    seq: n(v.seq, 0),
+    duration: n(v.duration, 0),
+    time: n(v.time, Date.now()),
+    codec: typeof v.codec === "string" ? v.codec : "",
+    width: n(v.width, 0),
+    height: n(v.height, 0),
+  };
+}
+
+/** Reads `msg.mp4`; undefined when it is not an fMP4 description or a field is out of range. */
+export function mp4InfoFromMessage(value: unknown): Mp4Info | undefined {
+  const info = readMp4Info(value);
+  return info && "type" in info ? info : undefined;
+}
