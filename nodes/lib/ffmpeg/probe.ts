@@ -40,6 +40,24 @@ interface FfprobeJson {
   streams?: Array<Record<string, unknown>>;
 }
 
+/** ffprobe's JSON as a ProbeResult: only fields of the right type, numbers parsed. */
+function probeResult(data: FfprobeJson): ProbeResult {
+  return {
+    formatName: data.format?.format_name,
+    durationSec: num(data.format?.duration),
+    streams: (data.streams ?? []).map((s) => ({
+      codecType: typeof s.codec_type === "string" ? s.codec_type : undefined,
+      codecName: typeof s.codec_name === "string" ? s.codec_name : undefined,
+      profile: s.profile === undefined ? undefined : String(s.profile),
+      width: num(s.width),
+      height: num(s.height),
+      fps: parseFrameRate(s.avg_frame_rate) ?? parseFrameRate(s.r_frame_rate),
+      frames: num(s.nb_read_frames) ?? num(s.nb_frames),
+      durationSec: num(s.duration),
+    })),
+  };
+}
+
 /**
  * ffprobe a file or URL; `countFrames` decodes it all to count video frames. ffprobe gets `timeoutMs`
  * (20 s by default, a camera that accepts and never answers must not hold the probe) and is then killed.
@@ -90,20 +108,7 @@ export function probeMedia(
           reject(new Error("ffprobe failed: its output was not JSON"));
           return;
         }
-        resolve({
-          formatName: data.format?.format_name,
-          durationSec: num(data.format?.duration),
-          streams: (data.streams ?? []).map((s) => ({
-            codecType: typeof s.codec_type === "string" ? s.codec_type : undefined,
-            codecName: typeof s.codec_name === "string" ? s.codec_name : undefined,
-            profile: s.profile === undefined ? undefined : String(s.profile),
-            width: num(s.width),
-            height: num(s.height),
-            fps: parseFrameRate(s.avg_frame_rate) ?? parseFrameRate(s.r_frame_rate),
-            frames: num(s.nb_read_frames) ?? num(s.nb_frames),
-            durationSec: num(s.duration),
-          })),
-        });
+        resolve(probeResult(data));
       },
     );
     child.stdin?.on("error", () => undefined);
