@@ -6,7 +6,7 @@ import {
   CameraSourceSettings,
   mayLendCredentials,
 } from "./lib/camera/options";
-import { credentialSecrets, redactCredentials } from "./lib/ffmpeg/ffmpeg";
+import { credentialSecrets, redactCredentials } from "./lib/credentials";
 import type { CameraSourceNode } from "./support/config-node";
 import { createSource } from "./lib/sources";
 import { probeCamera } from "./lib/camera/probe";

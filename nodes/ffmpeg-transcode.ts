@@ -1,11 +1,7 @@
 import path from "path";
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from "node-red";
-import {
-  redactCredentials,
-  resolveFfmpegPath,
-  rtspTimeoutOption,
-  type FfmpegProgress,
-} from "./lib/ffmpeg/ffmpeg";
+import { redactCredentials } from "./lib/credentials";
+import { resolveFfmpegPath, rtspTimeoutOption, type FfmpegProgress } from "./lib/ffmpeg";
 import { monotonicEpochMs, type Frame } from "./lib/media";
 import { frameFromMessage } from "./lib/messages";
 import {

@@ -4,11 +4,8 @@ const fs = require("fs");
 const os = require("os");
 const path = require("path");
 const { execFileSync } = require("child_process");
-const {
-  FfmpegSource,
-  urlWithCredentials,
-  classifyFfmpegFailure,
-} = require("../dist/nodes/lib/sources/ffmpeg-source");
+const { FfmpegSource, classifyFfmpegFailure } = require("../dist/nodes/lib/sources/ffmpeg-source");
+const { urlWithCredentials } = require("../dist/nodes/lib/credentials");
 
 const { FFMPEG, alive, waitGone, freePort } = require("./lib/transcode-helpers");
 const { wait } = require("./lib/toolkit");

@@ -360,9 +360,9 @@ describe("fixes: HTTPS cameras (issue 10)", function () {
       const impostor = await httpsCamera(certs.other);
       try {
         const { ffmpegTlsArgs } = require("../dist/nodes/lib/sources/tls");
-        const { probeMedia } = require("../dist/nodes/lib/ffmpeg/ffmpeg");
-        const { ffmpegInput } = require("../dist/nodes/lib/sources/ffmpeg-source");
-        const { concatHasOptionDirective } = require("../dist/nodes/lib/ffmpeg/ffmpeg");
+        const { probeMedia } = require("../dist/nodes/lib/ffmpeg");
+        const { ffmpegInput } = require("../dist/nodes/lib/ffmpeg");
+        const { concatHasOptionDirective } = require("../dist/nodes/lib/ffmpeg");
         const tlsArgs = await ffmpegTlsArgs(ffmpegUrl(), {
           verify: true,
           fingerprint: certs.self.fingerprint,

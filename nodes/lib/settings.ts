@@ -11,7 +11,8 @@ export interface NumberRule {
 }
 
 export function numberSetting(value: unknown, fallback: number, rule: NumberRule = {}): number {
-  if (value === undefined || value === null || typeof value === "boolean") return fallback;
+  // Only numbers and strings are settings (Number([]) is 0, Number(true) is 1: not numbers typed by anyone).
+  if (typeof value !== "number" && typeof value !== "string") return fallback;
   if (typeof value === "string" && value.trim() === "") return fallback;
   const n = typeof value === "number" ? value : Number(value);
   if (!Number.isFinite(n)) return fallback;
@@ -21,9 +22,10 @@ export function numberSetting(value: unknown, fallback: number, rule: NumberRule
 
 /** True when the setting was given but is not a number: for a warning, since the default is used. */
 export function isBadNumber(value: unknown): boolean {
-  if (value === undefined || value === null || value === "") return false;
+  if (value === undefined || value === null) return false;
   if (typeof value === "string" && value.trim() === "") return false;
-  return !Number.isFinite(typeof value === "number" ? value : Number(value));
+  if (typeof value !== "number" && typeof value !== "string") return true;
+  return !Number.isFinite(Number(value));
 }
 
 export interface Size {

@@ -24,7 +24,11 @@ export class StatusReporter {
 
   show(status: NodeStatus): void {
     const key = JSON.stringify([status.fill, status.shape, status.text]);
-    if (key === this.lastKey && !this.pending) return;
+    if (key === this.lastKey) {
+      // Already shown: a text waiting to replace it is older than this, so it must not come back.
+      this.dropPending();
+      return;
+    }
     const look = `${status.fill}/${status.shape}`;
     const now = Date.now();
     if (look !== this.lastLook || now - this.lastShownAt >= this.intervalMs) {
@@ -51,18 +55,20 @@ export class StatusReporter {
   }
 
   clear(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.pending = undefined;
+    this.dropPending();
     this.lastKey = "";
     this.lastLook = "";
     this.node.status({});
   }
 
-  private apply(status: NodeStatus, key: string, look: string, now: number): void {
+  private dropPending(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.pending = undefined;
+  }
+
+  private apply(status: NodeStatus, key: string, look: string, now: number): void {
+    this.dropPending();
     this.lastKey = key;
     this.lastLook = look;
     this.lastShownAt = now;

@@ -1,5 +1,5 @@
 import { CAMERA_DEFAULTS, CameraOptions } from "./camera";
-import { resolveFfmpegPath } from "../ffmpeg/ffmpeg";
+import { resolveFfmpegPath } from "../ffmpeg";
 
 /** The camera-source node's settings as the editor saves them. */
 export interface CameraSourceSettings {

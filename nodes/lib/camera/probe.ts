@@ -1,15 +1,15 @@
 import diagnostics from "diagnostics_channel";
 import type { ClientRequest, IncomingMessage } from "http";
 import { CameraOptions } from "./camera";
+import { credentialSecrets, redactCredentials, splitUserinfo } from "../credentials";
 import {
-  credentialSecrets,
+  FfmpegInput,
+  ffmpegInput,
   probeMedia,
   ProbeResult as MediaProbe,
-  redactCredentials,
   resolveFfprobePath,
-} from "../ffmpeg/ffmpeg";
+} from "../ffmpeg";
 import { createSource } from "../sources";
-import { FfmpegInput, ffmpegInput, splitUserinfo } from "../sources/ffmpeg-source";
 import { SourceError } from "../sources/source";
 import { ffmpegTlsArgs } from "../sources/tls";
 

@@ -114,16 +114,6 @@ export function describeUrl(url: URL): string {
   return `${url.protocol}//${url.host}${url.pathname}`;
 }
 
-/** Splits user:pass@ out of a URL typed by the user, so they never travel with the URL. */
-export function splitUrlCredentials(raw: string): { url: URL; user?: string; password?: string } {
-  const url = new URL(raw);
-  const user = url.username ? decodeURIComponent(url.username) : undefined;
-  const password = url.password ? decodeURIComponent(url.password) : undefined;
-  url.username = "";
-  url.password = "";
-  return { url, user, password };
-}
-
 /**
  * GET with the camera's auth: answers one challenge (or a stale Digest nonce) and resolves with a
  * 2xx response. Everything else rejects with a SourceError in words, without credentials.

@@ -1,5 +1,5 @@
 import { CameraOptions } from "../camera/camera";
-import { splitUrlCredentials } from "./http-client";
+import { splitUrlCredentials } from "../credentials";
 import { CanonVbSource } from "./canon-vb-source";
 import { CanonWebViewSource } from "./canon-webview-source";
 import { FfmpegSource } from "./ffmpeg-source";

@@ -3,7 +3,7 @@
  * message can never reach this file (it only picks start/stop, a duration and a confined file name).
  */
 import { execFile, execFileSync } from "child_process";
-import { listEncoders } from "../ffmpeg/ffmpeg";
+import { listEncoders } from "../ffmpeg";
 
 export const PRESETS = ["mp4", "hls", "fmp4", "flv", "push", "custom"] as const;
 export type Preset = (typeof PRESETS)[number];
@@ -471,4 +471,4 @@ export function splitArgs(text: string): string[] {
  * Credentials (url-encoded) into a push/flv URL; only the spawned arguments ever hold them. ffmpeg reads an
  * output address from nowhere else, so `ps` shows them: the help says so.
  */
-export { urlWithCredentials } from "../sources/ffmpeg-source";
+export { urlWithCredentials } from "../credentials";

@@ -1,7 +1,7 @@
 import { EventEmitter } from "events";
 import { promises as fsp } from "fs";
 import path from "path";
-import type { FfmpegProgress } from "../ffmpeg/ffmpeg";
+import type { FfmpegProgress } from "../ffmpeg";
 import type { Frame } from "../media";
 import type { Mp4Info } from "../serve/fmp4-store";
 import type { Mp4InitInfo } from "../codec/fmp4-splitter";

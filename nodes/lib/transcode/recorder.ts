@@ -1,7 +1,7 @@
 import { EventEmitter } from "events";
 import fs from "fs";
 import path from "path";
-import type { FfmpegProgress } from "../ffmpeg/ffmpeg";
+import type { FfmpegProgress } from "../ffmpeg";
 import type { Frame } from "../media";
 import { PreRollBuffer } from "./preroll";
 import { MAX_FOLDER_DEPTH, RetentionSweeper, SIDECAR_MARK } from "./retention";

@@ -1,5 +1,5 @@
 import { EventEmitter } from "events";
-import { FfmpegProcess, type FfmpegProgress } from "../ffmpeg/ffmpeg";
+import { FfmpegProcess, type FfmpegProgress } from "../ffmpeg";
 import type { Frame } from "../media";
 import { readJpegSize } from "../codec/jpeg-markers";
 import { Mp4FragmentSplitter, type Mp4FragmentInfo, type Mp4InitInfo } from "../codec/fmp4-splitter";
@@ -143,7 +143,7 @@ export class TranscodeSession extends EventEmitter {
       alive();
       this.emit("progress", p);
     });
-    proc.on("exit", (code: number | null, signal: string | null) => {
+    proc.on("exit", ({ code, signal }) => {
       this.exited = true;
       if (this.watchdog) clearInterval(this.watchdog);
       this.queue.length = 0;
