@@ -41,16 +41,28 @@ export = (RED: NodeAPI) => {
     }
   }
 
+  /** Without a camera-source: a red status, and every message fails saying so. */
+  function refuse(node: Node): void {
+    node.status({ fill: "red", shape: "ring", text: RED._("camera-connect.status.noCamera") });
+    node.on("input", (_msg: NodeMessageInFlow, _send: unknown, done: (err?: Error) => void) =>
+      done(new Error(RED._("camera-connect.errors.noCamera"))),
+    );
+  }
+
+  /** The stats message every `seconds` on the second output (none for 0). */
+  function sendStats(node: Node, source: CameraSourceNode, seconds: number): NodeJS.Timeout | undefined {
+    const camera = source.camera;
+    if (!(seconds > 0)) return undefined;
+    return setInterval(
+      () => node.send([null, statsMessage(camera.name, camera.stats, camera.state)]),
+      seconds * 1000,
+    );
+  }
+
   function CameraConnect(this: Node, config: CameraConnectDef) {
     RED.nodes.createNode(this, config);
     const source = RED.nodes.getNode(config.camera) as CameraSourceNode | null;
-    if (!source?.camera) {
-      this.status({ fill: "red", shape: "ring", text: RED._("camera-connect.status.noCamera") });
-      this.on("input", (_msg: NodeMessageInFlow, _send: unknown, done: (err?: Error) => void) =>
-        done(new Error(RED._("camera-connect.errors.noCamera"))),
-      );
-      return;
-    }
+    if (!source?.camera) return refuse(this);
     const camera = source.camera;
     let running = false;
     // State changes show at once; the fps while streaming at most once a second.
@@ -85,14 +97,7 @@ export = (RED: NodeAPI) => {
     else showStatus();
 
     // (The editor spec reads this line: a missing or bad value means no stats.)
-    const statsEvery = Math.max(0, Number(config.stats) || 0);
-    const statsTimer =
-      statsEvery > 0
-        ? setInterval(
-            () => this.send([null, statsMessage(camera.name, camera.stats, camera.state)]),
-            statsEvery * 1000,
-          )
-        : undefined;
+    const statsTimer = sendStats(this, source, Math.max(0, Number(config.stats) || 0));
 
     this.on("input", (msg: NodeMessageInFlow & { action?: unknown }, send, done) => {
       switch (msg.action) {
