@@ -60,6 +60,27 @@ export = (RED: NodeAPI) => {
     },
   );
 
+  /** The dialog's settings as the Test button posts them, as a camera-source's settings. */
+  function probeSettings(body: Record<string, unknown>): CameraSourceSettings {
+    const text = (key: string) => (typeof body[key] === "string" ? (body[key] as string) : "");
+    return {
+      name: text("name") || "test",
+      protocol: text("protocol") || "test",
+      url: text("url"),
+      fps: text("fps"),
+      linger: 0,
+      alwaysOn: false,
+      watchdog: "",
+      maxFrameKB: text("maxFrameKB"),
+      mode: text("mode"),
+      imageSize: text("imageSize"),
+      ffmpegPath: "",
+      rtspTransport: text("rtspTransport"),
+      tlsVerify: body.tlsVerify !== false && body.tlsVerify !== "false",
+      tlsFingerprint: text("tlsFingerprint"),
+    };
+  }
+
   // The editor's "test" button: one frame, the measured rate and what the camera speaks, through the
   // settings as they stand in the dialog (saved credentials fill in for the password placeholder).
   const probing = new Set<string>();
@@ -83,22 +104,7 @@ export = (RED: NodeAPI) => {
       }
       const password = placeholder ? stored?.password : text("password");
       const user = text("user") || stored?.user;
-      const settings: CameraSourceSettings = {
-        name: text("name") || "test",
-        protocol: text("protocol") || "test",
-        url: text("url"),
-        fps: text("fps"),
-        linger: 0,
-        alwaysOn: false,
-        watchdog: "",
-        maxFrameKB: text("maxFrameKB"),
-        mode: text("mode"),
-        imageSize: text("imageSize"),
-        ffmpegPath: "",
-        rtspTransport: text("rtspTransport"),
-        tlsVerify: body.tlsVerify !== false && body.tlsVerify !== "false",
-        tlsFingerprint: text("tlsFingerprint"),
-      };
+      const settings = probeSettings(body);
       const secrets = credentialSecrets(user, password);
       // One probe per dialog at a time: a double click must not open two connections to the camera.
       const key = id || "new";
