@@ -1,9 +1,9 @@
-// MjpegPartParser throughput on a recorded stream (300 real 640x480 frames from the bundled ffmpeg, as
+// JpegStreamSplitter throughput on a recorded stream (300 real 640x480 frames from the bundled ffmpeg, as
 // multipart with and without Content-Length), fed in 64 KiB chunks and in 1460-byte TCP-segment-sized
 // chunks, next to a naive splitter that concatenates every chunk onto a pending buffer and looks for
 // FFD8/FFD9 with indexOf. Prints one table; run() returns its rows. Needs `npm run build` first.
 "use strict";
-const { MjpegPartParser } = require("../dist/nodes/lib/codec/jpeg-stream-splitter");
+const { JpegStreamSplitter } = require("../dist/nodes/lib/codec/jpeg-stream-splitter");
 const { makeFrames, multipart, chunk } = require("../test/lib/mjpeg-corpus");
 
 const SOI = Buffer.from([0xff, 0xd8]);
@@ -36,7 +36,7 @@ class NaiveSplitter {
 }
 
 const SPLITTERS = {
-  MjpegPartParser: (onFrame) => new MjpegPartParser(onFrame),
+  JpegStreamSplitter: (onFrame) => new JpegStreamSplitter(onFrame),
   "naive concat+indexOf": (onFrame) => new NaiveSplitter(onFrame),
 };
 

@@ -188,7 +188,7 @@ function startCamera(pool, fps) {
 
 /** The least a Node relay can do: parse the camera, write each part to every viewer, nothing else. */
 function bareServerMain(cameraPort) {
-  const { MjpegPartParser } = require("../dist/nodes/lib/codec/jpeg-stream-splitter");
+  const { JpegStreamSplitter } = require("../dist/nodes/lib/codec/jpeg-stream-splitter");
   const viewers = new Set();
   const server = http.createServer((req, res) => {
     res.useChunkedEncodingByDefault = false;
@@ -198,7 +198,7 @@ function bareServerMain(cameraPort) {
     res.on("close", () => viewers.delete(res));
     if (req.url.includes("status.json")) res.end();
   });
-  const parser = new MjpegPartParser((jpeg) => {
+  const parser = new JpegStreamSplitter((jpeg) => {
     const head = Buffer.from(`--b\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\n\r\n`);
     const part = Buffer.concat([head, jpeg, Buffer.from("\r\n")]);
     for (const res of viewers) res.write(part);

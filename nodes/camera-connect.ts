@@ -1,7 +1,9 @@
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from "node-red";
 import type { CameraState } from "./lib/camera/camera";
-import type { Frame, FrameInfo } from "./lib/media";
+import type { JpegFrame } from "./lib/media";
+import { frameMessage, stateMessage, statsMessage } from "./lib/messages";
 import type { CameraSourceNode } from "./support/config-node";
+import { StatusReporter } from "./support/status-reporter";
 
 interface CameraConnectDef extends NodeDef {
   camera: string;
@@ -9,11 +11,9 @@ interface CameraConnectDef extends NodeDef {
   stats: number | string;
 }
 
-type Status = { fill: "red" | "green" | "yellow" | "blue" | "grey"; shape: "dot" | "ring"; text: string };
-
 export = (RED: NodeAPI) => {
   /** The one place that maps a camera's state to a node status. */
-  function statusFor(state: CameraState, running: boolean): Status {
+  function statusFor(state: CameraState, running: boolean): NodeStatus {
     const t = (key: string, params?: Record<string, string | number>) =>
       RED._(`camera-connect.status.${key}`, params);
     if (!running) return { fill: "grey", shape: "ring", text: t("stopped") };
@@ -41,64 +41,41 @@ export = (RED: NodeAPI) => {
     }
   }
 
+  /** Without a camera-source: a red status, and every message fails saying so. */
+  function refuse(node: Node): void {
+    node.status({ fill: "red", shape: "ring", text: RED._("camera-connect.status.noCamera") });
+    node.on("input", (_msg: NodeMessageInFlow, _send: unknown, done: (err?: Error) => void) =>
+      done(new Error(RED._("camera-connect.errors.noCamera"))),
+    );
+  }
+
+  /** The stats message every `seconds` on the second output (none for 0). */
+  function sendStats(node: Node, source: CameraSourceNode, seconds: number): NodeJS.Timeout | undefined {
+    const camera = source.camera;
+    if (!(seconds > 0)) return undefined;
+    return setInterval(
+      () => node.send([null, statsMessage(camera.name, camera.stats, camera.state)]),
+      seconds * 1000,
+    );
+  }
+
   function CameraConnect(this: Node, config: CameraConnectDef) {
     RED.nodes.createNode(this, config);
     const source = RED.nodes.getNode(config.camera) as CameraSourceNode | null;
-    if (!source?.camera) {
-      this.status({ fill: "red", shape: "ring", text: RED._("camera-connect.status.noCamera") });
-      this.on("input", (_msg: NodeMessageInFlow, _send: unknown, done: (err?: Error) => void) =>
-        done(new Error(RED._("camera-connect.errors.noCamera"))),
-      );
-      return;
-    }
+    if (!source?.camera) return refuse(this);
     const camera = source.camera;
     let running = false;
-    let lastStatus = "";
-    let statusTimer: NodeJS.Timeout | undefined;
-
-    const showStatus = () => {
-      const status = statusFor(camera.state, running);
-      const key = `${status.fill}${status.shape}${status.text}`;
-      if (key !== lastStatus) {
-        lastStatus = key;
-        this.status(status);
-      }
-    };
-    // Status at most once a second while streaming; state changes show at once.
+    // State changes show at once; the fps while streaming at most once a second.
+    const status = new StatusReporter(this, 1000);
+    const showStatus = () => status.show(statusFor(camera.state, running));
     const onState = (state: CameraState) => {
-      if (state.state === "streaming" && lastStatus.startsWith("greendot")) {
-        statusTimer ??= setTimeout(() => {
-          statusTimer = undefined;
-          showStatus();
-        }, 1000);
-        return;
-      }
       showStatus();
-      if (state.state !== "streaming") emitState(state);
+      if (state.state !== "streaming") this.send([null, stateMessage(camera.name, state, source.redact)]);
     };
-
-    const frameMessage = (frame: Frame) => {
-      const info: FrameInfo = {
-        seq: frame.seq,
-        time: frame.time,
-        camera: frame.camera,
-        width: frame.width,
-        height: frame.height,
-      };
-      return { payload: frame.data, topic: frame.camera, frame: info };
-    };
-    const onFrame = (frame: Frame) => {
-      if (running) this.send([frameMessage(frame) as any, null]);
-    };
-    const emitState = (state: CameraState) => {
-      this.send([
-        null,
-        {
-          topic: `${camera.name}/state`,
-          payload: state.state,
-          state: { ...state, error: state.error ? source.redact(state.error) : undefined },
-        } as any,
-      ]);
+    // TODO(lead): frameMessage(frame, source.id) would tell http-stream-out the camera's identity, but
+    // test/nodes.spec.js pins msg.frame's keys to exactly camera/height/seq/time/width.
+    const onFrame = (frame: JpegFrame) => {
+      if (running) this.send([frameMessage(frame), null]);
     };
 
     const start = () => {
@@ -119,19 +96,8 @@ export = (RED: NodeAPI) => {
     if (config.autoStart !== false) start();
     else showStatus();
 
-    const statsEvery = Math.max(0, Number(config.stats) || 0);
-    const statsTimer =
-      statsEvery > 0
-        ? setInterval(() => {
-            this.send([
-              null,
-              {
-                topic: `${camera.name}/stats`,
-                payload: { ...camera.stats, state: camera.state.state, fps: camera.state.fps },
-              } as any,
-            ]);
-          }, statsEvery * 1000)
-        : undefined;
+    // (The editor spec reads this line: a missing or bad value means no stats.)
+    const statsTimer = sendStats(this, source, Math.max(0, Number(config.stats) || 0));
 
     this.on("input", (msg: NodeMessageInFlow & { action?: unknown }, send, done) => {
       switch (msg.action) {
@@ -144,7 +110,7 @@ export = (RED: NodeAPI) => {
           return done();
         case "snapshot":
           if (!camera.latest) return done(new Error(RED._("camera-connect.errors.noFrame")));
-          send([Object.assign(msg, frameMessage(camera.latest)) as any, null]);
+          send([Object.assign(msg, frameMessage(camera.latest)), null]);
           return done();
         default:
           return done(new Error(RED._("camera-connect.errors.badAction", { action: String(msg.action) })));
@@ -155,10 +121,9 @@ export = (RED: NodeAPI) => {
       camera.off("frame", onFrame);
       camera.off("state", onState);
       if (statsTimer) clearInterval(statsTimer);
-      if (statusTimer) clearTimeout(statusTimer);
       if (running) camera.removeUser(this.id);
       running = false;
-      this.status({});
+      status.clear();
       done();
     });
   }

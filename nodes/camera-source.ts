@@ -1,5 +1,5 @@
 import type { NodeAPI, NodeDef } from "node-red";
-import { Camera, CameraState } from "./lib/camera/camera";
+import { Camera } from "./lib/camera/camera";
 import {
   cameraOptions,
   CameraCredentials,
@@ -23,7 +23,7 @@ export = (RED: NodeAPI) => {
     if (unchecked) this.warn(RED._(`camera-source.warn.${unchecked}`)); // never silently
 
     let lastLogged = "";
-    this.camera.on("state", (state: CameraState) => {
+    this.camera.on("state", (state) => {
       // One log line per distinct problem, on the config node, not one per consumer.
       if (state.error && state.error !== lastLogged) {
         lastLogged = state.error;
@@ -33,7 +33,7 @@ export = (RED: NodeAPI) => {
     });
     // Damaged or dropped data is worth a warning, but not one per frame: each kind once a minute.
     const warnedAt = new Map<string, number>();
-    this.camera.on("warning", (message: string) => {
+    this.camera.on("warning", ({ message }) => {
       const kind = message.replace(/[\d.]+/g, "#");
       const now = Date.now();
       if (now - (warnedAt.get(kind) ?? 0) < 60000) return this.debug(this.redact(message));
@@ -52,9 +52,34 @@ export = (RED: NodeAPI) => {
     });
   }
 
-  RED.nodes.registerType("camera-source", CameraSource as any, {
-    credentials: { user: { type: "text" }, password: { type: "password" } },
-  });
+  RED.nodes.registerType<CameraSourceNode, CameraSourceSettings & NodeDef, unknown, CameraCredentials>(
+    "camera-source",
+    CameraSource,
+    {
+      credentials: { user: { type: "text" }, password: { type: "password" } },
+    },
+  );
+
+  /** The dialog's settings as the Test button posts them, as a camera-source's settings. */
+  function probeSettings(body: Record<string, unknown>): CameraSourceSettings {
+    const text = (key: string) => (typeof body[key] === "string" ? (body[key] as string) : "");
+    return {
+      name: text("name") || "test",
+      protocol: text("protocol") || "test",
+      url: text("url"),
+      fps: text("fps"),
+      linger: 0,
+      alwaysOn: false,
+      watchdog: "",
+      maxFrameKB: text("maxFrameKB"),
+      mode: text("mode"),
+      imageSize: text("imageSize"),
+      ffmpegPath: "",
+      rtspTransport: text("rtspTransport"),
+      tlsVerify: body.tlsVerify !== false && body.tlsVerify !== "false",
+      tlsFingerprint: text("tlsFingerprint"),
+    };
+  }
 
   // The editor's "test" button: one frame, the measured rate and what the camera speaks, through the
   // settings as they stand in the dialog (saved credentials fill in for the password placeholder).
@@ -62,7 +87,7 @@ export = (RED: NodeAPI) => {
   RED.httpAdmin.post(
     "/camrelay/camera-source/test",
     RED.auth.needsPermission("camera-source.write"),
-    (req: any, res: any) => {
+    (req, res) => {
       const body = (req.body ?? {}) as Record<string, unknown>;
       const text = (key: string) => (typeof body[key] === "string" ? (body[key] as string) : "");
       const id = text("id");
@@ -79,22 +104,7 @@ export = (RED: NodeAPI) => {
       }
       const password = placeholder ? stored?.password : text("password");
       const user = text("user") || stored?.user;
-      const settings: CameraSourceSettings = {
-        name: text("name") || "test",
-        protocol: text("protocol") || "test",
-        url: text("url"),
-        fps: text("fps"),
-        linger: 0,
-        alwaysOn: false,
-        watchdog: "",
-        maxFrameKB: text("maxFrameKB"),
-        mode: text("mode"),
-        imageSize: text("imageSize"),
-        ffmpegPath: "",
-        rtspTransport: text("rtspTransport"),
-        tlsVerify: body.tlsVerify !== false && body.tlsVerify !== "false",
-        tlsFingerprint: text("tlsFingerprint"),
-      };
+      const settings = probeSettings(body);
       const secrets = credentialSecrets(user, password);
       // One probe per dialog at a time: a double click must not open two connections to the camera.
       const key = id || "new";

@@ -1,5 +1,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { RateLimiter } from "./lib/camera/rate-limiter";
+import { numberSetting } from "./lib/settings";
+import { StatusReporter } from "./support/status-reporter";
 
 interface FrameThrottleDef extends NodeDef {
   fps: number | string;
@@ -11,12 +13,15 @@ interface Held {
   done: (err?: Error) => void;
 }
 
+const STATUS_EVERY_MS = 2000;
+
 export = (RED: NodeAPI) => {
   function FrameThrottle(this: Node, config: FrameThrottleDef) {
     RED.nodes.createNode(this, config);
-    const fps = Number(config.fps);
+    const fps = numberSetting(config.fps, 0);
+    const status = new StatusReporter(this, 1000);
     if (!(fps > 0)) {
-      this.status({ fill: "red", shape: "ring", text: RED._("frame-throttle.status.badFps") });
+      status.show({ fill: "red", shape: "ring", text: RED._("frame-throttle.status.badFps") });
       this.error(RED._("frame-throttle.errors.badFps", { fps: String(config.fps) }));
     }
     let passed = 0;
@@ -42,14 +47,15 @@ export = (RED: NodeAPI) => {
       const idle = passed === shown.passed && dropped === shown.dropped;
       if (idle && idleShown) return;
       idleShown = idle;
-      const rate = (passed - shown.passed) / 2;
+      // What passed since the last refresh, exactly (a sliding meter would blur the count).
+      const passing = (passed - shown.passed) / (STATUS_EVERY_MS / 1000);
       shown = { passed, dropped };
-      this.status({
+      status.show({
         fill: "blue",
         shape: "dot",
-        text: RED._("frame-throttle.status.rate", { fps: rate.toFixed(1) }),
+        text: RED._("frame-throttle.status.rate", { fps: passing.toFixed(1) }),
       });
-    }, 2000);
+    }, STATUS_EVERY_MS);
 
     this.on("input", (msg, send, done) => {
       limiter.push(typeof msg.topic === "string" ? msg.topic : "", { msg, send, done });
@@ -58,7 +64,7 @@ export = (RED: NodeAPI) => {
     this.on("close", (_removed: boolean, done: () => void) => {
       clearInterval(statusTimer);
       limiter.close();
-      this.status({});
+      status.clear();
       done();
     });
   }

@@ -348,10 +348,10 @@ describe("editor definitions (nodes/*.html) against the runtime", function () {
     // and refuses spellings the runtime takes.
     assert.deepStrictEqual(differ, ["640X480", " 640 x 480 ", "1x1", "99999x99999", "640*480"]);
     const fps = editors["frame-throttle"].def.defaults.fps;
-    // Reported: the fps validator takes 0 and negative rates, which the runtime refuses (red status, error).
+    // The fps validator refuses 0 and negative rates, as the runtime does (red status, error).
     assert.deepStrictEqual(
       ["0", "-1", "0.5"].map((v) => fps.validate(v) === true),
-      [true, true, true],
+      [false, false, true],
     );
   });
 });

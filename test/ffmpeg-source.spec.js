@@ -33,7 +33,7 @@ function runToClose(source, timeoutMs = 15000) {
       seen.connected = true;
       seen.connectedBeforeFrame = seen.frames.length === 0;
     });
-    source.on("frame", (jpeg, width, height) => seen.frames.push({ jpeg, width, height }));
+    source.on("frame", ({ data: jpeg, width, height }) => seen.frames.push({ jpeg, width, height }));
     source.on("warning", (m) => seen.warnings.push(m));
     source.on("close", (err) => {
       clearTimeout(timer);

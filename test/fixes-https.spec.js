@@ -149,7 +149,7 @@ function firstFrame(opts, ms = 10000) {
       source.stop();
       reject(new Error(`no frame and no error within ${ms} ms`));
     }, ms);
-    source.on("frame", (jpeg, width, height) => {
+    source.on("frame", ({ data: jpeg, width, height }) => {
       clearTimeout(timer);
       source.stop();
       resolve({ bytes: jpeg.length, width, height });
@@ -253,7 +253,7 @@ describe("fixes: HTTPS cameras (issue 10)", function () {
     const script = `
       const { createSource } = require(${JSON.stringify(path.join(ROOT, "dist/nodes/lib/sources"))});
       const s = createSource(${JSON.stringify(options("jpeg", `${leafCam.base}/snap.jpg`))});
-      s.on("frame", (j, w, h) => { console.log("frame " + w + "x" + h); s.stop(); });
+      s.on("frame", ({ width: w, height: h }) => { console.log("frame " + w + "x" + h); s.stop(); });
       s.on("close", (e) => { console.log("error " + (e && e.message)); });
       s.start();`;
     const out = await new Promise((resolve, reject) =>
@@ -416,7 +416,7 @@ describe("fixes: HTTPS cameras (issue 10)", function () {
       const script = `
         const { createSource } = require(${JSON.stringify(path.join(ROOT, "dist/nodes/lib/sources"))});
         const s = createSource(${JSON.stringify(options("ffmpeg", `${leafCam.base}/video`))});
-        s.on("frame", (j, w, h) => { console.log("frame " + w + "x" + h); s.stop(); });
+        s.on("frame", ({ width: w, height: h }) => { console.log("frame " + w + "x" + h); s.stop(); });
         s.on("close", (e) => { console.log("error " + (e && e.message)); });
         s.start();`;
       const out = await new Promise((resolve, reject) =>

@@ -4,7 +4,7 @@ const { execFileSync } = require("child_process");
 const fc = require("fast-check");
 const jpeg = require("jpeg-js");
 const ffprobePath = require("@ffprobe-installer/ffprobe").path;
-const { MjpegPartParser } = require("../dist/nodes/lib/codec/jpeg-stream-splitter");
+const { JpegStreamSplitter } = require("../dist/nodes/lib/codec/jpeg-stream-splitter");
 const { readJpegSize } = require("../dist/nodes/lib/codec/jpeg-markers");
 const { renderTestPattern } = require("../dist/nodes/lib/codec/picture");
 const {
@@ -19,7 +19,7 @@ const {
 } = require("./lib/mjpeg-corpus");
 
 function run(chunks, options) {
-  return parse(MjpegPartParser, chunks, { options });
+  return parse(JpegStreamSplitter, chunks, { options });
 }
 
 function assertFrames(result, expected, label = "") {
@@ -42,7 +42,7 @@ function kinds(result) {
   return result.problems.map((p) => p.kind);
 }
 
-describe("MjpegPartParser", function () {
+describe("JpegStreamSplitter", function () {
   let frames; // 20 real 320x240 frames
   let small; // 4 real 64x48 frames
   let thumb; // a 160x120 frame used as an EXIF thumbnail
@@ -290,7 +290,7 @@ describe("MjpegPartParser", function () {
     it("reports a stream that ends inside a frame as truncated on reset, and starts clean after", function () {
       const got = [];
       const problems = [];
-      const parser = new MjpegPartParser(
+      const parser = new JpegStreamSplitter(
         (j) => got.push(j),
         (p) => problems.push(p.kind),
       );
@@ -457,7 +457,7 @@ describe("MjpegPartParser", function () {
     }
 
     function parseChecked(chunks, opts) {
-      return parse(MjpegPartParser, chunks, {
+      return parse(JpegStreamSplitter, chunks, {
         options: opts,
         check: (p) => assert.ok(p.bufferedBytes <= (opts.maxFrameBytes ?? 4 * 1024 * 1024) + 64 * 1024),
         end: true,

@@ -5,7 +5,7 @@
 "use strict";
 const assert = require("assert");
 const fc = require("fast-check");
-const { MjpegPartParser } = require("../dist/nodes/lib/codec/jpeg-stream-splitter");
+const { JpegStreamSplitter } = require("../dist/nodes/lib/codec/jpeg-stream-splitter");
 const { readJpegSize, readJpegComment, insertJpegComment } = require("../dist/nodes/lib/codec/jpeg-markers");
 const { parseWebViewBody, webViewStatus } = require("../dist/nodes/lib/sources/canon-webview-source");
 const { parseHostPort } = require("../dist/nodes/lib/sources/canon-vb-source");
@@ -137,7 +137,7 @@ function mutate(buf, mutations) {
 /** A parser that checks its invariants after every push; throws an AssertionError when one breaks. */
 function checkedParser(maxFrameBytes) {
   const state = { frames: [], problems: [] };
-  const parser = new MjpegPartParser(
+  const parser = new JpegStreamSplitter(
     (jpeg, width, height) => state.frames.push({ jpeg, width, height }),
     (problem) => state.problems.push(problem),
     { maxFrameBytes },
@@ -170,7 +170,7 @@ function checkedParser(maxFrameBytes) {
 
 // ---- MJPEG / JPEG marker splitter ----------------------------------------------------------------
 
-describe("properties: MjpegPartParser on Canon native and mutated streams", function () {
+describe("properties: JpegStreamSplitter on Canon native and mutated streams", function () {
   this.timeout(pick(60000, 1800000));
 
   it("splits a Canon VB native session (handshake, junk, any read sizes) into exactly the frames sent", () => {

@@ -4,7 +4,8 @@ const { execFileSync } = require("child_process");
 const jpeg = require("jpeg-js");
 const ffmpegPath = require("@ffmpeg-installer/ffmpeg").path;
 const ffprobePath = require("@ffprobe-installer/ffprobe").path;
-const { renderTestPattern, renderCard, parseSize } = require("../dist/nodes/lib/codec/picture");
+const { renderTestPattern, renderCard } = require("../dist/nodes/lib/codec/picture");
+const { testPatternSize: parseSize } = require("../dist/nodes/lib/sources/test-pattern-source");
 const { readJpegSize } = require("../dist/nodes/lib/codec/jpeg-markers");
 
 const TIME = new Date(2026, 10, 24, 10, 42, 7, 123);

@@ -45,3 +45,13 @@ export function parseSize(text: unknown): Size | undefined {
   const height = Number(m[2]);
   return width >= 1 && height >= 1 && width <= MAX_SIDE && height <= MAX_SIDE ? { width, height } : undefined;
 }
+
+/**
+ * The two numbers of a size as typed (`640x480`, `640 × 480`, up to six digits each), without a range
+ * check: for a setting that clamps a size instead of refusing it (the test pattern's). Others use parseSize.
+ */
+export function readSizeText(text: unknown): Size | undefined {
+  if (typeof text !== "string") return undefined;
+  const m = /^\s*(\d{1,6})\s*[xX×*]\s*(\d{1,6})\s*$/.exec(text);
+  return m ? { width: Number(m[1]), height: Number(m[2]) } : undefined;
+}

@@ -1,7 +1,10 @@
 import { EventEmitter } from "events";
-import { Frame, monotonicEpochMs } from "../media";
+import type { JpegFrame } from "../media";
+import { Backoff, backoffDelay, type BackoffOptions } from "../backoff";
+import { RateMeter } from "../meters";
 import { RateLimiter } from "./rate-limiter";
-import { FrameSource, SourceConfig, SourceError, SourceErrorReason } from "../sources/source";
+import { Watchdog } from "./watchdog";
+import { FrameSource, SourceConfig, SourceError, SourceErrorReason, SourceWarning } from "../sources/source";
 
 export type CameraStateName =
   "idle" | "connecting" | "streaming" | "stalled" | "retrying" | "auth-failed" | "failed";
@@ -56,16 +59,28 @@ export const CAMERA_DEFAULTS = {
 
 export type SourceFactory = (options: CameraOptions) => FrameSource;
 
+/** Damaged or dropped data a camera's source reported; reads as its message where text is expected. */
+export { SourceWarning as CameraWarning };
+
+/** What a camera emits, one object per event. Compressed video will add `init` and `fragment` (media.ts). */
+export interface CameraEvents {
+  frame: [JpegFrame];
+  state: [CameraState];
+  warning: [SourceWarning];
+}
+
 const FPS_WINDOW_MS = 5000;
 const STATE_FPS_STEP = 0.5;
+/** Retry delays spread +-20 % so cameras that failed together do not retry together. */
+const BACKOFF_JITTER = 0.2;
 
 /**
  * One camera, one upstream connection, however many users. Users register and deregister; the first
  * connects, the last disconnects after a linger. A supervisor restarts the source with capped
- * exponential backoff and jitter, treats a silent camera as dead, and stops after repeated auth
- * refusals. Emits `frame` (Frame), `state` (CameraState) and `warning` (string).
+ * exponential backoff and jitter, treats a silent camera as dead (Watchdog), and stops after repeated
+ * auth refusals. Events: CameraEvents.
  */
-export class Camera extends EventEmitter {
+export class Camera extends EventEmitter<CameraEvents> {
   readonly stats: CameraStats = {
     framesIn: 0,
     framesEmitted: 0,
@@ -75,19 +90,18 @@ export class Camera extends EventEmitter {
     warnings: 0,
     users: 0,
   };
-  latest?: Frame;
+  latest?: JpegFrame;
   private current: CameraState = { state: "idle", fps: 0, since: Date.now() };
   private readonly users = new Set<string>();
   private source?: FrameSource;
-  private attempt = 0;
+  private readonly backoff: Backoff;
   private authFailures = 0;
   private retryTimer?: NodeJS.Timeout;
   private lingerTimer?: NodeJS.Timeout;
-  private watchdog?: NodeJS.Timeout;
-  private lastFrameMono = 0;
-  private readonly frameTimes: number[] = [];
+  private readonly watchdog: Watchdog;
+  private readonly rate = new RateMeter(FPS_WINDOW_MS);
   private seq = 0;
-  private readonly limiter: RateLimiter<Frame>;
+  private readonly limiter: RateLimiter<JpegFrame>;
   private closed = false;
   /** The reason the last attempt ended with, if the source named one. */
   private refusal?: SourceErrorReason;
@@ -98,11 +112,13 @@ export class Camera extends EventEmitter {
   ) {
     super();
     this.setMaxListeners(0);
-    this.limiter = new RateLimiter<Frame>(
+    this.backoff = new Backoff(this.backoffOptions);
+    this.limiter = new RateLimiter<JpegFrame>(
       options.fps,
       (frame) => this.deliver(frame),
       () => this.stats.framesDropped++,
     );
+    this.watchdog = new Watchdog(options.watchdogMs, () => this.onSilent());
     if (options.alwaysOn) setImmediate(() => this.ensureRunning());
   }
 
@@ -119,8 +135,7 @@ export class Camera extends EventEmitter {
     if (this.closed) return;
     this.users.add(id);
     this.stats.users = this.users.size;
-    if (this.lingerTimer) clearTimeout(this.lingerTimer);
-    this.lingerTimer = undefined;
+    this.clearLinger();
     this.ensureRunning();
   }
 
@@ -129,7 +144,7 @@ export class Camera extends EventEmitter {
     if (!this.users.delete(id)) return;
     this.stats.users = this.users.size;
     if (this.users.size > 0 || this.options.alwaysOn || this.closed) return;
-    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.clearLinger();
     this.lingerTimer = setTimeout(
       () => {
         this.lingerTimer = undefined;
@@ -143,7 +158,7 @@ export class Camera extends EventEmitter {
   retryNow(): void {
     if (this.closed || !this.wanted()) return;
     this.authFailures = 0;
-    this.attempt = 0;
+    this.backoff.reset();
     if (this.current.state === "streaming" || this.current.state === "connecting") return;
     this.clearRetry();
     this.connect();
@@ -152,10 +167,19 @@ export class Camera extends EventEmitter {
   close(): void {
     this.closed = true;
     this.disconnect();
-    if (this.lingerTimer) clearTimeout(this.lingerTimer);
-    this.lingerTimer = undefined;
+    this.clearLinger();
     this.users.clear();
     this.removeAllListeners();
+  }
+
+  /** The delay before retry number `attempt` (0 = the first): capped after the jitter, never above backoffMaxMs. */
+  backoffMs(attempt: number): number {
+    return backoffDelay(attempt, this.backoffOptions);
+  }
+
+  private get backoffOptions(): BackoffOptions {
+    const { backoffFirstMs: firstMs, backoffMaxMs: maxMs } = this.options;
+    return { firstMs, maxMs, jitter: BACKOFF_JITTER };
   }
 
   private wanted(): boolean {
@@ -182,18 +206,17 @@ export class Camera extends EventEmitter {
     source.on("connected", () => {
       this.stats.connectedSince = Date.now();
     });
-    source.on("frame", (jpeg: Buffer, width: number, height: number) => this.onFrame(jpeg, width, height));
-    source.on("warning", (message: string) => {
+    source.on("frame", (frame) => this.onFrame(frame));
+    source.on("warning", (warning) => {
       this.stats.warnings++;
-      this.emit("warning", message);
+      this.emit("warning", warning);
     });
-    source.on("close", (err?: SourceError) => {
+    source.on("close", (err) => {
       if (this.source !== source) return;
       this.source = undefined;
       this.onClose(err ?? new SourceError("ended", "camera ended the stream"));
     });
-    this.lastFrameMono = performance.now();
-    this.startWatchdog();
+    this.watchdog.start();
     try {
       source.start();
     } catch (err) {
@@ -203,61 +226,34 @@ export class Camera extends EventEmitter {
     }
   }
 
-  private onFrame(jpeg: Buffer, width: number, height: number): void {
-    const now = performance.now();
-    this.lastFrameMono = now;
+  private onFrame(frame: JpegFrame): void {
+    this.watchdog.feed();
     this.stats.framesIn++;
-    this.stats.bytesIn += jpeg.length;
+    this.stats.bytesIn += frame.data.length;
     this.stats.lastFrameAt = Date.now();
-    if (this.attempt > 0 || this.authFailures > 0) {
-      this.attempt = 0;
+    if (this.backoff.attempt > 0 || this.authFailures > 0) {
+      this.backoff.reset();
       this.authFailures = 0;
     }
-    const frame: Frame = {
-      data: jpeg,
-      seq: 0,
-      time: monotonicEpochMs(),
-      camera: this.options.name,
-      width,
-      height,
-    };
     this.limiter.push("", frame);
   }
 
-  private deliver(frame: Frame): void {
+  private deliver(frame: JpegFrame): void {
     frame.seq = ++this.seq;
     this.latest = frame;
     this.stats.framesEmitted++;
-    const now = performance.now();
-    this.frameTimes.push(now);
-    while (this.frameTimes.length > 0 && this.frameTimes[0] < now - FPS_WINDOW_MS) this.frameTimes.shift();
-    const fps = this.measuredFps(now);
+    this.rate.add();
+    const fps = this.rate.fps();
     if (this.current.state !== "streaming" || Math.abs(fps - this.current.fps) >= STATE_FPS_STEP) {
       this.setState({ state: "streaming", fps });
     }
     this.emit("frame", frame);
   }
 
-  private measuredFps(now: number): number {
-    const times = this.frameTimes;
-    if (times.length < 2) return times.length;
-    const span = Math.max(now - times[0], 1000);
-    return Math.round(((times.length - 1) * 1000 * 10) / span) / 10;
-  }
-
-  private startWatchdog(): void {
-    if (this.watchdog) clearInterval(this.watchdog);
-    const period = Math.min(1000, Math.max(100, this.options.watchdogMs / 4));
-    this.watchdog = setInterval(() => {
-      if (!this.source) return;
-      const silent = performance.now() - this.lastFrameMono;
-      if (silent >= this.options.watchdogMs) {
-        this.stopSource();
-        const seconds = Math.round(this.options.watchdogMs / 1000);
-        this.scheduleRetry("stalled", `no frame for ${seconds} s`);
-      }
-    }, period);
-    this.watchdog.unref?.();
+  private onSilent(): void {
+    if (!this.source) return;
+    this.stopSource();
+    this.scheduleRetry("stalled", `no frame for ${Math.round(this.options.watchdogMs / 1000)} s`);
   }
 
   private onClose(err: SourceError): void {
@@ -282,20 +278,14 @@ export class Camera extends EventEmitter {
     this.scheduleRetry("retrying", err.message);
   }
 
-  /** Exponential backoff with +-20% jitter, capped after the jitter (never above backoffMaxMs); the first retry comes within a second. */
-  backoffMs(attempt: number): number {
-    const base = Math.min(this.options.backoffMaxMs, this.options.backoffFirstMs * 2 ** attempt);
-    return Math.min(this.options.backoffMaxMs, Math.round(base * (0.8 + Math.random() * 0.4)));
-  }
-
   private scheduleRetry(state: CameraStateName, error: string, delay?: number): void {
     this.clearRetry();
     if (!this.wanted()) {
       this.setState({ state: "idle", fps: 0, error });
       return;
     }
-    const wait = delay ?? this.backoffMs(this.attempt);
-    this.attempt++;
+    const backoff = this.backoff.next(); // counts the attempt even when the delay is given
+    const wait = delay ?? backoff;
     this.setState({ state, fps: 0, error, retryInMs: wait });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
@@ -310,20 +300,24 @@ export class Camera extends EventEmitter {
     this.retryTimer = undefined;
   }
 
+  private clearLinger(): void {
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+  }
+
   private stopSource(): void {
-    if (this.watchdog) clearInterval(this.watchdog);
-    this.watchdog = undefined;
+    this.watchdog.stop();
     const source = this.source;
     this.source = undefined;
     source?.stop();
     this.limiter.close(); // a frame waiting for its fps slot belongs to the connection that ended
-    this.frameTimes.length = 0;
+    this.rate.reset();
   }
 
   private disconnect(): void {
     this.clearRetry();
     this.stopSource();
-    this.attempt = 0;
+    this.backoff.reset();
     this.stats.connectedSince = undefined;
     if (!this.closed) this.setState({ state: "idle", fps: 0 });
   }

@@ -1,5 +1,6 @@
 import { CAMERA_DEFAULTS, CameraOptions } from "./camera";
 import { resolveFfmpegPath } from "../ffmpeg";
+import { numberSetting } from "../settings";
 
 /** The camera-source node's settings as the editor saves them. */
 export interface CameraSourceSettings {
@@ -25,11 +26,6 @@ export interface CameraCredentials {
   password?: string;
 }
 
-function num(value: unknown, fallback: number): number {
-  const n = Number(value);
-  return Number.isFinite(n) && value !== "" && value !== null && value !== undefined ? n : fallback;
-}
-
 /** Turns the editor's settings and the credential store into the camera's options. */
 export function cameraOptions(
   config: CameraSourceSettings,
@@ -48,10 +44,10 @@ export function cameraOptions(
     name: config.name || (protocol === "test" ? "test pattern" : "camera"),
     protocol,
     url: (config.url ?? "").trim(),
-    fps: Math.max(0, num(config.fps, 0)),
+    fps: numberSetting(config.fps, 0, { min: 0 }),
     user: credentials?.user || undefined,
     password: credentials?.password || undefined,
-    maxFrameBytes: Math.max(64, num(config.maxFrameKB, CAMERA_DEFAULTS.maxFrameBytes / 1024)) * 1024,
+    maxFrameBytes: numberSetting(config.maxFrameKB, CAMERA_DEFAULTS.maxFrameBytes / 1024, { min: 64 }) * 1024,
     ffmpegPath,
     tls: { verify: config.tlsVerify !== false, fingerprint: config.tlsFingerprint || undefined },
     options: {
@@ -59,9 +55,9 @@ export function cameraOptions(
       imageSize: config.imageSize || "640x480",
       rtspTransport: config.rtspTransport || "auto",
     },
-    lingerMs: Math.max(0, num(config.linger, CAMERA_DEFAULTS.lingerMs / 1000)) * 1000,
+    lingerMs: numberSetting(config.linger, CAMERA_DEFAULTS.lingerMs / 1000, { min: 0 }) * 1000,
     alwaysOn: config.alwaysOn === true,
-    watchdogMs: Math.max(1, num(config.watchdog, CAMERA_DEFAULTS.watchdogMs / 1000)) * 1000,
+    watchdogMs: numberSetting(config.watchdog, CAMERA_DEFAULTS.watchdogMs / 1000, { min: 1 }) * 1000,
     maxAuthFailures: CAMERA_DEFAULTS.maxAuthFailures,
     backoffFirstMs: CAMERA_DEFAULTS.backoffFirstMs,
     backoffMaxMs: CAMERA_DEFAULTS.backoffMaxMs,

@@ -187,7 +187,7 @@ function probeFrames(
     };
     let measure: NodeJS.Timeout | undefined;
     const timeout = setTimeout(() => finish(), timeoutMs);
-    source.on("frame", (jpeg: Buffer, width: number, height: number) => {
+    source.on("frame", ({ data: jpeg, width, height }) => {
       frames++;
       lastAt = performance.now();
       if (!first) {

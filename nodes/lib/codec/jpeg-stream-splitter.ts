@@ -6,7 +6,7 @@ export interface ParserProblem {
   message: string;
 }
 
-export interface MjpegPartParserOptions {
+export interface JpegStreamSplitterOptions {
   /** A frame larger than this is dropped (and said so); also bounds the parser's memory. */
   maxFrameBytes?: number;
   /** Report `noise` after this many bytes arrive without a JPEG in them. */
@@ -37,7 +37,7 @@ const CONTENT_LENGTH = /content-length[ \t]*:[ \t]*(\d+)/gi;
  * cannot follow. Everything that is not inside a JPEG is noise. Memory is bounded by maxFrameBytes; the
  * rest of an oversize frame is walked through without being kept.
  */
-export class MjpegPartParser {
+export class JpegStreamSplitter {
   readonly maxFrameBytes: number;
   readonly maxNoiseBytes: number;
   frames = 0;
@@ -65,7 +65,7 @@ export class MjpegPartParser {
   constructor(
     private readonly onFrame: (jpeg: Buffer, width: number, height: number) => void,
     private readonly onProblem: (problem: ParserProblem) => void = () => undefined,
-    options: MjpegPartParserOptions = {},
+    options: JpegStreamSplitterOptions = {},
   ) {
     this.maxFrameBytes = Math.max(1024, options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
     this.maxNoiseBytes = options.maxNoiseBytes ?? 256 * 1024;
@@ -373,3 +373,6 @@ export class MjpegPartParser {
     }
   }
 }
+
+/** @deprecated The old name (it splits any JPEG stream, not only multipart parts): use JpegStreamSplitter. */
+export const MjpegPartParser = JpegStreamSplitter;

@@ -1,5 +1,5 @@
 import type { NodeMessage } from "node-red";
-import { monotonicEpochMs, type Frame, type FrameInfo } from "../media";
+import { monotonicEpochMs, type Frame, type FrameInfo, type JpegFrame } from "../media";
 import { MAX_SIDE } from "../settings";
 
 /** A frame message as `camera connect` sends it: the JPEG in `payload`, its description in `frame`. */
@@ -9,8 +9,11 @@ export interface FrameMessage extends NodeMessage {
   frame: FrameInfo;
 }
 
-/** Writes a frame message (the JPEG is shared, never copied). */
-export function frameMessage(frame: Frame): FrameMessage {
+/**
+ * Writes a frame message (the JPEG is shared, never copied). `cameraId` (the camera-source node's id) goes
+ * into `msg.frame.cameraId` when given: it tells two cameras apart even when they share a name.
+ */
+export function frameMessage(frame: Frame, cameraId?: string): FrameMessage {
   const info: FrameInfo = {
     seq: frame.seq,
     time: frame.time,
@@ -18,6 +21,7 @@ export function frameMessage(frame: Frame): FrameMessage {
     width: frame.width,
     height: frame.height,
   };
+  if (cameraId !== undefined) info.cameraId = cameraId;
   return { payload: frame.data, topic: frame.camera, frame: info };
 }
 
@@ -31,12 +35,13 @@ export function frameFromMessage(msg: {
   payload?: unknown;
   frame?: unknown;
   topic?: unknown;
-}): Frame | undefined {
+}): JpegFrame | undefined {
   if (!Buffer.isBuffer(msg.payload)) return undefined;
   const info = (typeof msg.frame === "object" && msg.frame !== null ? msg.frame : {}) as Partial<FrameInfo>;
   const now = monotonicEpochMs();
   const time = info.time;
   return {
+    kind: "jpeg",
     data: msg.payload,
     seq: typeof info.seq === "number" ? info.seq : 0,
     time:

@@ -5,3 +5,5 @@
  */
 export * from "./frame";
 export * from "./mp4";
+export * from "./state";
+export * from "./stats";

@@ -1,6 +1,6 @@
 import net from "net";
 import { networkError } from "./http-client";
-import { MjpegPartParser } from "../codec/jpeg-stream-splitter";
+import { JpegStreamSplitter } from "../codec/jpeg-stream-splitter";
 import { RequestPacer } from "./request-pacer";
 import { FrameSource, SourceConfig, SourceError } from "./source";
 
@@ -35,17 +35,17 @@ export function parseHostPort(text: string, defaultPort: number): { host: string
 export class CanonVbSource extends FrameSource {
   private socket?: net.Socket;
   private readonly pacer: RequestPacer;
-  private readonly parser: MjpegPartParser;
+  private readonly parser: JpegStreamSplitter;
   private outstanding = false;
   private requestTimer?: NodeJS.Timeout;
 
   constructor(config: SourceConfig) {
     super(config);
     this.pacer = new RequestPacer(config.fps);
-    this.parser = new MjpegPartParser(
+    this.parser = new JpegStreamSplitter(
       (jpeg, w, h) => this.onFrame(jpeg, w, h),
       (p) => {
-        this.emit("warning", p.message);
+        this.warn(p.message);
         // A damaged answer still answered the request: ask for the next frame instead of waiting for one.
         if (p.kind !== "noise") this.answered();
       },

@@ -2,7 +2,7 @@ import http, { IncomingMessage } from "http";
 import { cameraAgent } from "./tls";
 import { cameraGet, HttpAuth, networkError } from "./http-client";
 import { readJpegSize } from "../codec/jpeg-markers";
-import { MjpegPartParser } from "../codec/jpeg-stream-splitter";
+import { JpegStreamSplitter } from "../codec/jpeg-stream-splitter";
 import { readJpegBody } from "./jpeg-poll-source";
 import { readMjpegBody } from "./http-mjpeg-source";
 import { RequestPacer } from "./request-pacer";
@@ -39,7 +39,7 @@ function statusError(status: { code: number; reason: string }): SourceError {
  * Livescope-Frame-Number to skip repeated frames and count gaps, CloseCameraServer on stop.
  */
 export class CanonWebViewSource extends FrameSource {
-  private readonly parser: MjpegPartParser;
+  private readonly parser: JpegStreamSplitter;
   private readonly agent: http.Agent;
   private readonly auth: HttpAuth;
   private readonly pacer: RequestPacer;
@@ -54,9 +54,9 @@ export class CanonWebViewSource extends FrameSource {
     this.agent = cameraAgent(this.base, config.tls, { keepAlive: true, maxSockets: 2 });
     this.auth = new HttpAuth(config.user, config.password);
     this.pacer = new RequestPacer(config.fps);
-    this.parser = new MjpegPartParser(
+    this.parser = new JpegStreamSplitter(
       (jpeg, w, h) => this.emitFrame(jpeg, w, h),
-      (p) => this.emit("warning", p.message),
+      (p) => this.warn(p.message),
       { maxFrameBytes: config.maxFrameBytes },
     );
   }

@@ -1,6 +1,6 @@
 import { credentialSecrets, redactCredentials, splitUserinfo } from "../credentials";
 import { FfmpegProcess, ffmpegInput, resolveFfmpegPath } from "../ffmpeg";
-import { MjpegPartParser } from "../codec/jpeg-stream-splitter";
+import { JpegStreamSplitter } from "../codec/jpeg-stream-splitter";
 import { CertificateError, ffmpegTlsArgs } from "./tls";
 import { FrameSource, SourceConfig, SourceError, SourceErrorKind, SourceErrorReason } from "./source";
 
@@ -53,7 +53,7 @@ export function classifyFfmpegFailure(
  */
 export class FfmpegSource extends FrameSource {
   private proc?: FfmpegProcess;
-  private parser?: MjpegPartParser;
+  private parser?: JpegStreamSplitter;
   private gotBytes = false;
   /** The RTSP transport of this attempt; `auto` starts with TCP and falls back to UDP on a refusal. */
   private transport: string;
@@ -152,9 +152,9 @@ export class FfmpegSource extends FrameSource {
 
   private spawn(ffmpegPath: string, args: string[], stdin?: string): void {
     const isFile = !SCHEME.test(this.config.url.trim()) || /^file:/i.test(this.config.url.trim());
-    const parser = new MjpegPartParser(
+    const parser = new JpegStreamSplitter(
       (jpeg, width, height) => this.emitFrame(jpeg, width, height),
-      (problem) => this.emit("warning", problem.message),
+      (problem) => this.warn(problem.message),
       { maxFrameBytes: this.config.maxFrameBytes },
     );
     this.parser = parser;

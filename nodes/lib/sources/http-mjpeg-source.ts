@@ -1,11 +1,11 @@
 import http, { IncomingMessage } from "http";
 import { cameraAgent } from "./tls";
 import { cameraGet, describeTextBody, describeUrl, HttpAuth, networkError } from "./http-client";
-import { MjpegPartParser } from "../codec/jpeg-stream-splitter";
+import { JpegStreamSplitter } from "../codec/jpeg-stream-splitter";
 import { FrameSource, SourceConfig, SourceError } from "./source";
 
 /** Reads a multipart JPEG body (and tells an HTML page from video) until it ends or fails. */
-export async function readMjpegBody(parser: MjpegPartParser, res: IncomingMessage): Promise<void> {
+export async function readMjpegBody(parser: JpegStreamSplitter, res: IncomingMessage): Promise<void> {
   const type = String(res.headers["content-type"] ?? "").toLowerCase();
   if (type.startsWith("text/")) {
     const what = await describeTextBody(res);
@@ -23,7 +23,7 @@ export async function readMjpegBody(parser: MjpegPartParser, res: IncomingMessag
 
 /** HTTP MJPEG (multipart/x-mixed-replace) from Axis, Panasonic, mjpg-streamer, go2rtc and the rest. */
 export class HttpMjpegSource extends FrameSource {
-  private readonly parser: MjpegPartParser;
+  private readonly parser: JpegStreamSplitter;
   private res?: IncomingMessage;
   private readonly agent: http.Agent;
 
@@ -33,9 +33,9 @@ export class HttpMjpegSource extends FrameSource {
   ) {
     super(config);
     this.agent = cameraAgent(url, config.tls, { keepAlive: false });
-    this.parser = new MjpegPartParser(
+    this.parser = new JpegStreamSplitter(
       (jpeg, w, h) => this.emitFrame(jpeg, w, h),
-      (p) => this.emit("warning", p.message),
+      (p) => this.warn(p.message),
       { maxFrameBytes: config.maxFrameBytes },
     );
   }

@@ -58,7 +58,7 @@ export class JpegPollSource extends FrameSource {
       (jpeg) => {
         if (this.stopped) return;
         const size = readJpegSize(jpeg);
-        if (!size) this.emit("warning", "snapshot has no readable JPEG size");
+        if (!size) this.warn("snapshot has no readable JPEG size");
         this.emitFrame(jpeg, size?.width ?? 0, size?.height ?? 0);
         this.pacer.schedule(() => this.poll());
       },

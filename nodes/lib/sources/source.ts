@@ -1,4 +1,5 @@
 import { EventEmitter } from "events";
+import { monotonicEpochMs, type JpegFrame } from "../media";
 import type { TlsSettings } from "./tls";
 
 /** What every protocol is given; credentials come from Node-RED's credential store. */
@@ -41,15 +42,38 @@ export class SourceError extends Error {
 }
 
 /**
- * One connection attempt to a camera. Emits:
+ * Damaged or dropped data that does not end the connection; `message` never holds credentials. It reads
+ * as its message where text is expected (a log line, a template).
+ */
+export class SourceWarning {
+  constructor(readonly message: string) {}
+
+  toString(): string {
+    return this.message;
+  }
+}
+
+/**
+ * What a source emits, one object per event:
  * - `connected` once the camera answered (before the first frame);
- * - `frame` (jpeg: Buffer, width: number, height: number) for each complete JPEG;
- * - `warning` (message: string) for dropped or damaged data that does not end the connection;
+ * - `frame` for each complete JPEG (seq 0: the camera numbers the frames it delivers);
+ * - `warning` for dropped or damaged data that does not end the connection;
  * - `close` (error?: SourceError) exactly once when the attempt is over, whatever the reason,
  *    and never after stop() was called.
- * The supervisor (Camera) creates a new source for each attempt; a source never reconnects by itself.
+ * Sources of compressed video will add `init` and `fragment` (see media.ts).
  */
-export abstract class FrameSource extends EventEmitter {
+export interface SourceEvents {
+  connected: [];
+  frame: [JpegFrame];
+  warning: [SourceWarning];
+  close: [SourceError | undefined];
+}
+
+/**
+ * One connection attempt to a camera (events: SourceEvents). The supervisor (Camera) creates a new source
+ * for each attempt; a source never reconnects by itself.
+ */
+export abstract class FrameSource extends EventEmitter<SourceEvents> {
   protected stopped = false;
   private closed = false;
 
@@ -78,7 +102,22 @@ export abstract class FrameSource extends EventEmitter {
     if (!this.stopped) this.emit("close", error);
   }
 
-  protected emitFrame(jpeg: Buffer, width: number, height: number): void {
-    if (!this.closed) this.emit("frame", jpeg, width, height);
+  /** One complete JPEG arrived: stamped with the receive time and the camera's name. */
+  protected emitFrame(data: Buffer, width: number, height: number): void {
+    if (this.closed) return;
+    const frame: JpegFrame = {
+      kind: "jpeg",
+      data,
+      seq: 0,
+      time: monotonicEpochMs(),
+      camera: this.config.name,
+      width,
+      height,
+    };
+    this.emit("frame", frame);
+  }
+
+  protected warn(message: string): void {
+    this.emit("warning", new SourceWarning(message));
   }
 }
