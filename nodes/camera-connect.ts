@@ -67,7 +67,13 @@ export = (RED: NodeAPI) => {
     let running = false;
     // State changes show at once; the fps while streaming at most once a second.
     const status = new StatusReporter(this, 1000);
-    const showStatus = () => status.show(statusFor(camera.state, running));
+    let shownState = "";
+    // Anything but a new fps reading while streaming is a change of state: shown at once.
+    const showStatus = () => {
+      const name = running ? camera.state.state : "stopped";
+      status.show(statusFor(camera.state, running), name !== "streaming" || shownState !== name);
+      shownState = name;
+    };
     const onState = (state: CameraState) => {
       showStatus();
       if (state.state !== "streaming") this.send([null, stateMessage(camera.name, state, source.redact)]);

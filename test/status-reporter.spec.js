@@ -31,6 +31,18 @@ describe("StatusReporter", function () {
     assert.deepStrictEqual(shown, [green("10 fps")]);
   });
 
+  it("shows a status marked immediate at once, even in the same colour (a change of state)", function () {
+    const r = new StatusReporter(node, 1000);
+    const yellow = (text) => ({ fill: "yellow", shape: "ring", text });
+    r.show(yellow("stalled"));
+    clock.tick(10);
+    r.show(yellow("connecting"), true);
+    assert.deepStrictEqual(shown, [yellow("stalled"), yellow("connecting")]);
+    clock.tick(10);
+    r.show(yellow("connecting 2"));
+    assert.strictEqual(shown.length, 2, "without the mark, text alone still waits");
+  });
+
   it("shows a change of colour or shape at once, however soon", function () {
     const r = new StatusReporter(node, 1000);
     r.show(green("streaming"));

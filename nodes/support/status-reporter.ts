@@ -22,7 +22,8 @@ export class StatusReporter {
     private readonly intervalMs = 1000,
   ) {}
 
-  show(status: NodeStatus): void {
+  /** `immediate`: a change of state the caller knows of (same colour, new meaning): shown at once too. */
+  show(status: NodeStatus, immediate = false): void {
     const key = JSON.stringify([status.fill, status.shape, status.text]);
     if (key === this.lastKey) {
       // Already shown: a text waiting to replace it is older than this, so it must not come back.
@@ -31,7 +32,7 @@ export class StatusReporter {
     }
     const look = `${status.fill}/${status.shape}`;
     const now = Date.now();
-    if (look !== this.lastLook || now - this.lastShownAt >= this.intervalMs) {
+    if (immediate || look !== this.lastLook || now - this.lastShownAt >= this.intervalMs) {
       this.apply(status, key, look, now);
       return;
     }
