@@ -2,23 +2,40 @@ import type { NodeMessage } from "node-red";
 import { monotonicEpochMs, type Frame, type FrameInfo } from "../media";
 import { MAX_SIDE } from "../settings";
 
+/**
+ * `msg.frame`: the frame's description, and the id of the `camera-source` node it came from, so that a
+ * consumer finds that camera by identity (two unnamed cameras share a name).
+ */
+export interface FrameMessageInfo extends FrameInfo {
+  cameraId?: string;
+}
+
 /** A frame message as `camera connect` sends it: the JPEG in `payload`, its description in `frame`. */
 export interface FrameMessage extends NodeMessage {
   payload: Buffer;
   topic: string;
-  frame: FrameInfo;
+  frame: FrameMessageInfo;
 }
 
-/** Writes a frame message (the JPEG is shared, never copied). */
-export function frameMessage(frame: Frame): FrameMessage {
-  const info: FrameInfo = {
+/** Writes a frame message (the JPEG is shared, never copied); `cameraId` is the camera-source node's id. */
+export function frameMessage(frame: Frame, cameraId?: string): FrameMessage {
+  const info: FrameMessageInfo = {
     seq: frame.seq,
     time: frame.time,
     camera: frame.camera,
     width: frame.width,
     height: frame.height,
   };
+  if (cameraId !== undefined) info.cameraId = cameraId;
   return { payload: frame.data, topic: frame.camera, frame: info };
+}
+
+/** The camera-source id a frame message names (`msg.frame.cameraId`), or undefined. */
+export function cameraIdFromMessage(msg: object): string | undefined {
+  const info: unknown = "frame" in msg ? msg.frame : undefined;
+  if (typeof info !== "object" || info === null || !("cameraId" in info)) return undefined;
+  const id = info.cameraId;
+  return typeof id === "string" && id !== "" ? id : undefined;
 }
 
 /** How far msg.frame.time may be from now before it is taken for a lie (a bad clock, a hand-made message). */
