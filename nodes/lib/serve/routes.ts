@@ -1,3 +1,6 @@
+import type { IncomingMessage, ServerResponse } from "http";
+import { reply } from "./reply";
+
 /** The endpoints below a stream's mount point, and how a request URL is read into one. */
 
 export type RouteName =
@@ -36,4 +39,22 @@ export function matchRoute(pathname: string): Route | undefined {
   if (Object.prototype.hasOwnProperty.call(EXACT, path)) return { name: EXACT[path] };
   const seg = /^\/seg-(\d+)\.m4s$/.exec(path);
   return seg ? { name: "segment", seq: Number(seg[1]) } : undefined;
+}
+
+/**
+ * Answers what is not GET or HEAD (a CORS preflight 204, else 405) and returns undefined; for GET and
+ * HEAD returns whether it is HEAD.
+ */
+export function answerMethod(req: IncomingMessage, res: ServerResponse): boolean | undefined {
+  const method = req.method ?? "GET";
+  if (method === "GET" || method === "HEAD") return method === "HEAD";
+  if (method === "OPTIONS") {
+    reply(res, 204, undefined, "", false, {
+      Allow: "GET, HEAD, OPTIONS",
+      "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+      "Access-Control-Allow-Headers": "Authorization",
+      "Access-Control-Max-Age": "600",
+    });
+  } else reply(res, 405, "text/plain", "Method Not Allowed\n", false, { Allow: "GET, HEAD, OPTIONS" });
+  return undefined;
 }

@@ -2,19 +2,17 @@ import type { IncomingMessage, ServerResponse } from "http";
 import type { Frame } from "../media";
 import type { Mp4Info } from "../messages/mp4";
 import { RateMeter } from "../meters";
-import { readJpegSize } from "../codec/jpeg-markers";
 import { Access, Admission, addressGroup, clientAddress } from "./access";
 import { Fmp4Output } from "./fmp4-output";
 import { HlsSessions } from "./hls-sessions";
 import { renderMetrics, streamMetricRows, type MetricRow, type StreamStats, type Upstream } from "./metrics";
-import { LatestFrame, writeMjpegHead } from "./mjpeg-fanout";
+import { JpegOutput } from "./jpeg-output";
 import { DEFAULT_TEXTS, Placeholder, type PlaceholderCard } from "./placeholder";
 import { reply, replyBusy } from "./reply";
-import { matchRoute, parseRequestUrl, type RouteName } from "./routes";
-import { SnapshotWaiters } from "./snapshots";
+import { answerMethod, matchRoute, parseRequestUrl, type RouteName } from "./routes";
 import { renderStatusPage } from "./status-page";
 import { StreamViewer, type StreamTotals, type ViewerKind } from "./viewer";
-import { ViewerGroup } from "./viewer-group";
+import type { ViewerGroup } from "./viewer-group";
 
 // The names the server always exported, from the parts that hold them now.
 export { addressGroup } from "./access";
@@ -83,8 +81,8 @@ interface RequestContext {
  */
 export class StreamServer {
   readonly path: string;
-  /** The camera name the frames carry (msg.topic / msg.frame.camera). */
-  private camera = "";
+  /** Counters shared by every viewer, so totals survive viewers that leave. */
+  readonly totals: StreamTotals = { framesSent: 0, framesSkipped: 0, bytesOut: 0 };
   private readonly maxKbps: number;
   private readonly access: Access;
   private readonly admission: Admission;
@@ -92,23 +90,15 @@ export class StreamServer {
   private readonly offlineAfterMs: number;
   private readonly stallTimeoutMs: number;
   private readonly options: StreamServerOptions;
-  private readonly totals: StreamTotals = { framesSent: 0, framesSkipped: 0, bytesOut: 0 };
-  private readonly mjpeg = new ViewerGroup();
-  private readonly waiters: SnapshotWaiters;
-  private readonly fmp4: Fmp4Output;
   private readonly placeholder: Placeholder;
-  private readonly latest = new LatestFrame();
+  private readonly jpeg: JpegOutput;
+  private readonly fmp4: Fmp4Output;
   private readonly fps = new RateMeter(2000);
   private readonly timer: NodeJS.Timeout;
   private readonly handlers: Record<RouteName, (c: RequestContext) => void>;
   private framesIn = 0;
   private viewersDropped = 0;
   private lastFrameAt = 0;
-  private width = 640;
-  private height = 480;
-  private offline = true;
-  private everLive = false;
-  private placeholderSentSecond = -1;
   private lastKbpsSample = performance.now();
   private closed = false;
 
@@ -125,9 +115,7 @@ export class StreamServer {
     this.offlineAfterMs = options.offlineAfterMs ?? 10_000;
     this.stallTimeoutMs = options.stallTimeoutMs ?? 10_000;
     this.placeholder = new Placeholder(this.title, options.texts ?? DEFAULT_TEXTS, options.renderPlaceholder);
-    this.waiters = new SnapshotWaiters(this.admission, options.snapshotWaitMs ?? 10_000, (res, f, head) =>
-      this.sendJpeg(res, f, head),
-    );
+    this.jpeg = new JpegOutput(this, this.admission, this.placeholder, options.snapshotWaitMs ?? 10_000);
     const hls = new HlsSessions(this.admission, options.hlsIdleMs ?? 15_000);
     this.fmp4 = new Fmp4Output(
       {
@@ -149,21 +137,21 @@ export class StreamServer {
   }
 
   get viewerCount(): number {
-    return this.mjpeg.size + this.fmp4.viewers.size + this.fmp4.hls.size;
+    return this.jpeg.viewers.size + this.fmp4.viewers.size + this.fmp4.hls.size;
   }
 
   /** The camera name the frames carry (empty until one says). */
   get cameraName(): string {
-    return this.camera;
+    return this.jpeg.camera;
   }
 
   get upstream(): Upstream {
-    return this.offline ? "offline" : "live";
+    return this.jpeg.offline ? "offline" : "live";
   }
 
   /** True once a frame has arrived (so "offline" means the camera went away, not "not yet"). */
   get hasHadFrames(): boolean {
-    return this.everLive;
+    return this.jpeg.everLive;
   }
 
   /** The last placeholder rendering error, for the node to report once. */
@@ -184,29 +172,14 @@ export class StreamServer {
     const t = performance.now();
     this.framesIn++;
     this.fps.add(1, t);
-    if (frame.width > 0 && frame.height > 0) {
-      this.width = frame.width;
-      this.height = frame.height;
-    } else {
-      const size = readJpegSize(frame.data);
-      if (size) ({ width: this.width, height: this.height } = size);
-    }
-    if (frame.camera) this.camera = frame.camera;
-    const wasOffline = this.offline;
-    this.latest.set(frame);
     this.lastFrameAt = t;
-    this.offline = false;
-    this.everLive = true;
-    if (this.mjpeg.size > 0) this.mjpeg.offer(this.currentPart() as Buffer);
-    this.waiters.answer(frame);
-    if (wasOffline) this.options.onChange?.();
+    if (this.jpeg.push(frame)) this.options.onChange?.();
   }
 
   /** Upstream says the camera is gone: show the placeholder now instead of the last frame. */
   setOffline(): void {
-    if (this.closed || this.offline) return;
-    this.offline = true;
-    this.broadcastPlaceholder();
+    if (this.closed || this.jpeg.offline) return;
+    this.jpeg.setOffline();
     this.options.onChange?.();
   }
 
@@ -225,21 +198,8 @@ export class StreamServer {
       reply(res, 400, "text/plain", "Bad Request: the path could not be read\n", false);
       return;
     }
-    const method = req.method ?? "GET";
-    if (method === "OPTIONS") {
-      reply(res, 204, undefined, "", false, {
-        Allow: "GET, HEAD, OPTIONS",
-        "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
-        "Access-Control-Allow-Headers": "Authorization",
-        "Access-Control-Max-Age": "600",
-      });
-      return;
-    }
-    if (method !== "GET" && method !== "HEAD") {
-      reply(res, 405, "text/plain", "Method Not Allowed\n", false, { Allow: "GET, HEAD, OPTIONS" });
-      return;
-    }
-    const head = method === "HEAD";
+    const head = answerMethod(req, res);
+    if (head === undefined) return;
     if (!this.access.authorized(req, parsed.searchParams.get("token"))) {
       reply(res, 401, "text/plain", "Unauthorized\n", head, {
         "WWW-Authenticate": 'Bearer realm="camrelay"',
@@ -259,8 +219,9 @@ export class StreamServer {
   private routeHandlers(): Record<RouteName, (c: RequestContext) => void> {
     const group = (req: IncomingMessage): string => addressGroup(clientAddress(req));
     return {
-      mjpeg: ({ req, res, head }) => this.serveMjpeg(req, res, head),
-      snapshot: ({ req, res, head, query }) => this.serveSnapshot(req, res, head, query.get("wait")),
+      mjpeg: ({ req, res, head }) => this.jpeg.serveMjpeg(req, res, head, group(req)),
+      snapshot: ({ req, res, head, query }) =>
+        this.jpeg.serveSnapshot(res, head, query.get("wait"), group(req)),
       statusJson: ({ res, head }) => reply(res, 200, "application/json", JSON.stringify(this.stats()), head),
       statusPage: ({ res, head }) => reply(res, 200, "text/html; charset=utf-8", this.statusPage(), head),
       metrics: ({ res, head }) =>
@@ -273,34 +234,14 @@ export class StreamServer {
   }
 
   /** Answers 503 when a new viewer or waiter from `group` would pass maxClients or maxPerAddress. */
-  private busy(res: ServerResponse, head: boolean, group: string): boolean {
-    const text = this.admission.refusal(this.viewerCount + this.waiters.size, group);
+  busy(res: ServerResponse, head: boolean, group: string): boolean {
+    const text = this.admission.refusal(this.viewerCount + this.jpeg.waiters.size, group);
     if (text !== undefined) replyBusy(res, head, text);
     return text !== undefined;
   }
 
-  private serveMjpeg(req: IncomingMessage, res: ServerResponse, head: boolean): void {
-    if (!head && this.busy(res, head, addressGroup(clientAddress(req)))) return;
-    writeMjpegHead(res);
-    if (head) {
-      res.end();
-      return;
-    }
-    const viewer = this.addViewer(req, res, "mjpeg", this.mjpeg);
-    const part = this.currentPart();
-    if (part) {
-      // Twice: Chrome shows frame n-1, so the first frame only appears once a second one follows.
-      viewer.force(part);
-      viewer.force(part);
-    } else res.flushHeaders();
-  }
-
-  private addViewer(
-    req: IncomingMessage,
-    res: ServerResponse,
-    kind: ViewerKind,
-    set: ViewerGroup,
-  ): StreamViewer {
+  /** A new streaming viewer (MJPEG or stream.mp4) in `set`, held in the admission counts until it leaves. */
+  addViewer(req: IncomingMessage, res: ServerResponse, kind: ViewerKind, set: ViewerGroup): StreamViewer {
     res.socket?.setNoDelay(true);
     const bytesPerSecond = (this.maxKbps * 1000) / 8;
     const address = clientAddress(req);
@@ -317,69 +258,21 @@ export class StreamServer {
     return viewer;
   }
 
-  // ---- snapshot and placeholder ---------------------------------------------------------------
-
-  private serveSnapshot(req: IncomingMessage, res: ServerResponse, head: boolean, wait: string | null): void {
-    if (wait !== null && wait !== "0" && wait !== "false") {
-      // A waiter holds a connection like a viewer does, so it counts against the same limits.
-      const group = addressGroup(clientAddress(req));
-      if (!this.busy(res, head, group)) this.waiters.add(res, head, group);
-      return;
-    }
-    const frame = this.currentFrame();
-    if (!frame) {
-      reply(res, 503, "text/plain", "No frame yet\n", head, { "Retry-After": "1" });
-      return;
-    }
-    this.sendJpeg(res, frame, head);
-  }
-
-  private sendJpeg(res: ServerResponse, frame: Frame, head: boolean): void {
-    this.totals.bytesOut += head ? 0 : frame.data.length;
-    reply(res, 200, "image/jpeg", frame.data, head, {
-      "X-Timestamp": (frame.time / 1000).toFixed(3),
-      "X-Camrelay-Upstream": this.upstream,
-    });
-  }
-
-  private look(): { camera: string; width: number; height: number; offline: boolean } {
-    return { camera: this.camera, width: this.width, height: this.height, offline: this.everLive };
-  }
-
-  /** The frame a new viewer should see: the latest one, or the placeholder while offline. */
-  private currentFrame(): Frame | undefined {
-    if (!this.offline && this.latest.frame) return this.latest.frame;
-    return this.placeholder.frame(this.look()) ?? this.latest.frame;
-  }
-
-  private currentPart(): Buffer | undefined {
-    if (!this.offline && this.latest.frame) return this.latest.mjpeg();
-    return this.placeholder.part(this.look()) ?? this.latest.mjpeg();
-  }
-
-  private broadcastPlaceholder(): void {
-    if (this.mjpeg.size === 0) return;
-    this.placeholderSentSecond = Math.floor(Date.now() / 1000);
-    const part = this.currentPart();
-    if (part) this.mjpeg.offer(part);
-  }
-
   // ---- housekeeping ---------------------------------------------------------------------------
 
   private tick(): void {
     const t = performance.now();
-    this.viewersDropped += this.mjpeg.dropStalled(this.stallTimeoutMs);
+    this.viewersDropped += this.jpeg.viewers.dropStalled(this.stallTimeoutMs);
     this.viewersDropped += this.fmp4.viewers.dropStalled(this.stallTimeoutMs);
     this.fmp4.hls.expire((s) =>
       this.options.onViewer?.("disconnect", { address: s.address, kind: "hls" }, this.viewerCount),
     );
-    if (!this.offline && this.offlineAfterMs > 0 && t - this.lastFrameAt > this.offlineAfterMs)
+    if (!this.jpeg.offline && this.offlineAfterMs > 0 && t - this.lastFrameAt > this.offlineAfterMs)
       this.setOffline();
-    if (this.offline && Math.floor(Date.now() / 1000) !== this.placeholderSentSecond)
-      this.broadcastPlaceholder();
+    this.jpeg.refreshPlaceholder();
     if (t - this.lastKbpsSample >= 1000) {
       this.lastKbpsSample = t;
-      this.mjpeg.sampleKbps();
+      this.jpeg.viewers.sampleKbps();
       this.fmp4.viewers.sampleKbps();
       for (const s of this.fmp4.hls.values()) s.sampleKbps();
     }
@@ -387,18 +280,17 @@ export class StreamServer {
   }
 
   stats(): StreamStats {
-    const mjpeg = this.mjpeg.infos();
+    const mjpeg = this.jpeg.viewers.infos();
     const mp4 = this.fmp4.viewers.infos();
     const hls = [...this.fmp4.hls.values()].map((s) => s.info());
-    const f = this.latest.frame;
+    const { frame: f } = this.jpeg.latest;
+    const { width, height } = this.jpeg;
     const store = this.fmp4.store;
     return {
       path: this.path,
-      camera: this.camera,
+      camera: this.jpeg.camera,
       upstream: this.upstream,
-      lastFrame: f
-        ? { seq: f.seq, time: f.time, width: this.width, height: this.height, bytes: f.data.length }
-        : null,
+      lastFrame: f ? { seq: f.seq, time: f.time, width, height, bytes: f.data.length } : null,
       framesIn: this.framesIn,
       fpsIn: this.fpsIn,
       ...this.totals,
@@ -406,7 +298,7 @@ export class StreamServer {
       viewersDropped: this.viewersDropped,
       maxClients: this.admission.maxClients,
       maxPerAddress: this.admission.maxPerAddress,
-      snapshotWaiters: this.waiters.size,
+      snapshotWaiters: this.jpeg.waiters.size,
       maxKbps: this.maxKbps,
       pendingFrames: mjpeg.pending + mp4.pending,
       viewers: [...mjpeg.viewers, ...mp4.viewers, ...hls],
@@ -428,7 +320,7 @@ export class StreamServer {
   }
 
   private statusPage(): string {
-    const name = this.camera || this.title;
+    const name = this.jpeg.camera || this.title;
     return renderStatusPage(name === this.path ? name : `${name} (${this.path})`);
   }
 
@@ -437,9 +329,8 @@ export class StreamServer {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
-    this.mjpeg.clear();
+    this.jpeg.close();
     this.fmp4.clear();
-    this.waiters.close();
     this.admission.clear();
   }
 }
