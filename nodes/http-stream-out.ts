@@ -192,167 +192,206 @@ function serveHlsJs(req: IncomingMessage, res: ServerResponse, onError: (err: Er
   );
 }
 
-export = (RED: NodeAPI) => {
-  /**
-   * The camera-source behind the frames: by the id the frame messages carry (msg.frame.cameraId), else
-   * by the camera name they carry, but only when exactly one camera has that name (two unnamed cameras
-   * are both "test pattern" or "camera": guessing would show one camera's counters for the other).
-   */
-  function findCamera(cameraId: string | undefined, name: string): CameraSourceNode | undefined {
-    if (cameraId !== undefined) {
-      const node = RED.nodes.getNode(cameraId);
-      return isCameraSource(node) ? node : undefined;
-    }
-    if (!name) return undefined;
-    const named: CameraSourceNode[] = [];
-    RED.nodes.eachNode((def) => {
-      if (def.type !== "camera-source") return;
-      const node = RED.nodes.getNode(def.id);
-      if (isCameraSource(node) && node.camera?.name === name) named.push(node);
-    });
-    return named.length === 1 ? named[0] : undefined;
+/**
+ * The camera-source behind the frames: by the id the frame messages carry (msg.frame.cameraId), else
+ * by the camera name they carry, but only when exactly one camera has that name (two unnamed cameras
+ * are both "test pattern" or "camera": guessing would show one camera's counters for the other).
+ */
+function findCamera(RED: NodeAPI, cameraId: string | undefined, name: string): CameraSourceNode | undefined {
+  if (cameraId !== undefined) {
+    const node = RED.nodes.getNode(cameraId);
+    return isCameraSource(node) ? node : undefined;
   }
+  if (!name) return undefined;
+  const named: CameraSourceNode[] = [];
+  RED.nodes.eachNode((def) => {
+    if (def.type !== "camera-source") return;
+    const node = RED.nodes.getNode(def.id);
+    if (isCameraSource(node) && node.camera?.name === name) named.push(node);
+  });
+  return named.length === 1 ? named[0] : undefined;
+}
 
-  /** A setting from settings.js (RED.settings has getters only for what Node-RED itself knows). */
-  function setting(name: string): unknown {
-    const settings: object = RED.settings;
-    return Reflect.get(settings, name);
+/** A setting from settings.js (RED.settings has getters only for what Node-RED itself knows). */
+function setting(RED: NodeAPI, name: string): unknown {
+  const settings: object = RED.settings;
+  return Reflect.get(settings, name);
+}
+
+/** Serves hls.js under <httpNodeRoot>/camrelay/hls.min.js while at least one http stream out runs. */
+function useHlsJs(RED: NodeAPI, app: HttpApp, middleware: Middleware[]): void {
+  const route = hlsJsRoutes.get(app);
+  if (route) {
+    route.users++;
+    return;
   }
+  const handler: Middleware = (req, res, next) => {
+    const bare = (req.url ?? "/").split("?")[0];
+    if ((bare !== "/" && bare !== "") || (req.method !== "GET" && req.method !== "HEAD")) return next();
+    dropForeignCors(res);
+    runMiddleware(middleware, req, res, next, () =>
+      serveHlsJs(req, res, (err) =>
+        RED.log.warn(RED._("http-stream-out.errors.hlsJs", { error: err.message })),
+      ),
+    );
+  };
+  app.use(HLS_JS_PATH, handler);
+  hlsJsRoutes.set(app, { users: 1, handler });
+}
 
-  /** Serves hls.js under <httpNodeRoot>/camrelay/hls.min.js while at least one http stream out runs. */
-  function useHlsJs(app: HttpApp, middleware: Middleware[]): void {
-    const route = hlsJsRoutes.get(app);
-    if (route) {
-      route.users++;
-      return;
-    }
-    const handler: Middleware = (req, res, next) => {
-      const bare = (req.url ?? "/").split("?")[0];
-      if ((bare !== "/" && bare !== "") || (req.method !== "GET" && req.method !== "HEAD")) return next();
-      dropForeignCors(res);
-      runMiddleware(middleware, req, res, next, () =>
-        serveHlsJs(req, res, (err) =>
-          RED.log.warn(RED._("http-stream-out.errors.hlsJs", { error: err.message })),
-        ),
-      );
+function dropHlsJs(RED: NodeAPI, app: HttpApp): void {
+  const route = hlsJsRoutes.get(app);
+  if (!route || --route.users > 0) return;
+  removeLayer(app, route.handler);
+  hlsJsRoutes.delete(app);
+}
+
+/** What the node shows under itself for the server's state. */
+function statusOf(RED: NodeAPI, server: StreamServer): NodeStatus {
+  const count = server.viewerCount;
+  const fps = Math.round(server.fpsIn);
+  const one = count === 1 ? "One" : ""; // "1 viewer", "2 viewers"
+  if (!server.hasHadFrames)
+    return { fill: "yellow", shape: "ring", text: RED._("http-stream-out.status.waiting", { count }) };
+  if (server.upstream === "offline")
+    return { fill: "red", shape: "ring", text: RED._(`http-stream-out.status.offline${one}`, { count }) };
+  const fill = count > 0 ? "green" : "grey";
+  return { fill, shape: "dot", text: RED._(`http-stream-out.status.viewers${one}`, { count, fps }) };
+}
+
+/** Why the node cannot serve (a status key and the error), or undefined when it can. */
+function mountProblem(
+  RED: NodeAPI,
+  app: HttpApp | undefined,
+  path: string | undefined,
+  raw: unknown,
+  claims: Map<string, string> | undefined,
+): { key: string; message: string } | undefined {
+  if (!app) return { key: "disabled", message: RED._("http-stream-out.errors.disabled") };
+  if (!path)
+    return {
+      key: "badPath",
+      message: RED._("http-stream-out.errors.badPath", { path: String(raw ?? "") }),
     };
-    app.use(HLS_JS_PATH, handler);
-    hlsJsRoutes.set(app, { users: 1, handler });
-  }
+  const id = claims?.get(path.toLowerCase());
+  if (id !== undefined)
+    return { key: "pathInUse", message: RED._("http-stream-out.errors.pathInUse", { path, id }) };
+  return undefined;
+}
 
-  function dropHlsJs(app: HttpApp): void {
-    const route = hlsJsRoutes.get(app);
-    if (!route || --route.users > 0) return;
-    removeLayer(app, route.handler);
-    hlsJsRoutes.delete(app);
-  }
-
-  /** What the node shows under itself for the server's state. */
-  function statusOf(server: StreamServer): NodeStatus {
-    const count = server.viewerCount;
-    const fps = Math.round(server.fpsIn);
-    const one = count === 1 ? "One" : ""; // "1 viewer", "2 viewers"
-    if (!server.hasHadFrames)
-      return { fill: "yellow", shape: "ring", text: RED._("http-stream-out.status.waiting", { count }) };
-    if (server.upstream === "offline")
-      return { fill: "red", shape: "ring", text: RED._(`http-stream-out.status.offline${one}`, { count }) };
-    const fill = count > 0 ? "green" : "grey";
-    return { fill, shape: "dot", text: RED._(`http-stream-out.status.viewers${one}`, { count, fps }) };
-  }
-
-  /** Why the node cannot serve (a status key and the error), or undefined when it can. */
-  function mountProblem(
-    app: HttpApp | undefined,
-    path: string | undefined,
-    raw: unknown,
-    claims: Map<string, string> | undefined,
-  ): { key: string; message: string } | undefined {
-    if (!app) return { key: "disabled", message: RED._("http-stream-out.errors.disabled") };
-    if (!path)
-      return {
-        key: "badPath",
-        message: RED._("http-stream-out.errors.badPath", { path: String(raw ?? "") }),
-      };
-    const id = claims?.get(path.toLowerCase());
-    if (id !== undefined)
-      return { key: "pathInUse", message: RED._("http-stream-out.errors.pathInUse", { path, id }) };
-    return undefined;
-  }
-
-  /** The StreamServer for one node's settings. */
-  function createServer(
-    node: Node<HttpStreamOutCredentials>,
-    config: HttpStreamOutDef,
-    path: string | undefined,
-    hooks: {
-      onViewer: ConstructorParameters<typeof StreamServer>[0]["onViewer"];
-      onChange: () => void;
-      extraMetrics: () => MetricRow[];
+/** The StreamServer for one node's settings. */
+function createServer(
+  RED: NodeAPI,
+  node: Node<HttpStreamOutCredentials>,
+  config: HttpStreamOutDef,
+  path: string | undefined,
+  hooks: {
+    onViewer: ConstructorParameters<typeof StreamServer>[0]["onViewer"];
+    onChange: () => void;
+    extraMetrics: () => MetricRow[];
+  },
+): StreamServer {
+  const token = node.credentials?.token;
+  return new StreamServer({
+    path: path ?? "/",
+    title: config.name || path,
+    // An old flow without the property, or 0, means unlimited, as it always did (new nodes get 100).
+    maxClients: numberSetting(config.maxClients, 0, { min: 0 }),
+    maxPerAddress: numberSetting(config.maxPerAddress, 0, { min: 0 }),
+    maxKbps: numberSetting(config.maxKbps, 0, { min: 0 }),
+    token: typeof token === "string" && token ? token : undefined,
+    cors: config.cors ? config.cors : corsFromSettings(setting(RED, "httpNodeCors")),
+    offlineAfterMs: numberSetting(config.offlineAfter, 10, { min: 0 }) * 1000,
+    stallTimeoutMs: numberSetting(config.stallTimeout, 10, { min: 0.5 }) * 1000,
+    texts: {
+      waiting: RED._("http-stream-out.placeholder.waiting"),
+      offline: RED._("http-stream-out.placeholder.offline"),
     },
-  ): StreamServer {
-    const token = node.credentials?.token;
-    return new StreamServer({
-      path: path ?? "/",
-      title: config.name || path,
-      // An old flow without the property, or 0, means unlimited, as it always did (new nodes get 100).
-      maxClients: numberSetting(config.maxClients, 0, { min: 0 }),
-      maxPerAddress: numberSetting(config.maxPerAddress, 0, { min: 0 }),
-      maxKbps: numberSetting(config.maxKbps, 0, { min: 0 }),
-      token: typeof token === "string" && token ? token : undefined,
-      cors: config.cors ? config.cors : corsFromSettings(setting("httpNodeCors")),
-      offlineAfterMs: numberSetting(config.offlineAfter, 10, { min: 0 }) * 1000,
-      stallTimeoutMs: numberSetting(config.stallTimeout, 10, { min: 0.5 }) * 1000,
-      texts: {
-        waiting: RED._("http-stream-out.placeholder.waiting"),
-        offline: RED._("http-stream-out.placeholder.offline"),
-      },
-      ...hooks,
-    });
-  }
+    ...hooks,
+  });
+}
 
-  /** One input message: offline, an fMP4 part or a JPEG frame; returns the error to report, if any. */
-  function takeInput(
-    server: StreamServer,
-    msg: NodeMessageInFlow & { action?: unknown; mp4?: unknown },
-    /** Called for a JPEG frame, before it is served. */
-    framed: () => void,
-  ): Error | undefined {
-    if (msg.action === "offline") {
-      server.setOffline();
-      return undefined;
-    }
-    const payload = msg.payload;
-    const mp4 = msg.mp4 === undefined ? undefined : readMp4Info(msg.mp4);
-    if (mp4 && !("type" in mp4)) {
-      const value = typeof mp4.value === "string" ? JSON.stringify(mp4.value) : String(mp4.value);
-      const rule = RED._(`http-stream-out.mp4rules.${mp4.rule}`);
-      return new Error(
-        RED._("http-stream-out.errors.badMp4", { field: mp4.field, value: value.slice(0, 40), rule }),
-      );
-    }
-    if (mp4 && Buffer.isBuffer(payload)) {
-      server.pushMp4(payload, mp4);
-      return undefined;
-    }
-    const frame = frameFromMessage(msg);
-    if (!frame || frame.data.length < 4 || frame.data[0] !== 0xff || frame.data[1] !== 0xd8)
-      return new Error(RED._("http-stream-out.errors.notJpeg"));
-    framed();
-    server.pushFrame(frame);
+/** One input message: offline, an fMP4 part or a JPEG frame; returns the error to report, if any. */
+function takeInput(
+  RED: NodeAPI,
+  server: StreamServer,
+  msg: NodeMessageInFlow & { action?: unknown; mp4?: unknown },
+  /** Called for a JPEG frame, before it is served. */
+  framed: () => void,
+): Error | undefined {
+  if (msg.action === "offline") {
+    server.setOffline();
     return undefined;
   }
+  const payload = msg.payload;
+  const mp4 = msg.mp4 === undefined ? undefined : readMp4Info(msg.mp4);
+  if (mp4 && !("type" in mp4)) {
+    const value = typeof mp4.value === "string" ? JSON.stringify(mp4.value) : String(mp4.value);
+    const rule = RED._(`http-stream-out.mp4rules.${mp4.rule}`);
+    return new Error(
+      RED._("http-stream-out.errors.badMp4", { field: mp4.field, value: value.slice(0, 40), rule }),
+    );
+  }
+  if (mp4 && Buffer.isBuffer(payload)) {
+    server.pushMp4(payload, mp4);
+    return undefined;
+  }
+  const frame = frameFromMessage(msg);
+  if (!frame || frame.data.length < 4 || frame.data[0] !== 0xff || frame.data[1] !== 0xd8)
+    return new Error(RED._("http-stream-out.errors.notJpeg"));
+  framed();
+  server.pushFrame(frame);
+  return undefined;
+}
 
+/**
+ * Mounts the server under `path` on RED.httpNode: one layer per node (httpNodeMiddleware runs inside
+ * it), so close removes exactly what was added. Returns the layer's handler.
+ */
+function mount(RED: NodeAPI, node: Node, app: HttpApp, path: string, server: StreamServer): Middleware {
+  const middleware = middlewareList(setting(RED, "httpNodeMiddleware"));
+  useHlsJs(RED, app, middleware);
+  const handler: Middleware = (req, res, next) => {
+    dropForeignCors(res);
+    runMiddleware(middleware, req, res, next, () => {
+      try {
+        server.handle(req, res);
+      } catch (e) {
+        answerServerError(res);
+        node.error(RED._("http-stream-out.errors.request", { error: String(e) }));
+      }
+    });
+  };
+  app.use(path, handler);
+  return handler;
+}
+
+/** Undoes `mount`; `release` gives the path back when this node still holds it. */
+function unmount(RED: NodeAPI, app: HttpApp, handler: Middleware, release: (() => void) | undefined): void {
+  removeLayer(app, handler);
+  release?.();
+  dropHlsJs(RED, app);
+}
+
+/** The paths claimed on this RED.httpNode app. */
+function claimsOf(app: HttpApp | undefined): Map<string, string> | undefined {
+  if (!app) return undefined;
+  let claims = claimedPaths.get(app);
+  if (!claims) claimedPaths.set(app, (claims = new Map()));
+  return claims;
+}
+
+export = (RED: NodeAPI) => {
   function HttpStreamOut(this: Node<HttpStreamOutCredentials>, config: HttpStreamOutDef) {
     RED.nodes.createNode(this, config);
     const httpNode: unknown = RED.httpNode;
     const app = isHttpApp(httpNode) ? httpNode : undefined;
     const path = normalizePath(config.path);
-    let claims = app ? claimedPaths.get(app) : undefined;
-    if (app && !claims) claimedPaths.set(app, (claims = new Map()));
+    const claims = claimsOf(app);
     const key = path?.toLowerCase() ?? "";
     // At most two status updates per second, however busy the viewers are.
     const reporter = new StatusReporter(this, 500);
-    const problem = mountProblem(app, path, config.path, claims);
+    const problem = mountProblem(RED, app, path, config.path, claims);
     if (problem) {
       reporter.show({ fill: "red", shape: "ring", text: RED._(`http-stream-out.status.${problem.key}`) });
       this.error(problem.message);
@@ -367,16 +406,16 @@ export = (RED: NodeAPI) => {
         renderErrorShown = true;
         this.warn(RED._("http-stream-out.errors.placeholder", { error: server.renderError.message }));
       }
-      reporter.show(statusOf(server));
+      reporter.show(statusOf(RED, server));
     };
-    const server: StreamServer = createServer(this, config, path, {
+    const server: StreamServer = createServer(RED, this, config, path, {
       onViewer: (event, viewer, count) => {
         this.send(viewerMessage({ event, viewer, count, path }));
         showStatus();
       },
       onChange: showStatus,
       extraMetrics: (): MetricRow[] => {
-        const source = findCamera(cameraId, server.cameraName);
+        const source = findCamera(RED, cameraId, server.cameraName);
         return source ? cameraRows(source) : [];
       },
     });
@@ -384,37 +423,19 @@ export = (RED: NodeAPI) => {
     let handler: Middleware | undefined;
     if (!problem && app && claims && path) {
       claims.set(key, this.id);
-      const middleware = middlewareList(setting("httpNodeMiddleware"));
-      useHlsJs(app, middleware);
-      // One layer per node (httpNodeMiddleware runs inside it), so close removes exactly what was added.
-      handler = (req, res, next) => {
-        dropForeignCors(res);
-        runMiddleware(middleware, req, res, next, () => {
-          try {
-            server.handle(req, res);
-          } catch (e) {
-            answerServerError(res);
-            this.error(RED._("http-stream-out.errors.request", { error: String(e) }));
-          }
-        });
-      };
-      app.use(path, handler);
+      handler = mount(RED, this, app, path, server);
       showStatus();
     }
 
     this.on("input", (msg, _send, done) => {
-      const err = takeInput(server, msg, () => (cameraId = cameraIdFromMessage(msg)));
-      if (err) done(err);
-      else done();
+      const err = takeInput(RED, server, msg, () => (cameraId = cameraIdFromMessage(msg)));
+      return err ? done(err) : done();
     });
 
     this.on("close", (_removed: boolean, done: () => void) => {
       server.close();
-      if (app && handler) {
-        removeLayer(app, handler);
-        if (claims?.get(key) === this.id) claims.delete(key);
-        dropHlsJs(app);
-      }
+      if (app && handler)
+        unmount(RED, app, handler, claims?.get(key) === this.id ? () => claims?.delete(key) : undefined);
       reporter.clear();
       done();
     });
