@@ -50,6 +50,11 @@ function normalizePath(raw: unknown): string | undefined {
   return /^(\/[A-Za-z0-9._~-]+)+$/.test(p) ? p : undefined;
 }
 
+/** A setting of this node that cannot be below `min`: the shared rule (lib/settings.ts), with its floor. */
+function num(value: unknown, fallback: number, min = 0): number {
+  return numberSetting(value, fallback, { min });
+}
+
 /** RED.httpNode when Node-RED serves node HTTP endpoints (httpNodeRoot is not false). */
 function isHttpApp(app: unknown): app is HttpApp {
   return (
@@ -296,13 +301,13 @@ function createServer(
     path: path ?? "/",
     title: config.name || path,
     // An old flow without the property, or 0, means unlimited, as it always did (new nodes get 100).
-    maxClients: numberSetting(config.maxClients, 0, { min: 0 }),
-    maxPerAddress: numberSetting(config.maxPerAddress, 0, { min: 0 }),
-    maxKbps: numberSetting(config.maxKbps, 0, { min: 0 }),
+    maxClients: num(config.maxClients, 0),
+    maxPerAddress: num(config.maxPerAddress, 0),
+    maxKbps: num(config.maxKbps, 0),
     token: typeof token === "string" && token ? token : undefined,
     cors: config.cors ? config.cors : corsFromSettings(setting(RED, "httpNodeCors")),
-    offlineAfterMs: numberSetting(config.offlineAfter, 10, { min: 0 }) * 1000,
-    stallTimeoutMs: numberSetting(config.stallTimeout, 10, { min: 0.5 }) * 1000,
+    offlineAfterMs: num(config.offlineAfter, 10) * 1000,
+    stallTimeoutMs: num(config.stallTimeout, 10, 0.5) * 1000,
     texts: {
       waiting: RED._("http-stream-out.placeholder.waiting"),
       offline: RED._("http-stream-out.placeholder.offline"),
