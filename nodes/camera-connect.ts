@@ -78,10 +78,9 @@ export = (RED: NodeAPI) => {
       showStatus();
       if (state.state !== "streaming") this.send([null, stateMessage(camera.name, state, source.redact)]);
     };
-    // TODO(lead): frameMessage(frame, source.id) would tell http-stream-out the camera's identity, but
-    // test/nodes.spec.js pins msg.frame's keys to exactly camera/height/seq/time/width.
+    // msg.frame.cameraId: http stream out finds this camera by identity (two cameras may share a name).
     const onFrame = (frame: JpegFrame) => {
-      if (running) this.send([frameMessage(frame), null]);
+      if (running) this.send([frameMessage(frame, source.id), null]);
     };
 
     const start = () => {
@@ -116,7 +115,7 @@ export = (RED: NodeAPI) => {
           return done();
         case "snapshot":
           if (!camera.latest) return done(new Error(RED._("camera-connect.errors.noFrame")));
-          send([Object.assign(msg, frameMessage(camera.latest)), null]);
+          send([Object.assign(msg, frameMessage(camera.latest, source.id)), null]);
           return done();
         default:
           return done(new Error(RED._("camera-connect.errors.badAction", { action: String(msg.action) })));

@@ -66,7 +66,15 @@ describe("camera nodes in Node-RED", function () {
     const msg = got.h3[0];
     assert.ok(Buffer.isBuffer(msg.payload));
     assert.strictEqual(msg.topic, "front door");
-    assert.deepStrictEqual(Object.keys(msg.frame).sort(), ["camera", "height", "seq", "time", "width"]);
+    // cameraId (0.2.0): the camera-source node's id, so http stream out finds the camera by identity.
+    assert.deepStrictEqual(Object.keys(msg.frame).sort(), [
+      "camera",
+      "cameraId",
+      "height",
+      "seq",
+      "time",
+      "width",
+    ]);
     assert.strictEqual(msg.frame.width, 320);
     assert.strictEqual(msg.frame.height, 240);
     assert.strictEqual(msg.frame.camera, "front door");

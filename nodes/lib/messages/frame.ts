@@ -2,11 +2,19 @@ import type { NodeMessage } from "node-red";
 import { monotonicEpochMs, type Frame, type FrameInfo, type JpegFrame } from "../media";
 import { MAX_SIDE } from "../settings";
 
+/**
+ * `msg.frame`: the frame's description, and the id of the `camera-source` node it came from, so that a
+ * consumer finds that camera by identity (two unnamed cameras share a name).
+ */
+export interface FrameMessageInfo extends FrameInfo {
+  cameraId?: string;
+}
+
 /** A frame message as `camera connect` sends it: the JPEG in `payload`, its description in `frame`. */
 export interface FrameMessage extends NodeMessage {
   payload: Buffer;
   topic: string;
-  frame: FrameInfo;
+  frame: FrameMessageInfo;
 }
 
 /**
@@ -14,7 +22,7 @@ export interface FrameMessage extends NodeMessage {
  * into `msg.frame.cameraId` when given: it tells two cameras apart even when they share a name.
  */
 export function frameMessage(frame: Frame, cameraId?: string): FrameMessage {
-  const info: FrameInfo = {
+  const info: FrameMessageInfo = {
     seq: frame.seq,
     time: frame.time,
     camera: frame.camera,
@@ -23,6 +31,14 @@ export function frameMessage(frame: Frame, cameraId?: string): FrameMessage {
   };
   if (cameraId !== undefined) info.cameraId = cameraId;
   return { payload: frame.data, topic: frame.camera, frame: info };
+}
+
+/** The camera-source id a frame message names (`msg.frame.cameraId`), or undefined. */
+export function cameraIdFromMessage(msg: object): string | undefined {
+  const info: unknown = "frame" in msg ? msg.frame : undefined;
+  if (typeof info !== "object" || info === null || !("cameraId" in info)) return undefined;
+  const id = info.cameraId;
+  return typeof id === "string" && id !== "" ? id : undefined;
 }
 
 /** How far msg.frame.time may be from now before it is taken for a lie (a bad clock, a hand-made message). */

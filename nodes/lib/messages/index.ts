@@ -7,3 +7,4 @@ export * from "./frame";
 export * from "./mp4";
 export * from "./state";
 export * from "./stats";
+export * from "./viewer";

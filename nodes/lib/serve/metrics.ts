@@ -1,0 +1,86 @@
+import type { ViewerInfo } from "./viewer";
+
+/** The stream's counters as `<path>/status.json` and `<path>/metrics` show them. */
+
+export type Upstream = "live" | "offline";
+
+/** One sample for `<path>/metrics`; the `path` label is added. */
+export interface MetricRow {
+  name: string;
+  type: "gauge" | "counter";
+  help: string;
+  value: number;
+  labels?: Record<string, string>;
+}
+
+export interface StreamStats {
+  path: string;
+  camera: string;
+  upstream: Upstream;
+  lastFrame: { seq: number; time: number; width: number; height: number; bytes: number } | null;
+  framesIn: number;
+  fpsIn: number;
+  framesSent: number;
+  framesSkipped: number;
+  bytesOut: number;
+  viewerCount: number;
+  viewersDropped: number;
+  maxClients: number;
+  maxPerAddress: number;
+  /** `snapshot.jpg?wait=1` requests waiting for the next frame (they count against maxClients). */
+  snapshotWaiters: number;
+  maxKbps: number;
+  pendingFrames: number;
+  viewers: ViewerInfo[];
+  fmp4: { init: boolean; segments: number; bytes: number; mediaSequence: number | null; restarts: number };
+}
+
+function promLabel(text: string): string {
+  return text.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+/** The stream's own rows, in the order `<path>/metrics` has always listed them. */
+export function streamMetricRows(s: StreamStats): MetricRow[] {
+  const m = (name: string, type: MetricRow["type"], help: string, value: number): MetricRow => ({
+    name,
+    type,
+    help,
+    value,
+  });
+  return [
+    m("camrelay_viewers", "gauge", "Viewers connected now.", s.viewerCount),
+    m(
+      "camrelay_upstream_up",
+      "gauge",
+      "1 while frames arrive, 0 while the placeholder shows.",
+      s.upstream === "offline" ? 0 : 1,
+    ),
+    m("camrelay_frames_in_total", "counter", "Frames received from the flow.", s.framesIn),
+    m("camrelay_frames_sent_total", "counter", "Frames (or fMP4 parts) written to viewers.", s.framesSent),
+    m(
+      "camrelay_frames_skipped_total",
+      "counter",
+      "Frames skipped for slow or capped viewers.",
+      s.framesSkipped,
+    ),
+    m("camrelay_bytes_out_total", "counter", "Bytes written to viewers.", s.bytesOut),
+    m("camrelay_viewers_dropped_total", "counter", "Viewers dropped for not reading.", s.viewersDropped),
+    m(
+      "camrelay_ffmpeg_restarts_total",
+      "counter",
+      "New fMP4 init segments after the first one.",
+      s.fmp4.restarts,
+    ),
+  ];
+}
+
+/** Prometheus text format (0.0.4): HELP, TYPE and one sample per row, each labelled with the path. */
+export function renderMetrics(path: string, rows: MetricRow[]): string {
+  const pathLabel = `path="${promLabel(path)}"`;
+  return rows
+    .map((r) => {
+      const labels = [pathLabel, ...Object.entries(r.labels ?? {}).map(([k, v]) => `${k}="${promLabel(v)}"`)];
+      return `# HELP ${r.name} ${r.help}\n# TYPE ${r.name} ${r.type}\n${r.name}{${labels.join(",")}} ${r.value}\n`;
+    })
+    .join("");
+}
