@@ -1,25 +1,39 @@
 // Build: compile TypeScript, then put editor HTML, icons and locales beside each compiled node,
 // because Node-RED looks for icons/ and locales/ only in the folder of each registered .js file.
+//
+// Every build starts from nothing (a deleted or moved module must not keep shipping or passing tests):
+// it compiles into a fresh dist.<pid>/ and then swaps it in for dist/, so a Node-RED or test that is
+// reading dist/ meanwhile (CI runs the compat suite beside `npm test`, whose pretest builds) never finds
+// it missing or half written.
 "use strict";
 const fs = require("fs");
 const path = require("path");
 const { execFileSync } = require("child_process");
 
 const root = path.join(__dirname, "..");
-const out = path.join(root, "dist", "nodes");
-// Start from an empty dist/: a deleted or moved module must not keep shipping or passing tests.
-fs.rmSync(path.join(root, "dist"), { recursive: true, force: true });
+const dist = path.join(root, "dist");
+const next = path.join(root, `dist.${process.pid}`);
+const out = path.join(next, "nodes");
+fs.rmSync(next, { recursive: true, force: true });
 
-execFileSync(
-  process.execPath,
-  [require.resolve("typescript/bin/tsc"), "-p", path.join(root, "tsconfig.json")],
-  {
-    stdio: "inherit",
-  },
-);
-for (const f of fs.readdirSync(path.join(root, "nodes"))) {
-  if (f.endsWith(".html")) fs.copyFileSync(path.join(root, "nodes", f), path.join(out, f));
+try {
+  execFileSync(
+    process.execPath,
+    [require.resolve("typescript/bin/tsc"), "-p", path.join(root, "tsconfig.json"), "--outDir", out],
+    { stdio: "inherit" },
+  );
+  for (const f of fs.readdirSync(path.join(root, "nodes"))) {
+    if (f.endsWith(".html")) fs.copyFileSync(path.join(root, "nodes", f), path.join(out, f));
+  }
+  fs.cpSync(path.join(root, "icons"), path.join(out, "icons"), { recursive: true });
+  fs.cpSync(path.join(root, "locales"), path.join(out, "locales"), { recursive: true });
+} catch (err) {
+  fs.rmSync(next, { recursive: true, force: true });
+  throw err;
 }
-fs.cpSync(path.join(root, "icons"), path.join(out, "icons"), { recursive: true });
-fs.cpSync(path.join(root, "locales"), path.join(out, "locales"), { recursive: true });
+// Swap: the old tree moves aside in one rename and the new one takes its name in the next.
+const old = path.join(root, `dist.old.${process.pid}`);
+if (fs.existsSync(dist)) fs.renameSync(dist, old);
+fs.renameSync(next, dist);
+fs.rmSync(old, { recursive: true, force: true });
 console.log("built dist/nodes");

@@ -16,24 +16,8 @@ const { FFMPEG, FFPROBE, testJpegs, wait, until, waitGone } = require("./lib/tra
 helper.init(require.resolve("node-red"));
 require("./lib/i18n").useCatalogs(helper);
 
-/** Every ffmpeg build here, with its own ffprobe: the bundled 4.x and the one on PATH (Debian's 5.1). */
-function ffmpegBuilds() {
-  const builds = [{ name: "bundled", ffmpeg: FFMPEG, ffprobe: FFPROBE }];
-  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
-    const ffmpeg = path.join(dir, "ffmpeg");
-    const ffprobe = path.join(dir, "ffprobe");
-    if (
-      fs.existsSync(ffmpeg) &&
-      fs.existsSync(ffprobe) &&
-      fs.realpathSync(ffmpeg) !== fs.realpathSync(FFMPEG)
-    ) {
-      const version = /ffmpeg version (\S+)/.exec(execFileSync(ffmpeg, ["-version"], { encoding: "utf8" }));
-      builds.push({ name: `PATH ${version?.[1] ?? ""}`, ffmpeg, ffprobe });
-      break;
-    }
-  }
-  return builds;
-}
+/** Every ffmpeg build here, with its own ffprobe: the one on the system (Debian's 5.1) and the bundled 4.x. */
+const { ffmpegBuilds } = require("./lib/toolkit");
 
 function video(overrides = {}) {
   return { quality: 28, bitrate: 0, keyframeInterval: 1, encoder: args.ENCODERS.libx264, ...overrides };
