@@ -13,7 +13,11 @@ const transcodeNode = require("../dist/nodes/ffmpeg-transcode.js");
 const { monotonicEpochMs } = require("../dist/nodes/lib/media");
 const { outputSize, pushArgs } = require("../dist/nodes/lib/transcode/args");
 const { FrameClock } = require("../dist/nodes/lib/transcode/session");
-const { rtspTimeoutOption, resolveFfmpegPath, resolveFfprobePath } = require("../dist/nodes/lib/ffmpeg/ffmpeg");
+const {
+  rtspTimeoutOption,
+  resolveFfmpegPath,
+  resolveFfprobePath,
+} = require("../dist/nodes/lib/ffmpeg/ffmpeg");
 const {
   findNginxRtmp,
   freePort,

@@ -5,3 +5,4 @@
  */
 export * from "./frame";
 export * from "./mp4";
+export * from "./recording";
