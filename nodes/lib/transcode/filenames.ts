@@ -149,3 +149,28 @@ export function existingParent(file: string): string {
 export function sidecarOf(file: string): string {
   return file.replace(/\.mp4$/i, "") + ".json";
 }
+
+/**
+ * Before recording to a confined `msg.filename`: a symlinked folder inside the directory must not lead
+ * outside it (checked before creating anything), then its folders are created. Throws a RecorderError.
+ */
+export function prepareRequestedFolder(directory: string, requested: string, filename: unknown): void {
+  const existing = existingParent(requested);
+  let root: string;
+  let real: string;
+  try {
+    root = fs.realpathSync(directory);
+    real = fs.realpathSync(existing);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new RecorderError(
+      `msg.filename "${String(filename).slice(0, 80)}" refused: ${e.code ?? e.message}`,
+    );
+  }
+  if (real !== root && !real.startsWith(root + path.sep)) {
+    throw new RecorderError(
+      `msg.filename "${String(filename).slice(0, 80)}" refused: it leads outside the recording directory`,
+    );
+  }
+  ensureWritableDirectory(path.dirname(requested));
+}

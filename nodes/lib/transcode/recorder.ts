@@ -10,7 +10,7 @@ import {
   RecorderError,
   confineFilename,
   ensureWritableDirectory,
-  existingParent,
+  prepareRequestedFolder,
   sanitizeCameraName,
   sidecarOf,
   stamp,
@@ -97,6 +97,32 @@ function nextPart(active: Active): Active {
   return { ...active, part: active.part + 1, session: undefined, closing: false, splitAt: Infinity };
 }
 
+/** What a recording is so far: its sidecar and, once closed, msg.recording. */
+function recordingInfo(active: Active, reason: string, error?: string): RecordingInfo {
+  const s = active.session;
+  const start = s?.baseTime ?? 0;
+  const end = s?.stats.endTime ?? s?.lastTime ?? start;
+  let bytes = 0;
+  try {
+    bytes = fs.statSync(active.file).size;
+  } catch {
+    // not written (yet)
+  }
+  return {
+    file: active.file,
+    camera: active.camera,
+    start,
+    end,
+    duration: Math.max(0, (end - start) / 1000),
+    triggerTime: active.triggerTime,
+    frames: s?.stats.framesWritten ?? 0,
+    bytes,
+    trigger: active.trigger,
+    reason,
+    ...(error ? { error } : {}),
+  };
+}
+
 /**
  * Sensor-triggered recordings: a pre-roll ring, start/stop with post-roll, a start during a recording
  * extends it, maxDuration continues in a new file, one fragmented MP4 per recording with a sidecar JSON.
@@ -172,27 +198,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     }
     ensureWritableDirectory(this.opts.directory);
     this.clearRestart(); // a restart pending for an earlier recording must not hold this one back
-    if (requested) {
-      // A symlinked folder inside the directory must not lead outside it: check before creating anything.
-      const existing = existingParent(requested);
-      let root: string;
-      let real: string;
-      try {
-        root = fs.realpathSync(this.opts.directory);
-        real = fs.realpathSync(existing);
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        throw new RecorderError(
-          `msg.filename "${String(req.filename).slice(0, 80)}" refused: ${e.code ?? e.message}`,
-        );
-      }
-      if (real !== root && !real.startsWith(root + path.sep)) {
-        throw new RecorderError(
-          `msg.filename "${String(req.filename).slice(0, 80)}" refused: it leads outside the recording directory`,
-        );
-      }
-      ensureWritableDirectory(path.dirname(requested));
-    }
+    if (requested) prepareRequestedFolder(this.opts.directory, requested, req.filename);
     const from = req.time - this.opts.preRollSec * 1000;
     const first = this.preRoll.since(from);
     // The frame on screen at the clip's start time begins the clip, stamped with that time.
@@ -318,7 +324,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     // Until ffmpeg has the first frame the sidecar says when it is: a crash leaves the right start behind.
     this.writeSidecar(
       active,
-      { ...this.info(active, "recording"), start: frame.time, end: frame.time },
+      { ...recordingInfo(active, "recording"), start: frame.time, end: frame.time },
       true,
     );
     session.start();
@@ -367,31 +373,6 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     }, wait);
   }
 
-  private info(active: Active, reason: string, error?: string): RecordingInfo {
-    const s = active.session;
-    const start = s?.baseTime ?? 0;
-    const end = s?.stats.endTime ?? s?.lastTime ?? start;
-    let bytes = 0;
-    try {
-      bytes = fs.statSync(active.file).size;
-    } catch {
-      // not written (yet)
-    }
-    return {
-      file: active.file,
-      camera: active.camera,
-      start,
-      end,
-      duration: Math.max(0, (end - start) / 1000),
-      triggerTime: active.triggerTime,
-      frames: s?.stats.framesWritten ?? 0,
-      bytes,
-      trigger: active.trigger,
-      reason,
-      ...(error ? { error } : {}),
-    };
-  }
-
   private writeSidecar(active: Active, info: RecordingInfo, first = false): void {
     try {
       writeSidecar(active.sidecar, info, first);
@@ -415,7 +396,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       .finish(endTime)
       .then(() => previous)
       .then(() => {
-        const info = this.info(active, reason, error);
+        const info = recordingInfo(active, reason, error);
         if (info.bytes === 0) {
           // ffmpeg could not write anything (disk full, directory gone): leave no empty file behind.
           fs.rmSync(active.file, { force: true });
