@@ -9,6 +9,7 @@ import {
   settingsProblem,
   type SettingsProblem,
   type TranscodeConfig,
+  type TranscodeSettings,
 } from "./lib/transcode/settings";
 import { Transcoder } from "./lib/transcode/transcoder";
 import { StatusReporter } from "./support/status-reporter";
@@ -18,6 +19,38 @@ type Credentials = { user: unknown; password: unknown };
 type Done = (err?: Error) => void;
 
 /** Node-RED's side of `ffmpeg transcode`: settings in, frames and control messages to the Transcoder, its messages out. */
+/** The ffmpeg to run, or why the node cannot run at all (no ffmpeg, settings that cannot work). */
+function findFfmpeg(
+  settings: TranscodeSettings,
+  words: (p: SettingsProblem) => string,
+): { ffmpegPath: string; fatal?: { key: string; why: string } } {
+  let ffmpegPath = "";
+  try {
+    ffmpegPath = resolveFfmpegPath(settings.ffmpegPath);
+  } catch (err) {
+    return { ffmpegPath, fatal: { key: "status.noFfmpeg", why: (err as Error).message } };
+  }
+  const problem = settingsProblem(settings);
+  return { ffmpegPath, fatal: problem && { key: "status.badSettings", why: words(problem) } };
+}
+
+/**
+ * Closes the core, resolving when it is done or after `guardMs`, whichever comes first: FfmpegProcess
+ * escalates to SIGKILL well before, the guard only keeps Node-RED's close within its 15 s.
+ */
+function closeWithin(core: Transcoder, guardMs: number, warn: (err: Error) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const guard = setTimeout(resolve, guardMs);
+    core
+      .close()
+      .catch(warn)
+      .finally(() => {
+        clearTimeout(guard);
+        resolve();
+      });
+  });
+}
+
 export = (RED: NodeAPI) => {
   function FfmpegTranscode(this: Node<Credentials>, config: TranscodeDef) {
     RED.nodes.createNode(this, config);
@@ -33,15 +66,7 @@ export = (RED: NodeAPI) => {
     const words = (p: SettingsProblem) =>
       redactCredentials("text" in p ? p.text : t(p.key, p.params), secrets);
 
-    let ffmpegPath = "";
-    let fatal: { key: string; why: string } | undefined;
-    try {
-      ffmpegPath = resolveFfmpegPath(settings.ffmpegPath);
-    } catch (err) {
-      fatal = { key: "status.noFfmpeg", why: (err as Error).message };
-    }
-    const problem = fatal ? undefined : settingsProblem(settings);
-    if (problem) fatal = { key: "status.badSettings", why: words(problem) };
+    const { ffmpegPath, fatal } = findFfmpeg(settings, words);
 
     const core = new Transcoder({
       settings,
@@ -87,20 +112,10 @@ export = (RED: NodeAPI) => {
     this.on("close", (_removed: boolean, done: () => void) => {
       clearInterval(tick);
       clearInterval(sweepTimer);
-      let finished = false;
-      const finish = () => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(guard);
+      closeWithin(core, 14000, (err) => this.warn(err.message)).finally(() => {
         status.clear();
         done();
-      };
-      // FfmpegProcess escalates to SIGKILL well before this; the guard only keeps close() within 15 s.
-      const guard = setTimeout(finish, 14000);
-      core
-        .close()
-        .catch((err: Error) => this.warn(err.message))
-        .finally(finish);
+      });
     });
   }
 
