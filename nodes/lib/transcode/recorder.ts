@@ -17,6 +17,7 @@ import {
   uniquePath,
 } from "./filenames";
 import { safeTrigger, writeSidecar } from "./sidecar";
+import { ClosingFiles } from "./closing-files";
 import {
   estimateFps,
   inputArgs,
@@ -141,10 +142,8 @@ export class Recorder extends EventEmitter<RecorderEvents> {
   readonly preRoll: PreRollBuffer;
   private readonly preRollMs: number;
   private active?: Active;
-  private readonly closing = new Set<Promise<void>>();
-  private lastClosed: Promise<void> = Promise.resolve();
   /** Files whose ffmpeg is still finishing them. */
-  private readonly closingFiles = new Set<string>();
+  private readonly closingFiles = new ClosingFiles();
   private latestTime = -Infinity;
   /** Restarts of a dead ffmpeg: 1 s doubling to 30 s, as for live presets. */
   private readonly backoff = new Backoff({ firstMs: 1000, maxMs: 30000 });
@@ -389,13 +388,10 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     this.clearRestart(); // the part a pending restart would continue is over
     const session = active.session;
     if (!session) return; // no frame arrived: nothing was written
-    this.closingFiles.add(active.file);
-    // Reported in the order the files were closed, even when an earlier ffmpeg takes longer to finish.
-    const previous = this.lastClosed;
-    const done = session
-      .finish(endTime)
-      .then(() => previous)
-      .then(() => {
+    this.closingFiles.add(
+      active.file,
+      session.finish(endTime),
+      (release) => {
         const info = recordingInfo(active, reason, error);
         if (info.bytes === 0) {
           // ffmpeg could not write anything (disk full, directory gone): leave no empty file behind.
@@ -404,19 +400,12 @@ export class Recorder extends EventEmitter<RecorderEvents> {
           return;
         }
         this.writeSidecar(active, info);
-        this.closingFiles.delete(active.file);
+        release();
         this.emit("recording", info);
         return this.sweep();
-      })
-      .catch((err: Error) => {
-        this.emit("failure", err.message);
-      });
-    this.closing.add(done);
-    this.lastClosed = done;
-    void done.finally(() => {
-      this.closing.delete(done);
-      this.closingFiles.delete(active.file);
-    });
+      },
+      (err) => this.emit("failure", err.message),
+    );
   }
 
   /** Applies retention now (also run after each closed recording). */
@@ -437,7 +426,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     const active = this.active;
     if (active && !active.closing) this.closeActive("close", Math.min(active.endTime, now));
     this.closed = true;
-    await Promise.all([...this.closing]);
+    await this.closingFiles.all();
   }
 
   /** Resolves when the current ffmpeg took every frame given so far (lets tests and benchmarks feed fast). */
