@@ -10,6 +10,7 @@ const vm = require("vm");
 const { cameraOptions } = require("../dist/nodes/lib/camera/options");
 const { CAMERA_DEFAULTS } = require("../dist/nodes/lib/camera/camera");
 const { PRESETS, ENCODERS, parseSize } = require("../dist/nodes/lib/transcode/args");
+const { TRANSCODE_DEFAULTS, readTranscodeSettings } = require("../dist/nodes/lib/transcode/settings");
 const { PROTOCOLS } = require("../dist/nodes/lib/sources/index");
 
 const ROOT = path.join(__dirname, "..");
@@ -193,6 +194,11 @@ describe("editor definitions (nodes/*.html) against the runtime", function () {
     const files = {
       // camera-source hands its config to cameraOptions (resolved by require, so a moved module is followed).
       "camera-source": ["dist/nodes/camera-source.js", require.resolve("../dist/nodes/lib/camera/options")],
+      // ffmpeg-transcode parses its settings in lib/transcode/settings (readTranscodeSettings).
+      "ffmpeg-transcode": [
+        "dist/nodes/ffmpeg-transcode.js",
+        require.resolve("../dist/nodes/lib/transcode/settings"),
+      ],
     };
     for (const type of TYPES) {
       const reads = new Set(
@@ -215,8 +221,27 @@ describe("editor definitions (nodes/*.html) against the runtime", function () {
     }
   });
 
-  it("ffmpeg-transcode and http-stream-out: a setting left out falls back to the editor's default", function () {
-    for (const type of ["ffmpeg-transcode", "http-stream-out"]) {
+  it("ffmpeg-transcode: a setting left out falls back to the editor's default", function () {
+    const defaults = defaultValues(editors["ffmpeg-transcode"].def);
+    assert.ok(Object.keys(TRANSCODE_DEFAULTS).length >= 4, "found the runtime's number defaults");
+    for (const [key, value] of Object.entries(TRANSCODE_DEFAULTS)) {
+      assert.strictEqual(
+        defaults[key],
+        value,
+        `ffmpeg-transcode.${key}: editor ${defaults[key]}, runtime ${value}`,
+      );
+    }
+    // Every number the editor saves has a runtime default (none is parsed without one).
+    for (const [key, value] of Object.entries(defaults)) {
+      if (typeof value === "number")
+        assert.ok(key in TRANSCODE_DEFAULTS, `ffmpeg-transcode.${key}: no runtime default`);
+    }
+    // A node saved with the editor's defaults runs like one saved with none.
+    assert.deepStrictEqual(readTranscodeSettings(defaults), readTranscodeSettings({ name: defaults.name }));
+  });
+
+  it("http-stream-out: a setting left out falls back to the editor's default", function () {
+    for (const type of ["http-stream-out"]) {
       const fallbacks = numFallbacks(`dist/nodes/${type}.js`);
       assert.ok(Object.keys(fallbacks).length >= 4, `${type}: found the runtime's number defaults`);
       const defaults = defaultValues(editors[type].def);
@@ -293,12 +318,12 @@ describe("editor definitions (nodes/*.html) against the runtime", function () {
       fmp4: [...ALWAYS, ...ENCODE],
       flv: [...ALWAYS, "directory", "url", "user", "password", ...ENCODE],
       push: [...ALWAYS, "url", "user", "password", ...ENCODE],
-      // inputArgs(encoder) puts the chosen encoder's global arguments (e.g. -vaapi_device) before custom ones.
-      custom: [...ALWAYS, "customArgs", "encoder"],
+      // The custom arguments are the user's own: no encoder is chosen, none of its options added (issue 11).
+      custom: [...ALWAYS, "customArgs"],
     };
-    // Mismatches found by this spec and reported (issue 11), not fixed here: the field is hidden for the
-    // preset but the runtime still uses it. When the node is fixed, empty this list.
-    const KNOWN = { custom: { hiddenButUsed: ["encoder"], shownButUnused: [] } };
+    // Mismatches found by this spec: a field hidden for the preset that the runtime still uses, or shown
+    // and unused. None are left (issue 11 fixed custom + encoder).
+    const KNOWN = {};
 
     for (const preset of PRESETS) {
       it(`${preset}`, function () {
@@ -344,9 +369,13 @@ describe("editor definitions (nodes/*.html) against the runtime", function () {
     const differ = sizes.filter(
       (v) => (tc.size.validate(v) === true) !== (v.trim() === "" || parseSize(v) !== undefined),
     );
-    // Reported: the editor lets through sizes the runtime ignores (keeping the camera's size without a word),
-    // and refuses spellings the runtime takes.
-    assert.deepStrictEqual(differ, ["640X480", " 640 x 480 ", "1x1", "99999x99999", "640*480"]);
+    // The editor's size rule is the runtime's parseSize (issue 11): they agree on every spelling.
+    assert.deepStrictEqual(differ, []);
+    assert.deepStrictEqual(
+      sizes.map((v) => tc.maxSize.validate(v) === true),
+      sizes.map((v) => tc.size.validate(v) === true),
+      "maxSize follows the same rule",
+    );
     const fps = editors["frame-throttle"].def.defaults.fps;
     // The fps validator refuses 0 and negative rates, as the runtime does (red status, error).
     assert.deepStrictEqual(

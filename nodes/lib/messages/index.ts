@@ -5,6 +5,7 @@
  */
 export * from "./frame";
 export * from "./mp4";
+export * from "./recording";
 export * from "./state";
 export * from "./stats";
 export * from "./viewer";

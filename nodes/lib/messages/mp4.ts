@@ -1,3 +1,5 @@
+import type { NodeMessage } from "node-red";
+
 /** The `msg.mp4` field of an fMP4 message (see `ffmpeg transcode`). */
 export interface Mp4Info {
   type: "init" | "fragment";
@@ -67,4 +69,16 @@ export function readMp4Info(value: unknown): Mp4Info | Mp4Problem | undefined {
 export function mp4InfoFromMessage(value: unknown): Mp4Info | undefined {
   const info = readMp4Info(value);
   return info && "type" in info ? info : undefined;
+}
+
+/** An fMP4 message: an init segment or a fragment in `payload`, the camera in `topic`, its description in `mp4`. */
+export interface Mp4Message extends NodeMessage {
+  payload: Buffer;
+  topic: string;
+  mp4: Mp4Info;
+}
+
+/** Writes an fMP4 message as `ffmpeg transcode` sends it (the data is shared, never copied). */
+export function mp4Message(data: Buffer, info: Mp4Info, topic: string): Mp4Message {
+  return { payload: data, topic, mp4: info };
 }

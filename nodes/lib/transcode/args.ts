@@ -169,14 +169,8 @@ export interface VideoSettings {
   encoder: EncoderProfile;
 }
 
-/** "640x480" -> {640, 480}; anything else (including "") -> undefined. */
-export function parseSize(text: string | undefined): { width: number; height: number } | undefined {
-  const m = /^\s*(\d{1,5})\s*[xX*]\s*(\d{1,5})\s*$/.exec(text ?? "");
-  if (!m) return undefined;
-  const width = Number(m[1]);
-  const height = Number(m[2]);
-  return width >= 16 && height >= 16 && width <= 8192 && height <= 8192 ? { width, height } : undefined;
-}
+/** The size parser every setting uses (`640x480`, also `X`, `*` and spaces; sides 1..16384). */
+export { parseSize } from "../settings";
 
 const even = (n: number): number => Math.max(2, Math.floor(n / 2) * 2);
 
@@ -217,7 +211,7 @@ export function estimateFps(times: readonly number[]): number {
  * Input: our Matroska stream on stdin (see transcode-mkv.ts for why), read without probing delays.
  * Not `-fflags +nobuffer`: with it ffmpeg 4.x drops frames from a pipe.
  */
-export function inputArgs(encoder: EncoderProfile, progress = true): string[] {
+export function inputArgs(encoder: Pick<EncoderProfile, "globalArgs">, progress = true): string[] {
   return [
     "-hide_banner",
     "-nostdin",

@@ -3,30 +3,16 @@ import { promises as fsp } from "fs";
 import path from "path";
 import type { FfmpegProgress } from "../ffmpeg";
 import type { Frame } from "../media";
-import type { Mp4Info } from "../serve/fmp4-store";
+import { Backoff as SharedBackoff } from "../backoff";
+import type { Mp4Info } from "../messages/mp4";
 import type { Mp4InitInfo } from "../codec/fmp4-splitter";
 import { HLS_PLAYLIST_FILE, HLS_SEGMENT_FILE, estimateFps } from "./args";
 import { describeExit, frameSize, TranscodeSession, type SessionFragment } from "./session";
 
-/** Restart delays: 1 s doubling to 30 s; reset after a run that went well. */
-export class Backoff {
-  private current: number;
-
-  constructor(
-    private readonly firstMs = 1000,
-    private readonly maxMs = 30000,
-  ) {
-    this.current = firstMs;
-  }
-
-  next(): number {
-    const wait = this.current;
-    this.current = Math.min(this.current * 2, this.maxMs);
-    return wait;
-  }
-
-  reset(): void {
-    this.current = this.firstMs;
+/** Restart delays of a transcode ffmpeg: 1 s doubling to 30 s, no jitter; reset after a run that went well. */
+export class Backoff extends SharedBackoff {
+  constructor(firstMs = 1000, maxMs = 30000) {
+    super({ firstMs, maxMs });
   }
 }
 
@@ -62,7 +48,17 @@ export type LiveState = "idle" | "starting" | "live" | "retrying" | "paused";
  * `progress` (FfmpegProgress), `failure` (message), `state` (LiveState), `dropped` (count: frames ffmpeg did
  * not keep up with; frames that arrive while waiting to retry are counted in `skipped` instead).
  */
-export class LiveTranscoder extends EventEmitter {
+export interface LiveTranscoderEvents {
+  init: [data: Buffer, info: Mp4MessageInfo];
+  fragment: [data: Buffer, info: Mp4MessageInfo];
+  data: [data: Buffer];
+  progress: [progress: FfmpegProgress];
+  failure: [message: string];
+  state: [state: LiveState];
+  dropped: [count: number];
+}
+
+export class LiveTranscoder extends EventEmitter<LiveTranscoderEvents> {
   private session?: TranscodeSession;
   private readonly stopping = new Set<Promise<void>>();
   private readonly backoff: Backoff;
@@ -339,4 +335,21 @@ const FAILURE_CAUSES: [RegExp, string][] = [
 export function failureCause(message: string): string {
   for (const [pattern, cause] of FAILURE_CAUSES) if (pattern.test(message)) return cause;
   return message.replace(/\s*@\s*0x[0-9a-f]+/gi, "").trim();
+}
+
+/**
+ * sweepHlsDirectory for a node's HLS directory, at most once every 10 s and one sweep at a time: call it
+ * as often as you like (the node does every second). Earlier runs' segments go once 3 keyframe intervals
+ * (at least 30 s) old.
+ */
+export function hlsSweeper(dir: string, keyframeInterval: number): () => void {
+  let sweeping = false;
+  let last = 0;
+  const minAgeMs = Math.max(30000, keyframeInterval * 3000);
+  return () => {
+    if (sweeping || Date.now() - last < 10000) return;
+    sweeping = true;
+    last = Date.now();
+    void sweepHlsDirectory(dir, minAgeMs).finally(() => (sweeping = false));
+  };
 }

@@ -3,8 +3,21 @@ import fs from "fs";
 import path from "path";
 import type { FfmpegProgress } from "../ffmpeg";
 import type { Frame } from "../media";
+import type { RecordingInfo } from "../messages/recording";
 import { PreRollBuffer } from "./preroll";
-import { MAX_FOLDER_DEPTH, RetentionSweeper, SIDECAR_MARK } from "./retention";
+import type { RetentionSweeper } from "./retention";
+import {
+  RecorderError,
+  confineFilename,
+  ensureWritableDirectory,
+  prepareRequestedFolder,
+  sanitizeCameraName,
+  sidecarOf,
+  stamp,
+  uniquePath,
+} from "./filenames";
+import { safeTrigger, writeSidecar } from "./sidecar";
+import { ClosingFiles } from "./closing-files";
 import {
   estimateFps,
   inputArgs,
@@ -14,7 +27,7 @@ import {
   type VideoSettings,
 } from "./args";
 import { describeExit, frameSize, TranscodeSession } from "./session";
-import { Backoff } from "./live";
+import { Backoff } from "../backoff";
 
 export interface RecorderOptions {
   ffmpegPath: string;
@@ -45,30 +58,21 @@ export interface StartRequest {
   trigger?: { topic?: unknown; payload?: unknown };
 }
 
-export interface RecordingInfo {
-  file: string;
-  camera: string;
-  /** Epoch ms of the first frame and of the end of the last one. */
-  start: number;
-  end: number;
-  /** Seconds. */
-  duration: number;
-  /** Epoch ms of the start message that began the recording (same clock as start and end). */
-  triggerTime: number;
-  frames: number;
-  bytes: number;
-  trigger: { topic?: unknown; payload?: unknown };
-  /** Why the file was closed: duration, stop, maxDuration, close, error. */
-  reason: string;
-  error?: string;
-}
-
-export class RecorderError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "RecorderError";
-  }
-}
+export type { RecordingInfo };
+// Where they were before the split: callers and specs import them from here.
+export {
+  MAX_BASE_NAME_BYTES,
+  MAX_NAME_SUFFIX,
+  NAME_MAX_BYTES,
+  NAME_SUFFIX_ROOM,
+  PATH_MAX_BYTES,
+  RecorderError,
+  confineFilename,
+  ensureWritableDirectory,
+  sanitizeCameraName,
+  sidecarOf,
+  stamp,
+} from "./filenames";
 
 interface Active {
   file: string;
@@ -94,161 +98,30 @@ function nextPart(active: Active): Active {
   return { ...active, part: active.part + 1, session: undefined, closing: false, splitAt: Infinity };
 }
 
-/** Frames without a camera of their own are named after the node. */
-export function sanitizeCameraName(name: string): string {
-  const clean = name
-    .replace(/[^A-Za-z0-9._-]+/g, "_")
-    .replace(/^[._-]+|[._-]+$/g, "")
-    .slice(0, 64);
-  return clean || "camera";
-}
-
-/** Local date and time for file names: 20240501-140000. */
-export function stamp(time: number): string {
-  const d = new Date(time);
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-}
-
-/** Longest name the file system takes for one path component, in bytes (NAME_MAX on Linux, macOS, Windows). */
-export const NAME_MAX_BYTES = 255;
-/** Longest path, in bytes (PATH_MAX on Linux less its NUL). */
-export const PATH_MAX_BYTES = 4095;
-/** The highest `-N` a name gets before the recorder gives up on finding a free one. */
-export const MAX_NAME_SUFFIX = 9999;
-/**
- * Bytes the recorder adds to a recording's base name in the longest file it makes of it, the temporary sidecar
- * `.<base>-9999.json.<pid>.tmp`: 1 + 5 + 5 + 1 + up to 10 + 4.
- */
-export const NAME_SUFFIX_ROOM = 26;
-
-/** The longest base name (without `.mp4`) that leaves room for every suffix, in bytes. */
-export const MAX_BASE_NAME_BYTES = NAME_MAX_BYTES - NAME_SUFFIX_ROOM;
-
-/**
- * Resolves `filename` inside `directory`, refusing absolute paths and `..`. Adds `.mp4` when missing.
- * Lengths are counted in bytes, with room for the `-N`, `.json` and temporary names made of it; at most
- * MAX_FOLDER_DEPTH folders deep (as deep as retention looks). Throws a RecorderError that says why.
- */
-export function confineFilename(directory: string, filename: unknown): string {
-  if (typeof filename !== "string" || !filename.trim())
-    throw new RecorderError("msg.filename must be a non-empty string");
-  const name = filename.trim();
-  const refuse = (why: string) =>
-    new RecorderError(
-      `msg.filename "${name.slice(0, 80)}" refused: ${why}; it must be a relative path inside the recording directory`,
-    );
-  if (name.includes("\0")) throw refuse("it contains a NUL byte");
-  if (name.length > 255) throw refuse("it is longer than 255 characters");
-  if (path.isAbsolute(name) || /^[A-Za-z]:/.test(name) || name.startsWith("\\"))
-    throw refuse("it is an absolute path");
-  if (name.split(/[\\/]+/).some((s) => s === "..")) throw refuse("it contains ..");
-  const root = path.resolve(directory);
-  let full = path.resolve(root, name);
-  if (!full.startsWith(root + path.sep)) throw refuse("it leaves the directory");
-  if (path.extname(full).toLowerCase() !== ".mp4") full += ".mp4";
-  const parts = path.relative(root, full).split(path.sep);
-  if (parts.length - 1 > MAX_FOLDER_DEPTH)
-    throw refuse(`it is ${parts.length - 1} folders deep, more than ${MAX_FOLDER_DEPTH}`);
-  for (const part of parts.slice(0, -1)) {
-    const bytes = Buffer.byteLength(part);
-    if (bytes > NAME_MAX_BYTES)
-      throw refuse(`its folder name "${part.slice(0, 40)}" is ${bytes} bytes, more than ${NAME_MAX_BYTES}`);
-  }
-  const baseBytes = Buffer.byteLength(parts[parts.length - 1].replace(/\.mp4$/i, ""));
-  if (baseBytes > MAX_BASE_NAME_BYTES)
-    throw refuse(
-      `its file name is ${baseBytes} bytes (in UTF-8), more than the ${MAX_BASE_NAME_BYTES} that leave room for -N, .json and a temporary name within the file system's ${NAME_MAX_BYTES}`,
-    );
-  const pathBytes = Buffer.byteLength(full.replace(/\.mp4$/i, "")) + NAME_SUFFIX_ROOM;
-  if (pathBytes > PATH_MAX_BYTES)
-    throw refuse(`the whole path would be ${pathBytes} bytes, more than ${PATH_MAX_BYTES}`);
-  return full;
-}
-
-/** Creates the directory if needed and checks it is writable; throws a RecorderError with the reason. */
-export function ensureWritableDirectory(dir: string): void {
-  if (!dir) throw new RecorderError("no recording directory set");
+/** What a recording is so far: its sidecar and, once closed, msg.recording. */
+function recordingInfo(active: Active, reason: string, error?: string): RecordingInfo {
+  const s = active.session;
+  const start = s?.baseTime ?? 0;
+  const end = s?.stats.endTime ?? s?.lastTime ?? start;
+  let bytes = 0;
   try {
-    fs.mkdirSync(dir, { recursive: true });
-    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
-    if (!fs.statSync(dir).isDirectory()) throw new Error("not a directory");
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new RecorderError(`recording directory "${dir}" is not writable: ${e.code ?? e.message}`);
+    bytes = fs.statSync(active.file).size;
+  } catch {
+    // not written (yet)
   }
-}
-
-/**
- * True when anything is at `file`, a dangling symlink included (existsSync follows links). Any error but
- * "does not exist" (a name too long, no permission, a file where a folder should be) refuses the name.
- */
-function taken(file: string): boolean {
-  try {
-    fs.lstatSync(file);
-    return true;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === "ENOENT") return false;
-    throw new RecorderError(`cannot record to "${path.basename(file).slice(0, 80)}": ${e.code ?? e.message}`);
-  }
-}
-
-/** A name not yet taken by a video or its sidecar: `name.mp4`, `name-2.mp4`, ... up to MAX_NAME_SUFFIX. */
-function uniquePath(file: string): string {
-  const base = file.replace(/\.mp4$/i, "");
-  for (let i = 1; i <= MAX_NAME_SUFFIX; i++) {
-    const candidate = i === 1 ? `${base}.mp4` : `${base}-${i}.mp4`;
-    if (!taken(candidate) && !taken(sidecarOf(candidate))) return candidate;
-  }
-  throw new RecorderError(
-    `cannot record to "${path.basename(base).slice(0, 80)}.mp4": it and ${MAX_NAME_SUFFIX - 1} numbered names are taken`,
-  );
-}
-
-/** The nearest folder above `file` that exists (for the symlink check before creating folders); bounded. */
-function existingParent(file: string): string {
-  let dir = path.dirname(file);
-  for (let i = 0; i <= MAX_FOLDER_DEPTH + 64; i++) {
-    try {
-      fs.lstatSync(dir);
-      return dir;
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      if (e.code !== "ENOENT" || path.dirname(dir) === dir)
-        throw new RecorderError(
-          `cannot record to "${path.basename(file).slice(0, 80)}": ${e.code ?? e.message}`,
-        );
-    }
-    dir = path.dirname(dir);
-  }
-  throw new RecorderError(
-    `cannot record to "${path.basename(file).slice(0, 80)}": no folder above it exists`,
-  );
-}
-
-export function sidecarOf(file: string): string {
-  return file.replace(/\.mp4$/i, "") + ".json";
-}
-
-/** The trigger message's topic and payload as they go into JSON: bounded, Buffers summarised. */
-function safeTrigger(trigger: StartRequest["trigger"]): { topic?: unknown; payload?: unknown } {
-  const out: { topic?: unknown; payload?: unknown } = {};
-  if (trigger?.topic !== undefined)
-    out.topic = typeof trigger.topic === "string" ? trigger.topic.slice(0, 256) : String(trigger.topic);
-  const payload = trigger?.payload;
-  if (Buffer.isBuffer(payload)) {
-    out.payload = { type: "Buffer", length: payload.length };
-  } else if (payload !== undefined) {
-    try {
-      const text = JSON.stringify(payload);
-      out.payload =
-        text !== undefined && text.length <= 8192 ? JSON.parse(text) : String(text).slice(0, 1024);
-    } catch {
-      out.payload = String(payload).slice(0, 1024);
-    }
-  }
-  return out;
+  return {
+    file: active.file,
+    camera: active.camera,
+    start,
+    end,
+    duration: Math.max(0, (end - start) / 1000),
+    triggerTime: active.triggerTime,
+    frames: s?.stats.framesWritten ?? 0,
+    bytes,
+    trigger: active.trigger,
+    reason,
+    ...(error ? { error } : {}),
+  };
 }
 
 /**
@@ -258,16 +131,22 @@ function safeTrigger(trigger: StartRequest["trigger"]): { topic?: unknown; paylo
  * when frames stopped. Events: `recording` (RecordingInfo), `progress` (FfmpegProgress), `failure`
  * (message), `dropped` (count).
  */
-export class Recorder extends EventEmitter {
+export interface RecorderEvents {
+  recording: [info: RecordingInfo];
+  progress: [progress: FfmpegProgress];
+  failure: [message: string];
+  dropped: [count: number];
+}
+
+export class Recorder extends EventEmitter<RecorderEvents> {
   readonly preRoll: PreRollBuffer;
   private readonly preRollMs: number;
   private active?: Active;
-  private readonly closing = new Set<Promise<void>>();
-  private lastClosed: Promise<void> = Promise.resolve();
   /** Files whose ffmpeg is still finishing them. */
-  private readonly closingFiles = new Set<string>();
+  private readonly closingFiles = new ClosingFiles();
   private latestTime = -Infinity;
-  private readonly backoff = new Backoff();
+  /** Restarts of a dead ffmpeg: 1 s doubling to 30 s, as for live presets. */
+  private readonly backoff = new Backoff({ firstMs: 1000, maxMs: 30000 });
   private restartTimer?: NodeJS.Timeout;
   private closed = false;
   dropped = 0;
@@ -318,27 +197,7 @@ export class Recorder extends EventEmitter {
     }
     ensureWritableDirectory(this.opts.directory);
     this.clearRestart(); // a restart pending for an earlier recording must not hold this one back
-    if (requested) {
-      // A symlinked folder inside the directory must not lead outside it: check before creating anything.
-      const existing = existingParent(requested);
-      let root: string;
-      let real: string;
-      try {
-        root = fs.realpathSync(this.opts.directory);
-        real = fs.realpathSync(existing);
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        throw new RecorderError(
-          `msg.filename "${String(req.filename).slice(0, 80)}" refused: ${e.code ?? e.message}`,
-        );
-      }
-      if (real !== root && !real.startsWith(root + path.sep)) {
-        throw new RecorderError(
-          `msg.filename "${String(req.filename).slice(0, 80)}" refused: it leads outside the recording directory`,
-        );
-      }
-      ensureWritableDirectory(path.dirname(requested));
-    }
+    if (requested) prepareRequestedFolder(this.opts.directory, requested, req.filename);
     const from = req.time - this.opts.preRollSec * 1000;
     const first = this.preRoll.since(from);
     // The frame on screen at the clip's start time begins the clip, stamped with that time.
@@ -464,7 +323,7 @@ export class Recorder extends EventEmitter {
     // Until ffmpeg has the first frame the sidecar says when it is: a crash leaves the right start behind.
     this.writeSidecar(
       active,
-      { ...this.info(active, "recording"), start: frame.time, end: frame.time },
+      { ...recordingInfo(active, "recording"), start: frame.time, end: frame.time },
       true,
     );
     session.start();
@@ -513,49 +372,9 @@ export class Recorder extends EventEmitter {
     }, wait);
   }
 
-  private info(active: Active, reason: string, error?: string): RecordingInfo {
-    const s = active.session;
-    const start = s?.baseTime ?? 0;
-    const end = s?.stats.endTime ?? s?.lastTime ?? start;
-    let bytes = 0;
-    try {
-      bytes = fs.statSync(active.file).size;
-    } catch {
-      // not written (yet)
-    }
-    return {
-      file: active.file,
-      camera: active.camera,
-      start,
-      end,
-      duration: Math.max(0, (end - start) / 1000),
-      triggerTime: active.triggerTime,
-      frames: s?.stats.framesWritten ?? 0,
-      bytes,
-      trigger: active.trigger,
-      reason,
-      ...(error ? { error } : {}),
-    };
-  }
-
-  /**
-   * The first write creates the sidecar (never through a link or over a file); later ones replace it whole
-   * with a rename, which replaces a link put there meanwhile instead of following it.
-   */
   private writeSidecar(active: Active, info: RecordingInfo, first = false): void {
-    const text = JSON.stringify({ [SIDECAR_MARK]: 1, ...info }, null, 2);
     try {
-      if (first) {
-        fs.writeFileSync(active.sidecar, text, { flag: "wx" });
-      } else {
-        const temp = path.join(
-          path.dirname(active.sidecar),
-          `.${path.basename(active.sidecar)}.${process.pid}.tmp`,
-        );
-        fs.rmSync(temp, { force: true });
-        fs.writeFileSync(temp, text, { flag: "wx" });
-        fs.renameSync(temp, active.sidecar);
-      }
+      writeSidecar(active.sidecar, info, first);
     } catch (err) {
       this.emit("failure", `could not write ${path.basename(active.sidecar)}: ${(err as Error).message}`);
     }
@@ -569,14 +388,11 @@ export class Recorder extends EventEmitter {
     this.clearRestart(); // the part a pending restart would continue is over
     const session = active.session;
     if (!session) return; // no frame arrived: nothing was written
-    this.closingFiles.add(active.file);
-    // Reported in the order the files were closed, even when an earlier ffmpeg takes longer to finish.
-    const previous = this.lastClosed;
-    const done = session
-      .finish(endTime)
-      .then(() => previous)
-      .then(() => {
-        const info = this.info(active, reason, error);
+    this.closingFiles.add(
+      active.file,
+      session.finish(endTime),
+      (release) => {
+        const info = recordingInfo(active, reason, error);
         if (info.bytes === 0) {
           // ffmpeg could not write anything (disk full, directory gone): leave no empty file behind.
           fs.rmSync(active.file, { force: true });
@@ -584,19 +400,12 @@ export class Recorder extends EventEmitter {
           return;
         }
         this.writeSidecar(active, info);
-        this.closingFiles.delete(active.file);
+        release();
         this.emit("recording", info);
         return this.sweep();
-      })
-      .catch((err: Error) => {
-        this.emit("failure", err.message);
-      });
-    this.closing.add(done);
-    this.lastClosed = done;
-    void done.finally(() => {
-      this.closing.delete(done);
-      this.closingFiles.delete(active.file);
-    });
+      },
+      (err) => this.emit("failure", err.message),
+    );
   }
 
   /** Applies retention now (also run after each closed recording). */
@@ -617,7 +426,7 @@ export class Recorder extends EventEmitter {
     const active = this.active;
     if (active && !active.closing) this.closeActive("close", Math.min(active.endTime, now));
     this.closed = true;
-    await Promise.all([...this.closing]);
+    await this.closingFiles.all();
   }
 
   /** Resolves when the current ffmpeg took every frame given so far (lets tests and benchmarks feed fast). */

@@ -1,0 +1,286 @@
+/**
+ * The core of one `ffmpeg transcode` node, without Node-RED: owns the Recorder (mp4) or LiveTranscoder
+ * (every other preset), takes frames and control messages, meters what goes in and out, and says what
+ * it is doing as a TranscodeStatus. Everything it reports is an i18n key with parameters (or a lower
+ * layer's own words); the adapter translates, redacts and logs.
+ */
+import { EventEmitter } from "events";
+import type { NodeMessage } from "node-red";
+import { rtspTimeoutOption, type FfmpegProgress } from "../ffmpeg";
+import { monotonicEpochMs, type Frame } from "../media";
+import { mp4Message, recordingMessage, type RecordingInfo } from "../messages";
+import { RateMeter } from "../meters";
+import { ENCODERS, chooseEncoder, type EncoderProfile } from "./args";
+import { readAction, readStart, type ControlMessage } from "./control";
+import { RecorderError } from "./filenames";
+import { FrameClock } from "./frame-clock";
+import { LiveTranscoder, failureCause, hlsSweeper, type LiveState } from "./live";
+import { liveOutput } from "./outputs";
+import { Recorder } from "./recorder";
+import { RetentionSweeper } from "./retention";
+import { MAX_FRAME_SIDE, oversizeFrame } from "./session";
+import type { Message, SettingsProblem, TranscodeSettings } from "./settings";
+import { transcodeStatus, type TranscodeStatus } from "./status";
+
+/** How long an error shows in the status, and how often "not keeping up" is logged at most. */
+const ERROR_SHOWN_MS = 5000;
+const DROP_WARN_MS = 10000;
+
+export interface TranscoderEvents {
+  /** A message to send on the node's output. */
+  message: [message: NodeMessage];
+  error: [problem: SettingsProblem];
+  warn: [problem: SettingsProblem];
+  log: [problem: SettingsProblem];
+  /** Something changed that the status shows. */
+  status: [];
+}
+
+export interface TranscoderOptions {
+  settings: TranscodeSettings;
+  ffmpegPath: string;
+  user?: string;
+  password?: string;
+  secrets: (string | undefined)[];
+  /** The node's name: frames without a camera of their own are named after it. */
+  camera: string;
+}
+
+export class Transcoder extends EventEmitter<TranscoderEvents> {
+  private recorder?: Recorder;
+  private live?: LiveTranscoder;
+  private closed = false;
+  private lastProgress?: FfmpegProgress;
+  private error = { key: "", until: 0 };
+  private camera: string;
+  private lastDropWarn = 0;
+  /** The cause of the failure last logged; cleared when ffmpeg runs again (one log line per outage). */
+  private reportedCause?: string;
+  private oversizeReported = false;
+  private readonly inputRate = new RateMeter(5000);
+  /** Bytes of fMP4 sent: the rate ffmpeg cannot report for its tee output. */
+  private readonly sentRate = new RateMeter(5000);
+  private readonly clock = new FrameClock();
+  private readonly sweepHls?: () => void;
+  private readonly s: TranscodeSettings;
+
+  /** A setup failure that stops the node for good: its status key (the adapter sets it). */
+  fatalKey?: string;
+
+  constructor(private readonly opts: TranscoderOptions) {
+    super();
+    this.s = opts.settings;
+    this.camera = opts.camera;
+    // Earlier runs' segments the playlist no longer lists (ffmpeg deletes only its own run's). */
+    if (this.s.preset === "hls" && this.s.directory) {
+      this.sweepHls = hlsSweeper(this.s.directory, this.s.video.keyframeInterval);
+      this.sweepHls();
+    }
+  }
+
+  /** Chooses the encoder (and for push the RTSP timeout option), then sets the recorder or live run up. */
+  start(): void {
+    const { preset } = this.s;
+    Promise.all([
+      // The custom preset's arguments are the user's own: no encoder is chosen (or tried) for them.
+      preset === "custom" ? ENCODERS.libx264 : chooseEncoder(this.opts.ffmpegPath, this.s.encoder),
+      preset === "push" ? rtspTimeoutOption(this.opts.ffmpegPath) : undefined,
+    ]).then(
+      ([encoder, rtspTimeout]) => {
+        if (this.closed) return;
+        if (preset === "mp4") this.setupRecorder(encoder);
+        else this.setupLive(encoder, rtspTimeout);
+        this.emit("status");
+      },
+      (err: Error) => this.failure(err.message),
+    );
+  }
+
+  /** Every second: ends a recording whose frames stopped, sweeps HLS leftovers. */
+  tick(): void {
+    this.recorder?.tick(monotonicEpochMs());
+    this.sweepHls?.();
+  }
+
+  /** Hourly retention, also when nothing is recorded. */
+  sweep(): void {
+    if (this.recorder && !this.closed)
+      this.recorder.sweep().catch((err: Error) => this.emit("warn", { text: err.message }));
+  }
+
+  status(): TranscodeStatus {
+    const r = this.recorder;
+    return transcodeStatus({
+      fatalKey: this.fatalKey,
+      errorKey: this.error.key,
+      errorUntil: this.error.until,
+      now: Date.now(),
+      recorder: r && { recording: r.recording, elapsedSec: r.elapsedSec, preRollSpanMs: r.preRoll.spanMs },
+      preRollSec: this.s.preRollSec,
+      live: this.live?.state,
+      fps: this.inputRate.perSecond(),
+      kbps: this.outputKbps(),
+    });
+  }
+
+  /** A frame message: undefined when taken (or quietly dropped), else why it was refused. */
+  frame(frame: Frame | undefined): Message | undefined {
+    if (!frame) return { key: "errors.notFrame" };
+    const tooBig = oversizeFrame(frame);
+    if (tooBig) {
+      // One error per run of oversized frames, not one per frame.
+      if (this.oversizeReported) return undefined;
+      this.oversizeReported = true;
+      const size = `${tooBig.width}x${tooBig.height}`;
+      return { key: "errors.frameTooBig", params: { size, max: `${MAX_FRAME_SIDE}x${MAX_FRAME_SIDE}` } };
+    }
+    this.oversizeReported = false;
+    // Frame times from a clock that jumps (hours ahead or back) must not stop ffmpeg's output.
+    frame.time = this.clock.correct(frame.time, monotonicEpochMs());
+    if (frame.camera) this.camera = frame.camera;
+    this.inputRate.add();
+    if (this.recorder) this.recorder.push(frame);
+    else this.live?.push(frame);
+    return undefined;
+  }
+
+  /** A control message (msg.action): undefined when followed, else why not (a RecorderError as it is). */
+  control(msg: ControlMessage): Message | RecorderError | undefined {
+    const action = readAction(msg);
+    if (typeof action !== "string") return action.error;
+    if (this.fatalKey) return { key: this.fatalKey };
+    if (this.live) {
+      if (action === "stop") void this.live.pause();
+      else this.live.resume();
+      this.emit("status");
+      return undefined;
+    }
+    if (!this.recorder) return { key: "errors.notReady" };
+    const now = monotonicEpochMs();
+    if (action === "stop") {
+      this.recorder.stop(now);
+      return undefined;
+    }
+    const start = readStart(msg);
+    if ("error" in start) return start.error;
+    try {
+      this.recorder.start({ time: now, ...start });
+    } catch (err) {
+      if (!(err instanceof RecorderError)) throw err;
+      this.showError("status.refused");
+      return err;
+    }
+    this.emit("status");
+    return undefined;
+  }
+
+  /** Ends ffmpeg (the recording closes as `close`) and waits until every file is finished. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([this.recorder?.close(monotonicEpochMs()), this.live?.close()]);
+  }
+
+  /** ffmpeg's own bitrate, or for fMP4 on stdout (hls, fmp4: with a directory ffmpeg reports 0) what we sent. */
+  private outputKbps(): number {
+    const { preset } = this.s;
+    if (preset === "hls" || preset === "fmp4") return (this.sentRate.perSecond() * 8) / 1000;
+    return this.lastProgress?.kbps ?? 0;
+  }
+
+  private showError(key: string): void {
+    this.error = { key, until: Date.now() + ERROR_SHOWN_MS };
+    this.emit("status");
+  }
+
+  private failure(message: string): void {
+    this.emit("error", { text: message });
+    this.showError("status.error");
+  }
+
+  /** A live run failed: log its cause once per outage (every retry failing the same way stays quiet). */
+  private liveFailure(message: string): void {
+    const cause = failureCause(message);
+    if (cause === this.reportedCause) return this.showError("status.error");
+    this.reportedCause = cause;
+    this.emit("error", { key: "errors.failedRetrying", params: { cause, detail: message } });
+    this.showError("status.error");
+  }
+
+  private onLiveState(state: LiveState): void {
+    if (state === "live" && this.reportedCause !== undefined) {
+      this.reportedCause = undefined;
+      this.emit("log", { key: "errors.recovered" });
+    }
+    this.emit("status");
+  }
+
+  private onDropped(count: number): void {
+    if (Date.now() - this.lastDropWarn < DROP_WARN_MS) return;
+    this.lastDropWarn = Date.now();
+    this.emit("warn", { key: "errors.dropping", params: { count } });
+  }
+
+  private setupRecorder(encoder: EncoderProfile): void {
+    const s = this.s;
+    const retention = new RetentionSweeper({
+      directory: s.directory,
+      keepDays: s.keepDays,
+      keepGB: s.keepGB,
+      isProtected: (file) => this.recorder?.isInProgress(file) ?? false,
+      // Recordings are stamped with frame times, which come from the monotonic clock.
+      now: monotonicEpochMs,
+      warn: (m) => this.emit("warn", { text: m }),
+    });
+    const recorder = new Recorder({
+      ffmpegPath: this.opts.ffmpegPath,
+      directory: s.directory,
+      camera: this.camera,
+      preRollSec: s.preRollSec,
+      preRollMaxBytes: s.preRollMaxBytes,
+      postRollSec: s.postRollSec,
+      defaultDurationSec: s.durationSec,
+      maxDurationSec: s.maxDurationSec,
+      video: { ...s.video, encoder },
+      secrets: this.opts.secrets,
+      retention,
+    });
+    this.recorder = recorder;
+    recorder.on("recording", (info: RecordingInfo) => {
+      this.lastProgress = undefined;
+      this.emit("message", recordingMessage(info));
+    });
+    recorder.on("progress", (p) => (this.lastProgress = p));
+    recorder.on("failure", (m) => this.failure(m));
+    recorder.on("dropped", (n) => this.onDropped(n));
+    if (retention.enabled) retention.sweep().catch((err: Error) => this.emit("warn", { text: err.message }));
+  }
+
+  private setupLive(encoder: EncoderProfile, rtspTimeout: string | undefined): void {
+    const output = liveOutput(this.s, {
+      encoder,
+      rtspTimeout,
+      user: this.opts.user,
+      password: this.opts.password,
+      camera: () => this.camera,
+      // The live fMP4 output does not need the directory: keep it running and say why HLS files are missing.
+      onDirectoryError: (err) => this.failure(err.message),
+    });
+    const live = new LiveTranscoder({
+      ffmpegPath: this.opts.ffmpegPath,
+      output,
+      secrets: this.opts.secrets,
+      keyframeInterval: this.s.video.keyframeInterval,
+    });
+    this.live = live;
+    live.on("init", (data, info) => this.emit("message", mp4Message(data, info, this.camera)));
+    live.on("fragment", (data, info) => {
+      this.sentRate.add(data.length);
+      this.emit("message", mp4Message(data, info, this.camera));
+    });
+    live.on("data", (data) => this.emit("message", { payload: data, topic: this.camera }));
+    live.on("progress", (p) => (this.lastProgress = p));
+    live.on("failure", (m) => this.liveFailure(m));
+    live.on("state", (state) => this.onLiveState(state));
+    live.on("dropped", (n) => this.onDropped(n));
+  }
+}
