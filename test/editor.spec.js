@@ -12,6 +12,10 @@ const { CAMERA_DEFAULTS } = require("../dist/nodes/lib/camera/camera");
 const { PRESETS, ENCODERS, parseSize } = require("../dist/nodes/lib/transcode/args");
 const { TRANSCODE_DEFAULTS, readTranscodeSettings } = require("../dist/nodes/lib/transcode/settings");
 const { PROTOCOLS } = require("../dist/nodes/lib/sources/index");
+const {
+  HTTP_STREAM_OUT_DEFAULTS,
+  streamServerOptions,
+} = require("../dist/nodes/lib/serve/stream-out-settings");
 
 const ROOT = path.join(__dirname, "..");
 const TYPES = Object.keys(require("../package.json")["node-red"].nodes);
@@ -127,14 +131,6 @@ function configReads(file) {
   return new Set([...js.matchAll(/\bconfig\.(\w+)/g)].map((m) => m[1]));
 }
 
-/** `num(config.<name>, <fallback>` in a compiled adapter: the default it uses for a missing or bad value. */
-function numFallbacks(file) {
-  const js = fs.readFileSync(path.join(ROOT, file), "utf8");
-  return Object.fromEntries(
-    [...js.matchAll(/\bnum\(config\.(\w+),\s*(-?[\d.]+)/g)].map((m) => [m[1], Number(m[2])]),
-  );
-}
-
 /** Data from the vm context as plain objects of this one (deepStrictEqual compares prototypes). */
 const plain = (v) => JSON.parse(JSON.stringify(v));
 const defaultValues = (def) => Object.fromEntries(Object.entries(def.defaults).map(([k, v]) => [k, v.value]));
@@ -199,6 +195,11 @@ describe("editor definitions (nodes/*.html) against the runtime", function () {
         "dist/nodes/ffmpeg-transcode.js",
         require.resolve("../dist/nodes/lib/transcode/settings"),
       ],
+      // http-stream-out reads its settings in lib/serve/stream-out-settings (streamServerOptions).
+      "http-stream-out": [
+        "dist/nodes/http-stream-out.js",
+        require.resolve("../dist/nodes/lib/serve/stream-out-settings"),
+      ],
     };
     for (const type of TYPES) {
       const reads = new Set(
@@ -241,20 +242,31 @@ describe("editor definitions (nodes/*.html) against the runtime", function () {
   });
 
   it("http-stream-out: a setting left out falls back to the editor's default", function () {
-    for (const type of ["http-stream-out"]) {
-      const fallbacks = numFallbacks(`dist/nodes/${type}.js`);
-      assert.ok(Object.keys(fallbacks).length >= 4, `${type}: found the runtime's number defaults`);
-      const defaults = defaultValues(editors[type].def);
-      for (const [key, value] of Object.entries(fallbacks)) {
-        // New nodes get viewer limits; a flow saved without them keeps unlimited (0), as before (issue 10).
-        if (type === "http-stream-out" && (key === "maxClients" || key === "maxPerAddress")) {
-          assert.strictEqual(value, 0, `${type}.${key}: a missing value stays unlimited`);
-          assert.ok(defaults[key] > 0, `${type}.${key}: new nodes get a limit`);
-          continue;
-        }
-        assert.strictEqual(defaults[key], value, `${type}.${key}: editor ${defaults[key]}, runtime ${value}`);
+    const type = "http-stream-out";
+    assert.ok(
+      Object.keys(HTTP_STREAM_OUT_DEFAULTS).length >= 4,
+      `${type}: found the runtime's number defaults`,
+    );
+    const defaults = defaultValues(editors[type].def);
+    for (const [key, value] of Object.entries(HTTP_STREAM_OUT_DEFAULTS)) {
+      // New nodes get viewer limits; a flow saved without them keeps unlimited (0), as before (issue 10).
+      if (key === "maxClients" || key === "maxPerAddress") {
+        assert.strictEqual(value, 0, `${type}.${key}: a missing value stays unlimited`);
+        assert.ok(defaults[key] > 0, `${type}.${key}: new nodes get a limit`);
+        continue;
       }
+      assert.strictEqual(defaults[key], value, `${type}.${key}: editor ${defaults[key]}, runtime ${value}`);
     }
+    for (const [key, value] of Object.entries(defaults)) {
+      if (typeof value === "number")
+        assert.ok(key in HTTP_STREAM_OUT_DEFAULTS, `${type}.${key}: no runtime default`);
+    }
+    // The runtime reads a missing setting as HTTP_STREAM_OUT_DEFAULTS says (the editor's values but the limits).
+    const limitsLeftOut = { ...defaults, maxClients: undefined, maxPerAddress: undefined };
+    assert.deepStrictEqual(
+      streamServerOptions(limitsLeftOut, {}),
+      streamServerOptions({ name: defaults.name, path: defaults.path }, {}),
+    );
   });
 
   it("camera-source: its defaults are cameraOptions' defaults, in the editor's units", function () {

@@ -204,7 +204,7 @@ describe("StreamServer on a plain http server", function () {
 
   it("reports viewer connect and disconnect through onViewer", async function () {
     const events = [];
-    await start({ onViewer: (event, v, count) => events.push([event, v.kind, count]) });
+    await start({ onViewer: ({ event, viewer: v, count }) => events.push([event, v.kind, count]) });
     const c = await h.openMjpeg(`${url}/`);
     await h.until(() => events.length === 1, "connect");
     c.close();

@@ -113,9 +113,9 @@ describe("http-stream-out node", function () {
       ]);
       assert.strictEqual(r.code, 0, r.stderr);
       const got = [];
-      new (require("../dist/nodes/lib/codec/jpeg-stream-splitter").MjpegPartParser)((j) => got.push(j)).push(
-        r.stdout,
-      );
+      new (require("../dist/nodes/lib/codec/jpeg-stream-splitter").JpegStreamSplitter)((j) =>
+        got.push(j),
+      ).push(r.stdout);
       assert.strictEqual(got.length, 8);
       for (const j of got) assert.deepStrictEqual(readJpegSize(j), { width: 320, height: 240 });
     } finally {

@@ -373,6 +373,3 @@ export class JpegStreamSplitter {
     }
   }
 }
-
-/** @deprecated The old name (it splits any JPEG stream, not only multipart parts): use JpegStreamSplitter. */
-export const MjpegPartParser = JpegStreamSplitter;

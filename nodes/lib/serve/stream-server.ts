@@ -52,15 +52,20 @@ export interface StreamServerOptions {
   maxSegments?: number;
   maxSegmentBytes?: number;
   tickMs?: number;
-  onViewer?: (
-    event: "connect" | "disconnect",
-    viewer: { address: string; kind: ViewerKind },
-    count: number,
-  ) => void;
+  /** A viewer came or went; `count` is the number of viewers afterwards. */
+  onViewer?: (change: ViewerChange) => void;
   /** More samples for `<path>/metrics` (e.g. the camera's reconnects, which only the node can find). */
   extraMetrics?: () => MetricRow[];
   /** Something a status line shows has changed (called at most once per tick plus on events). */
   onChange?: () => void;
+}
+
+/** What `onViewer` is told: one object per viewer that came or went. */
+export interface ViewerChange {
+  event: "connect" | "disconnect";
+  viewer: { address: string; kind: ViewerKind };
+  /** Viewers after the change. */
+  count: number;
 }
 
 /** What a request handler gets: the request, its answer, whether it is HEAD, and the query. */
@@ -122,7 +127,11 @@ export class StreamServer {
         busy: (res, head, group) => this.busy(res, head, group),
         addViewer: (req, res, group) => this.addViewer(req, res, "mp4", group),
         hlsJoined: (s) =>
-          this.options.onViewer?.("connect", { address: s.address, kind: "hls" }, this.viewerCount),
+          this.options.onViewer?.({
+            event: "connect",
+            viewer: { address: s.address, kind: "hls" },
+            count: this.viewerCount,
+          }),
         countSent: (bytes) => {
           this.totals.framesSent++;
           this.totals.bytesOut += bytes;
@@ -251,10 +260,10 @@ export class StreamServer {
     );
     set.add(viewer, () => {
       this.admission.release(group, false);
-      this.options.onViewer?.("disconnect", { address, kind }, this.viewerCount);
+      this.options.onViewer?.({ event: "disconnect", viewer: { address, kind }, count: this.viewerCount });
     });
     this.admission.hold(group, false);
-    this.options.onViewer?.("connect", { address, kind }, this.viewerCount);
+    this.options.onViewer?.({ event: "connect", viewer: { address, kind }, count: this.viewerCount });
     return viewer;
   }
 
@@ -265,7 +274,11 @@ export class StreamServer {
     this.viewersDropped += this.jpeg.viewers.dropStalled(this.stallTimeoutMs);
     this.viewersDropped += this.fmp4.viewers.dropStalled(this.stallTimeoutMs);
     this.fmp4.hls.expire((s) =>
-      this.options.onViewer?.("disconnect", { address: s.address, kind: "hls" }, this.viewerCount),
+      this.options.onViewer?.({
+        event: "disconnect",
+        viewer: { address: s.address, kind: "hls" },
+        count: this.viewerCount,
+      }),
     );
     if (!this.jpeg.offline && this.offlineAfterMs > 0 && t - this.lastFrameAt > this.offlineAfterMs)
       this.setOffline();
