@@ -87,6 +87,18 @@ function takeInput(
   return undefined;
 }
 
+/** The StreamServer options for the node's settings, token, httpNodeCors and translated placeholder texts. */
+function serverOptions(RED: NodeAPI, node: Node<HttpStreamOutCredentials>, config: HttpStreamOutDef) {
+  return streamServerOptions(config, {
+    token: node.credentials?.token,
+    httpNodeCors: nodeRedSetting(RED, "httpNodeCors"),
+    texts: {
+      waiting: RED._("http-stream-out.placeholder.waiting"),
+      offline: RED._("http-stream-out.placeholder.offline"),
+    },
+  });
+}
+
 export = (RED: NodeAPI) => {
   function HttpStreamOut(this: Node<HttpStreamOutCredentials>, config: HttpStreamOutDef) {
     RED.nodes.createNode(this, config);
@@ -112,16 +124,8 @@ export = (RED: NodeAPI) => {
       }
       reporter.show(statusOf(RED, server));
     };
-    const options = streamServerOptions(config, {
-      token: this.credentials?.token,
-      httpNodeCors: nodeRedSetting(RED, "httpNodeCors"),
-      texts: {
-        waiting: RED._("http-stream-out.placeholder.waiting"),
-        offline: RED._("http-stream-out.placeholder.offline"),
-      },
-    });
     const server: StreamServer = new StreamServer({
-      ...options,
+      ...serverOptions(RED, this, config),
       onViewer: ({ event, viewer, count }) => {
         this.send(viewerMessage({ event, viewer, count, path }));
         showStatus();
