@@ -316,7 +316,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       if (this.active?.session === session) this.emit("progress", p);
     });
     session.on("dropped", () => this.emit("dropped", ++this.dropped));
-    session.on("exit", (code: number | null, signal: string | null, stderr: string[], expected: boolean) => {
+    session.on("exit", ({ code, signal, stderr, expected }) => {
       if (expected || active.closing) return;
       this.onSessionDied(active, session, code, signal, stderr);
     });

@@ -272,8 +272,8 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
       keyframeInterval: this.s.video.keyframeInterval,
     });
     this.live = live;
-    live.on("init", (data, info) => this.emit("message", mp4Message(data, info, this.camera)));
-    live.on("fragment", (data, info) => {
+    live.on("init", ({ data, info }) => this.emit("message", mp4Message(data, info, this.camera)));
+    live.on("fragment", ({ data, info }) => {
       this.sentRate.add(data.length);
       this.emit("message", mp4Message(data, info, this.camera));
     });
