@@ -6,11 +6,16 @@
  */
 import { EventEmitter } from "events";
 import type { NodeMessage } from "node-red";
-import { rtspTimeoutOption, type FfmpegProgress } from "../ffmpeg";
+import {
+  ENCODERS,
+  chooseEncoder,
+  rtspTimeoutOption,
+  type EncoderProfile,
+  type FfmpegProgress,
+} from "../ffmpeg";
 import { monotonicEpochMs, type Frame } from "../media";
 import { mp4Message, recordingMessage, type RecordingInfo } from "../messages";
 import { RateMeter } from "../meters";
-import { ENCODERS, chooseEncoder, type EncoderProfile } from "./args";
 import { readAction, readStart, type ControlMessage } from "./control";
 import { RecorderError } from "./filenames";
 import { FrameClock } from "./frame-clock";
