@@ -6,11 +6,16 @@ import { Backoff } from "../backoff";
 import type { TranscodeSession } from "./session";
 
 export class RecorderRestarts {
-  private readonly backoff = new Backoff({ firstMs: 1000, maxMs: 30000 });
   private timer?: NodeJS.Timeout;
 
-  /** @param healthyMs an ffmpeg that ran at least this long before it died resets the backoff. */
-  constructor(private readonly healthyMs: number) {}
+  /**
+   * @param healthyMs an ffmpeg that ran at least this long before it died resets the backoff.
+   * @param backoff the delays (the Recorder keeps it as `backoff`, where tests read it).
+   */
+  constructor(
+    private readonly healthyMs: number,
+    private readonly backoff = new Backoff({ firstMs: 1000, maxMs: 30000 }),
+  ) {}
 
   /** True while a restart waits for its backoff (frames stay in the pre-roll ring meanwhile). */
   get pending(): boolean {

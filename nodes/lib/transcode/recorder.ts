@@ -22,6 +22,7 @@ import {
   type RecordingPart,
 } from "./recording-part";
 import { RecorderRestarts } from "./recorder-restarts";
+import { Backoff } from "../backoff";
 
 export interface RecorderOptions {
   ffmpegPath: string;
@@ -89,6 +90,8 @@ export class Recorder extends EventEmitter<RecorderEvents> {
   /** Files whose ffmpeg is still finishing them. */
   private readonly closingFiles = new ClosingFiles();
   private latestTime = -Infinity;
+  /** Restarts of a dead ffmpeg: 1 s doubling to 30 s, as for live presets. */
+  private readonly backoff = new Backoff({ firstMs: 1000, maxMs: 30000 });
   private readonly restarts: RecorderRestarts;
   private closed = false;
   dropped = 0;
@@ -99,7 +102,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     // One second more than the pre-roll: the frame shown at the clip's start time is older than that time.
     this.preRollMs = Math.max(opts.preRollSec + 1, 2) * 1000;
     this.preRoll = new PreRollBuffer(this.preRollMs, opts.preRollMaxBytes);
-    this.restarts = new RecorderRestarts(opts.healthyMs ?? 10000);
+    this.restarts = new RecorderRestarts(opts.healthyMs ?? 10000, this.backoff);
   }
 
   get recording(): boolean {
