@@ -123,7 +123,7 @@ async function benchLive(preset, dir, seconds, jpegs, encoder, server) {
   // fMP4: every frame in [fragment.time, fragment.time + duration) became servable when the fragment came out.
   const fragments = [];
   let bytes = 0;
-  live.on("fragment", (data, info) => {
+  live.on("fragment", ({ data, info }) => {
     fragments.push({ at: monotonicEpochMs(), start: info.time, end: info.time + info.duration * 1000 });
     bytes += data.length;
   });

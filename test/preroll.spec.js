@@ -99,4 +99,18 @@ describe("PreRollBuffer", function () {
     assert.deepStrictEqual(buf.since(), []);
     assert.strictEqual(buf.lastBefore(Infinity), undefined);
   });
+
+  it("cuts a clip from a time: the frame on screen then, stamped with that time, and every later frame", function () {
+    const buf = new PreRollBuffer(10000, 1e9);
+    for (let t = 0; t <= 1000; t += 250) buf.push(frame(t));
+    const clip = buf.clipFrom(600);
+    assert.deepStrictEqual(times(clip), [600, 750, 1000]);
+    assert.strictEqual(clip[0].seq, buf.lastBefore(600).seq, "the frame shown at 600 is the one from 500");
+    assert.strictEqual(buf.lastBefore(600).time, 500, "the ring keeps its own time");
+    assert.deepStrictEqual(
+      times(buf.clipFrom(-100)),
+      [0, 250, 500, 750, 1000],
+      "nothing before: no extra frame",
+    );
+  });
 });

@@ -344,8 +344,8 @@ describe("transcode core", function () {
       height: 240,
       stdout: "fmp4",
     });
-    session.on("init", (b, info) => pieces.inits.push({ b, info }));
-    session.on("fragment", (b, info) => pieces.fragments.push({ b, info }));
+    session.on("init", ({ data: b, info }) => pieces.inits.push({ b, info }));
+    session.on("fragment", ({ data: b, info }) => pieces.fragments.push({ b, info }));
     session.start();
     session.proc.stdout.on("data", (d) => whole.push(d));
     const times = jitteredTimes(0, 5000, 9, 11);
@@ -406,7 +406,7 @@ describe("transcode core", function () {
   it("kills an ffmpeg that is given frames but shows no sign of life", async function () {
     const session = stuckSession({ stallMs: 800 });
     const exited = new Promise((resolve) =>
-      session.on("exit", (code, signal, _l, expected) => resolve({ signal, expected })),
+      session.on("exit", ({ signal, expected }) => resolve({ signal, expected })),
     );
     session.start();
     await new Promise((r) => session.proc.once("spawn", r));
@@ -443,7 +443,7 @@ describe("transcode core", function () {
     });
     const inits = [];
     const failures = [];
-    live.on("init", (b, info) => inits.push(info));
+    live.on("init", ({ info }) => inits.push(info));
     live.on("failure", (m) => failures.push(m));
     let i = 0;
     const timer = setInterval(() => live.push(frameAt(Date.now(), i++)), 100);

@@ -5,6 +5,14 @@
  */
 export { findBinary, resolveFfmpegPath, resolveFfprobePath, type BinaryLookup } from "./binary";
 export { concatHasOptionDirective, ffmpegHelp, listEncoders, rtspTimeoutOption } from "./capabilities";
+export {
+  ENCODERS,
+  HARDWARE_ENCODERS,
+  chooseEncoder,
+  h264Level,
+  trialEncode,
+  type EncoderProfile,
+} from "./encoders";
 export { ffmpegInput, protocolWhitelist, type FfmpegInput, type FfmpegInputOptions } from "./input";
 export { parseFrameRate, probeMedia, type ProbedStream, type ProbeResult } from "./probe";
 export {

@@ -5,9 +5,8 @@ import type { FfmpegProgress } from "../ffmpeg";
 import type { Frame } from "../media";
 import { Backoff as SharedBackoff } from "../backoff";
 import type { Mp4Info } from "../messages/mp4";
-import type { Mp4InitInfo } from "../codec/fmp4-splitter";
 import { HLS_PLAYLIST_FILE, HLS_SEGMENT_FILE, estimateFps } from "./args";
-import { describeExit, frameSize, TranscodeSession, type SessionFragment } from "./session";
+import { describeExit, frameSize, TranscodeSession, type Mp4Piece } from "./session";
 
 /** Restart delays of a transcode ffmpeg: 1 s doubling to 30 s, no jitter; reset after a run that went well. */
 export class Backoff extends SharedBackoff {
@@ -44,13 +43,13 @@ export type LiveState = "idle" | "starting" | "live" | "retrying" | "paused";
 /**
  * A supervised ffmpeg for the live presets (hls, fmp4, flv, push, custom): starts with the first frame,
  * restarts with backoff when ffmpeg dies (a media server went away, a crash), stops after a silence.
- * Events: `init` (Buffer, Mp4MessageInfo), `fragment` (Buffer, Mp4MessageInfo), `data` (Buffer),
+ * Events: `init` ({ data, info: Mp4MessageInfo }), `fragment` ({ data, info: Mp4MessageInfo }), `data` (Buffer),
  * `progress` (FfmpegProgress), `failure` (message), `state` (LiveState), `dropped` (count: frames ffmpeg did
  * not keep up with; frames that arrive while waiting to retry are counted in `skipped` instead).
  */
 export interface LiveTranscoderEvents {
-  init: [data: Buffer, info: Mp4MessageInfo];
-  fragment: [data: Buffer, info: Mp4MessageInfo];
+  init: [piece: Mp4Piece<Mp4MessageInfo>];
+  fragment: [piece: Mp4Piece<Mp4MessageInfo>];
   data: [data: Buffer];
   progress: [progress: FfmpegProgress];
   failure: [message: string];
@@ -144,18 +143,24 @@ export class LiveTranscoder extends EventEmitter<LiveTranscoderEvents> {
     });
     this.session = session;
     this.setState("starting");
-    session.on("init", (data: Buffer, info: Mp4InitInfo) => {
+    session.on("init", ({ data, info }) => {
       this.init = { codec: info.codec, width: info.width, height: info.height };
-      this.emit("init", data, { type: "init", seq: this.seq, duration: 0, time: frame.time, ...this.init });
+      this.emit("init", {
+        data,
+        info: { type: "init", seq: this.seq, duration: 0, time: frame.time, ...this.init },
+      });
     });
-    session.on("fragment", (data: Buffer, info: SessionFragment) => {
+    session.on("fragment", ({ data, info }) => {
       const init = this.init ?? { codec: "avc1.640028", width, height };
-      this.emit("fragment", data, {
-        type: "fragment",
-        seq: this.seq++,
-        duration: info.durationSec,
-        time: Math.round(info.time),
-        ...init,
+      this.emit("fragment", {
+        data,
+        info: {
+          type: "fragment",
+          seq: this.seq++,
+          duration: info.durationSec,
+          time: Math.round(info.time),
+          ...init,
+        },
       });
     });
     session.on("data", (chunk: Buffer) => this.emit("data", chunk));
@@ -165,7 +170,7 @@ export class LiveTranscoder extends EventEmitter<LiveTranscoderEvents> {
       this.emit("progress", p);
     });
     session.on("dropped", () => this.emit("dropped", ++this.dropped));
-    session.on("exit", (code: number | null, signal: string | null, stderr: string[], expected: boolean) => {
+    session.on("exit", ({ code, signal, stderr, expected }) => {
       if (this.session === session) this.session = undefined;
       if (expected || this.closed || this.paused) return;
       const how = describeExit(session, code, signal);

@@ -51,6 +51,14 @@ export class PreRollBuffer {
     return undefined;
   }
 
+  /** A clip from `time` on: the frame on screen at `time` (stamped with that time), then every later frame. */
+  clipFrom(time: number): Frame[] {
+    const out = this.since(time);
+    const before = this.lastBefore(time);
+    if (before) out.unshift({ ...before, time });
+    return out;
+  }
+
   /** Frames with time > `time`, oldest first. */
   after(time: number): Frame[] {
     return this.since(time + 1e-9);

@@ -1,32 +1,27 @@
 import { EventEmitter } from "events";
-import fs from "fs";
 import path from "path";
 import type { FfmpegProgress } from "../ffmpeg";
 import type { Frame } from "../media";
 import type { RecordingInfo } from "../messages/recording";
 import { PreRollBuffer } from "./preroll";
 import type { RetentionSweeper } from "./retention";
-import {
-  RecorderError,
-  confineFilename,
-  ensureWritableDirectory,
-  prepareRequestedFolder,
-  sanitizeCameraName,
-  sidecarOf,
-  stamp,
-  uniquePath,
-} from "./filenames";
+import { RecorderError, confineFilename, ensureWritableDirectory, prepareRequestedFolder } from "./filenames";
 import { safeTrigger, writeSidecar } from "./sidecar";
 import { ClosingFiles } from "./closing-files";
+import type { VideoSettings } from "./args";
+import { describeExit, type SessionExit, type TranscodeSession } from "./session";
 import {
-  estimateFps,
-  inputArgs,
-  mp4FileArgs,
-  mp4FileOptionsNow,
-  videoArgs,
-  type VideoSettings,
-} from "./args";
-import { describeExit, frameSize, TranscodeSession } from "./session";
+  closedPartInfo,
+  defaultBase,
+  firstPart,
+  nextPart,
+  partSession,
+  recordingInfo,
+  renamePart,
+  splitPart,
+  type RecordingPart,
+} from "./recording-part";
+import { RecorderRestarts } from "./recorder-restarts";
 import { Backoff } from "../backoff";
 
 export interface RecorderOptions {
@@ -74,56 +69,6 @@ export {
   stamp,
 } from "./filenames";
 
-interface Active {
-  file: string;
-  sidecar: string;
-  trigger: { topic?: unknown; payload?: unknown };
-  triggerTime: number;
-  /** The name before a `-N` was added: a continuation after a crash is named from it, never from `file`. */
-  base: string;
-  /** User's file name (for split parts), or undefined for the default pattern. */
-  filename?: string;
-  part: number;
-  endTime: number;
-  /** What set endTime: a duration or a stop. */
-  endReason: "duration" | "stop";
-  splitAt: number;
-  session?: TranscodeSession;
-  closing: boolean;
-  camera: string;
-}
-
-/** The continuation of a recording in a new file (after maxDuration or an ffmpeg restart). */
-function nextPart(active: Active): Active {
-  return { ...active, part: active.part + 1, session: undefined, closing: false, splitAt: Infinity };
-}
-
-/** What a recording is so far: its sidecar and, once closed, msg.recording. */
-function recordingInfo(active: Active, reason: string, error?: string): RecordingInfo {
-  const s = active.session;
-  const start = s?.baseTime ?? 0;
-  const end = s?.stats.endTime ?? s?.lastTime ?? start;
-  let bytes = 0;
-  try {
-    bytes = fs.statSync(active.file).size;
-  } catch {
-    // not written (yet)
-  }
-  return {
-    file: active.file,
-    camera: active.camera,
-    start,
-    end,
-    duration: Math.max(0, (end - start) / 1000),
-    triggerTime: active.triggerTime,
-    frames: s?.stats.framesWritten ?? 0,
-    bytes,
-    trigger: active.trigger,
-    reason,
-    ...(error ? { error } : {}),
-  };
-}
-
 /**
  * Sensor-triggered recordings: a pre-roll ring, start/stop with post-roll, a start during a recording
  * extends it, maxDuration continues in a new file, one fragmented MP4 per recording with a sidecar JSON.
@@ -141,13 +86,13 @@ export interface RecorderEvents {
 export class Recorder extends EventEmitter<RecorderEvents> {
   readonly preRoll: PreRollBuffer;
   private readonly preRollMs: number;
-  private active?: Active;
+  private active?: RecordingPart;
   /** Files whose ffmpeg is still finishing them. */
   private readonly closingFiles = new ClosingFiles();
   private latestTime = -Infinity;
   /** Restarts of a dead ffmpeg: 1 s doubling to 30 s, as for live presets. */
   private readonly backoff = new Backoff({ firstMs: 1000, maxMs: 30000 });
-  private restartTimer?: NodeJS.Timeout;
+  private readonly restarts: RecorderRestarts;
   private closed = false;
   dropped = 0;
 
@@ -157,6 +102,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     // One second more than the pre-roll: the frame shown at the clip's start time is older than that time.
     this.preRollMs = Math.max(opts.preRollSec + 1, 2) * 1000;
     this.preRoll = new PreRollBuffer(this.preRollMs, opts.preRollMaxBytes);
+    this.restarts = new RecorderRestarts(opts.healthyMs ?? 10000, this.backoff);
   }
 
   get recording(): boolean {
@@ -196,34 +142,18 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       return { file: active.file, extended: true };
     }
     ensureWritableDirectory(this.opts.directory);
-    this.clearRestart(); // a restart pending for an earlier recording must not hold this one back
+    this.restarts.clear(); // a restart pending for an earlier recording must not hold this one back
     if (requested) prepareRequestedFolder(this.opts.directory, requested, req.filename);
-    const from = req.time - this.opts.preRollSec * 1000;
-    const first = this.preRoll.since(from);
     // The frame on screen at the clip's start time begins the clip, stamped with that time.
-    const before = this.preRoll.lastBefore(from);
-    if (before) first.unshift({ ...before, time: from });
+    const first = this.preRoll.clipFrom(req.time - this.opts.preRollSec * 1000);
     const camera = first[0]?.camera || this.opts.camera;
-    const base =
-      requested ?? path.join(this.opts.directory, `${sanitizeCameraName(camera)}-${stamp(req.time)}.mp4`);
-    const file = uniquePath(base);
-    this.active = {
-      file,
-      base,
-      sidecar: sidecarOf(file),
-      trigger: safeTrigger(req.trigger),
-      triggerTime: req.time,
-      filename: requested,
-      part: 1,
-      endTime,
-      endReason: "duration",
-      splitAt: Infinity,
-      closing: false,
-      camera,
-    };
-    this.backoff.reset();
+    const base = requested ?? defaultBase(this.opts.directory, camera, req.time);
+    const trigger = safeTrigger(req.trigger);
+    const part = firstPart(base, { trigger, triggerTime: req.time, filename: requested, endTime, camera });
+    this.active = part;
+    this.restarts.reset();
     for (const frame of first) this.feed(frame);
-    return { file, extended: false };
+    return { file: part.file, extended: false };
   }
 
   /** Ends the recording `postRoll` seconds after `time` (frame clock). */
@@ -261,15 +191,10 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       this.closeActive(active.endReason, active.endTime);
       return;
     }
-    if (this.restartTimer) return; // ffmpeg died and waits for its restart: the pre-roll ring keeps the frames
+    if (this.restarts.pending) return; // ffmpeg died and waits for its restart: the pre-roll ring keeps the frames
     if (active.session && frame.time >= active.splitAt) {
-      const next = nextPart(active);
-      next.base =
-        next.filename ??
-        path.join(this.opts.directory, `${sanitizeCameraName(next.camera)}-${stamp(frame.time)}.mp4`);
       try {
-        next.file = uniquePath(next.base);
-        next.sidecar = sidecarOf(next.file);
+        const next = splitPart(active, this.opts.directory, frame.time);
         this.closeActive("maxDuration", frame.time);
         this.active = next;
       } catch (err) {
@@ -286,39 +211,18 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     current.session?.write(frame);
   }
 
-  private openSession(active: Active, frame: Frame): boolean {
-    const { width, height } = frameSize(frame);
-    const args = [
-      ...inputArgs(this.opts.video.encoder),
-      ...videoArgs(
-        this.opts.video,
-        width,
-        height,
-        false,
-        estimateFps(this.preRoll.since().map((f) => f.time)),
-      ),
-      ...mp4FileArgs(active.file, mp4FileOptionsNow(this.opts.ffmpegPath)),
-    ];
-    const session = new TranscodeSession({
-      ffmpegPath: this.opts.ffmpegPath,
-      args,
-      width,
-      height,
-      secrets: this.opts.secrets,
-      stdout: "none",
-      // The pre-roll (and, after a restart, what came meanwhile) arrives in one burst: keep as much as the ring.
-      maxQueueMs: this.preRollMs + 2000,
-      maxQueueBytes: this.opts.preRollMaxBytes + 16 * 1024 * 1024,
-    });
+  private openSession(active: RecordingPart, frame: Frame): boolean {
+    const times = this.preRoll.since().map((f) => f.time);
+    const session = partSession({ ...this.opts, preRollMs: this.preRollMs }, active, frame, times);
     active.session = session;
     if (this.opts.maxDurationSec > 0) active.splitAt = frame.time + this.opts.maxDurationSec * 1000;
     session.on("progress", (p: FfmpegProgress) => {
       if (this.active?.session === session) this.emit("progress", p);
     });
     session.on("dropped", () => this.emit("dropped", ++this.dropped));
-    session.on("exit", (code: number | null, signal: string | null, stderr: string[], expected: boolean) => {
-      if (expected || active.closing) return;
-      this.onSessionDied(active, session, code, signal, stderr);
+    session.on("exit", (exit) => {
+      if (exit.expected || active.closing) return;
+      this.onSessionDied(active, session, exit);
     });
     // Until ffmpeg has the first frame the sidecar says when it is: a crash leaves the right start behind.
     this.writeSidecar(
@@ -332,14 +236,12 @@ export class Recorder extends EventEmitter<RecorderEvents> {
 
   /** ffmpeg died while it should run: close the file as it is and carry on in a new one after a backoff. */
   private onSessionDied(
-    active: Active,
+    active: RecordingPart,
     session: TranscodeSession,
-    code: number | null,
-    signal: string | null,
-    stderr: string[],
+    { code, signal, stderr }: SessionExit,
   ): void {
     const how = describeExit(session, code, signal);
-    if (Date.now() - session.startedAt >= (this.opts.healthyMs ?? 10000)) this.backoff.reset();
+    this.restarts.died(session);
     const error = `ffmpeg ${how} while recording ${path.basename(active.file)}${stderr.length ? `: ${stderr.slice(-3).join(" | ")}` : ""}`;
     this.emit("failure", error);
     const lastTime = session.lastTime ?? -Infinity;
@@ -348,31 +250,31 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     if (this.closed || endTime <= this.latestTime) return;
     const next = nextPart(active);
     this.active = next;
-    const wait = this.backoff.next();
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = undefined;
-      if (this.active !== next || next.closing) return;
-      try {
-        ensureWritableDirectory(path.dirname(next.base));
-      } catch (err) {
-        this.emit("failure", (err as Error).message); // ffmpeg will fail too, and be retried with backoff
-      }
-      try {
-        // From the base name: a file that restarts many times is name-2, name-3, ..., never name-2-2-2.
-        next.file = uniquePath(next.base);
-        next.sidecar = sidecarOf(next.file);
-      } catch (err) {
-        this.emit("failure", (err as Error).message);
-        next.closing = true;
-        if (this.active === next) this.active = undefined;
-        return;
-      }
-      // Frames that came while ffmpeg was down are still in the ring.
-      for (const frame of this.preRoll.after(lastTime)) this.feed(frame);
-    }, wait);
+    this.restarts.schedule(() => this.resume(next, lastTime));
   }
 
-  private writeSidecar(active: Active, info: RecordingInfo, first = false): void {
+  /** The backoff after a crash is over: the recording carries on in `next` from the frames after `lastTime`. */
+  private resume(next: RecordingPart, lastTime: number): void {
+    if (this.active !== next || next.closing) return;
+    try {
+      ensureWritableDirectory(path.dirname(next.base));
+    } catch (err) {
+      this.emit("failure", (err as Error).message); // ffmpeg will fail too, and be retried with backoff
+    }
+    try {
+      // From the base name: a file that restarts many times is name-2, name-3, ..., never name-2-2-2.
+      renamePart(next);
+    } catch (err) {
+      this.emit("failure", (err as Error).message);
+      next.closing = true;
+      if (this.active === next) this.active = undefined;
+      return;
+    }
+    // Frames that came while ffmpeg was down are still in the ring.
+    for (const frame of this.preRoll.after(lastTime)) this.feed(frame);
+  }
+
+  private writeSidecar(active: RecordingPart, info: RecordingInfo, first = false): void {
     try {
       writeSidecar(active.sidecar, info, first);
     } catch (err) {
@@ -385,20 +287,15 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     if (!active || active.closing) return;
     active.closing = true;
     this.active = undefined;
-    this.clearRestart(); // the part a pending restart would continue is over
+    this.restarts.clear(); // the part a pending restart would continue is over
     const session = active.session;
     if (!session) return; // no frame arrived: nothing was written
     this.closingFiles.add(
       active.file,
       session.finish(endTime),
       (release) => {
-        const info = recordingInfo(active, reason, error);
-        if (info.bytes === 0) {
-          // ffmpeg could not write anything (disk full, directory gone): leave no empty file behind.
-          fs.rmSync(active.file, { force: true });
-          fs.rmSync(active.sidecar, { force: true });
-          return;
-        }
+        const info = closedPartInfo(active, reason, error);
+        if (!info) return;
         this.writeSidecar(active, info);
         release();
         this.emit("recording", info);
@@ -415,14 +312,9 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     await retention.sweep();
   }
 
-  private clearRestart(): void {
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.restartTimer = undefined;
-  }
-
   /** Finishes the current recording (reason `close`, ending at `now`) and waits for every file to be closed. */
   async close(now = this.latestTime): Promise<void> {
-    this.clearRestart();
+    this.restarts.clear();
     const active = this.active;
     if (active && !active.closing) this.closeActive("close", Math.min(active.endTime, now));
     this.closed = true;

@@ -24,6 +24,21 @@ export interface TranscodeSessionOptions {
   frameDurationMs?: number;
 }
 
+/** One piece of ffmpeg's fMP4 output (an init segment or a fragment) and what it holds. */
+export interface Mp4Piece<Info> {
+  data: Buffer;
+  info: Info;
+}
+
+/** How an ffmpeg run ended: `expected` when it was asked to finish (not a crash). */
+export interface SessionExit {
+  code: number | null;
+  signal: string | null;
+  /** ffmpeg's last stderr lines. */
+  stderr: string[];
+  expected: boolean;
+}
+
 /** An fMP4 piece with the epoch time of its first frame. */
 export interface SessionFragment extends Mp4FragmentInfo {
   time: number;
@@ -68,17 +83,17 @@ const MAX_LAST_FRAME_MS = 1000;
 
 /**
  * One ffmpeg run fed with frames: Matroska on stdin with each frame's receive time, bounded queueing when
- * ffmpeg does not keep up, fMP4 on stdout split into init and fragments. Events: `init` (Buffer,
- * Mp4InitInfo), `fragment` (Buffer, SessionFragment), `data` (Buffer, raw stdout), `progress`
- * (FfmpegProgress), `dropped` (count so far), `exit` (code, signal, stderr lines, expected: boolean).
+ * ffmpeg does not keep up, fMP4 on stdout split into init and fragments. Events: `init` ({ data,
+ * info: Mp4InitInfo }), `fragment` ({ data, info: SessionFragment }), `data` (Buffer, raw stdout),
+ * `progress` (FfmpegProgress), `dropped` (count so far), `exit` ({ code, signal, stderr lines, expected }).
  */
 export interface TranscodeSessionEvents {
-  init: [data: Buffer, info: Mp4InitInfo];
-  fragment: [data: Buffer, info: SessionFragment];
+  init: [piece: Mp4Piece<Mp4InitInfo>];
+  fragment: [piece: Mp4Piece<SessionFragment>];
   data: [chunk: Buffer];
   progress: [progress: FfmpegProgress];
   dropped: [count: number];
-  exit: [code: number | null, signal: string | null, stderr: string[], expected: boolean];
+  exit: [exit: SessionExit];
   /** ffmpeg's output cannot be split any more. */
   warning: [message: string];
   /** Every queued frame was handed to ffmpeg. */
@@ -124,7 +139,7 @@ export class TranscodeSession extends EventEmitter<TranscodeSessionEvents> {
       if (this.watchdog) clearInterval(this.watchdog);
       this.queue.length = 0;
       this.queuedBytes = 0;
-      this.emit("exit", code, signal, proc.lastStderr(), this.finishing);
+      this.emit("exit", { code, signal, stderr: proc.lastStderr(), expected: this.finishing });
     });
     proc.start();
     proc.stdout?.on("data", alive);
@@ -133,9 +148,12 @@ export class TranscodeSession extends EventEmitter<TranscodeSessionEvents> {
     this.watchdog.unref?.();
     if (this.opts.stdout === "fmp4") {
       const splitter = new Mp4FragmentSplitter({
-        init: (data: Buffer, info: Mp4InitInfo) => this.emit("init", data, info),
+        init: (data: Buffer, info: Mp4InitInfo) => this.emit("init", { data, info }),
         fragment: (data: Buffer, info: Mp4FragmentInfo) =>
-          this.emit("fragment", data, { ...info, time: (this.mkv.baseTime ?? 0) + info.startSec * 1000 }),
+          this.emit("fragment", {
+            data,
+            info: { ...info, time: (this.mkv.baseTime ?? 0) + info.startSec * 1000 },
+          }),
         problem: (message: string) => this.emit("warning", message),
       });
       proc.stdout?.on("data", (chunk: Buffer) => splitter.push(chunk));

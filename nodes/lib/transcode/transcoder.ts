@@ -6,11 +6,16 @@
  */
 import { EventEmitter } from "events";
 import type { NodeMessage } from "node-red";
-import { rtspTimeoutOption, type FfmpegProgress } from "../ffmpeg";
+import {
+  ENCODERS,
+  chooseEncoder,
+  rtspTimeoutOption,
+  type EncoderProfile,
+  type FfmpegProgress,
+} from "../ffmpeg";
 import { monotonicEpochMs, type Frame } from "../media";
 import { mp4Message, recordingMessage, type RecordingInfo } from "../messages";
 import { RateMeter } from "../meters";
-import { ENCODERS, chooseEncoder, type EncoderProfile } from "./args";
 import { readAction, readStart, type ControlMessage } from "./control";
 import { RecorderError } from "./filenames";
 import { FrameClock } from "./frame-clock";
@@ -272,8 +277,8 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
       keyframeInterval: this.s.video.keyframeInterval,
     });
     this.live = live;
-    live.on("init", (data, info) => this.emit("message", mp4Message(data, info, this.camera)));
-    live.on("fragment", (data, info) => {
+    live.on("init", ({ data, info }) => this.emit("message", mp4Message(data, info, this.camera)));
+    live.on("fragment", ({ data, info }) => {
       this.sentRate.add(data.length);
       this.emit("message", mp4Message(data, info, this.camera));
     });
