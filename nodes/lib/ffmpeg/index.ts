@@ -1,7 +1,7 @@
 /**
  * The one place camrelay talks to ffmpeg, by job: binary.ts finds the binaries, process.ts runs one
  * supervised process, progress.ts reads its progress, probe.ts runs ffprobe, capabilities.ts asks a binary
- *  what it supports, encoders.ts knows the H.264 encoders, input.ts builds a camera's input arguments.
+ * what it supports, encoders.ts knows the H.264 encoders, input.ts builds a camera's input arguments.
  * Import from `../ffmpeg`.
  */
 export { findBinary, resolveFfmpegPath, resolveFfprobePath, type BinaryLookup } from "./binary";
