@@ -47,6 +47,12 @@ export interface FfmpegInput {
   scheme?: string;
   isFile: boolean;
   isDevice: boolean;
+  /**
+   * The certificate was checked by camrelay just before (ffmpegTlsArgs: the CA chain or the pin), but this
+   * ffmpeg cannot check it again itself behind the credentials script (older than ffmpeg 5: no `option`
+   * lines). The caller says so once.
+   */
+  tlsCheckedOnlyBefore?: boolean;
 }
 
 export interface FfmpegInputOptions {
@@ -113,18 +119,15 @@ export async function ffmpegInput(
   // itself (UDP, then TCP on a refusal or after 10 s without packets) and has no socket timeout.
   const tls = opts.tlsArgs ?? [];
   for (let i = 0; i + 1 < tls.length; i += 2) inputOpts.push([tls[i].replace(/^-/, ""), tls[i + 1]]);
-  if (await concatHasOptionDirective(binaryPath)) {
+  const withOptions = await concatHasOptionDirective(binaryPath);
+  if (withOptions) {
     for (const [k, v] of inputOpts) lines.push(`option ${k} ${concatQuote(v)}`);
-  } else if (tls.length > 0) {
-    // Verification must not be lost silently: this binary cannot take input options behind the script.
-    throw new Error(
-      "this ffmpeg cannot verify the camera's certificate while keeping its password off the command line " +
-        "(it is older than ffmpeg 5): install ffmpeg 5 or later, or put the camera in a local network and " +
-        "turn Verify certificate off",
-    );
   }
   // concat hands its whitelist on to the URL it opens; `pipe` is only for reading the script from stdin.
   const whitelist = ["pipe", ...protocolWhitelist(scheme)].join(",");
   const args = ["-protocol_whitelist", whitelist, "-f", "concat", "-safe", "0", "-i", "pipe:0"];
-  return { args, stdin: lines.join("\n") + "\n", scheme, isFile, isDevice };
+  // Without option lines the password still stays off argv; the certificate is then checked by camrelay
+  // alone, right before ffmpeg starts (ffmpegTlsArgs), not a second time by ffmpeg.
+  const tlsCheckedOnlyBefore = !withOptions && tls.length > 0 ? true : undefined;
+  return { args, stdin: lines.join("\n") + "\n", scheme, isFile, isDevice, tlsCheckedOnlyBefore };
 }

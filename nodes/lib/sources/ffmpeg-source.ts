@@ -55,6 +55,7 @@ export class FfmpegSource extends FrameSource {
   private proc?: FfmpegProcess;
   private parser?: JpegStreamSplitter;
   private gotBytes = false;
+  private saidTlsOnlyBefore = false;
   /** The RTSP transport of this attempt; `auto` starts with TCP and falls back to UDP on a refusal. */
   private transport: string;
 
@@ -126,6 +127,14 @@ export class FfmpegSource extends FrameSource {
       // https/rtmps: ffmpeg verifies the certificate (or the pinned one) itself.
       tlsArgs: await ffmpegTlsArgs(this.config.url, this.config.tls),
     });
+    if (input.tlsCheckedOnlyBefore && !this.saidTlsOnlyBefore) {
+      this.saidTlsOnlyBefore = true;
+      this.warn(
+        "this ffmpeg (older than 5) cannot check the camera's certificate itself while the password stays " +
+          "off its command line: camrelay checks it just before each connection instead (install ffmpeg 5 " +
+          "or later to have both)",
+      );
+    }
     const args = ["-hide_banner", "-nostdin", "-loglevel", "error", "-nostats"];
     if (input.isFile && !input.isDevice) {
       args.push("-re"); // a file plays at its real speed, like a camera
