@@ -3,6 +3,21 @@
  * reported in the order they were closed (even when an earlier ffmpeg takes longer), and closing the
  * recorder waits for all of them.
  */
+/**
+ * How long a finished recording waits for an earlier one to be reported first. Order matters when two
+ * ffmpegs finish moments apart; an earlier ffmpeg that hangs (a full disk) must not hold later reports.
+ */
+const ORDER_WAIT_MS = 5000;
+
+function waitAtMost(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref?.();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 export class ClosingFiles {
   private readonly pending = new Set<Promise<void>>();
   private last: Promise<void> = Promise.resolve();
@@ -25,7 +40,7 @@ export class ClosingFiles {
     this.files.add(file);
     const previous = this.last;
     const done = finished
-      .then(() => previous)
+      .then(() => waitAtMost(previous, ORDER_WAIT_MS))
       .then(() => report(() => this.files.delete(file)))
       .catch(onError);
     this.pending.add(done);
