@@ -11,17 +11,22 @@ const { Recorder, confineFilename, MAX_BASE_NAME_BYTES } = require("../dist/node
 const { RetentionSweeper, SIDECAR_MARK, MAX_FOLDER_DEPTH } = require("../dist/nodes/lib/transcode/retention");
 const args = require("../dist/nodes/lib/transcode/args");
 const { monotonicEpochMs } = require("../dist/nodes/lib/media");
-const { FFMPEG, FFPROBE, testJpegs, wait, until, waitGone } = require("./lib/transcode-helpers");
+const {
+  FFMPEG,
+  FFPROBE,
+  testJpegs,
+  wait,
+  until,
+  waitGone,
+  recorderConfig,
+  video,
+} = require("./lib/transcode-helpers");
 
 helper.init(require.resolve("node-red"));
 require("./lib/i18n").useCatalogs(helper);
 
 /** Every ffmpeg build here, with its own ffprobe: the one on the system (Debian's 5.1) and the bundled 4.x. */
 const { ffmpegBuilds } = require("./lib/toolkit");
-
-function video(overrides = {}) {
-  return { quality: 28, bitrate: 0, keyframeInterval: 1, encoder: args.ENCODERS.libx264, ...overrides };
-}
 
 function makeRecorder(dir, overrides = {}) {
   return new Recorder({
@@ -329,23 +334,7 @@ describe("issue 10: recording fixes", function () {
 
     it("a refused msg.filename reaches done(err) with the reason, and the node records the next start", async function () {
       const transcode = require("../dist/nodes/ffmpeg-transcode.js");
-      await helper.load(transcode, [
-        {
-          id: "rec",
-          type: "ffmpeg-transcode",
-          preset: "mp4",
-          directory: tmp,
-          preRoll: 0,
-          postRoll: 0,
-          duration: 0,
-          maxDuration: 300,
-          quality: 30,
-          keyframeInterval: 1,
-          encoder: "libx264",
-          wires: [["out"]],
-        },
-        { id: "out", type: "helper" },
-      ]);
+      await helper.load(transcode, [recorderConfig({ directory: tmp }), { id: "out", type: "helper" }]);
       const rec = helper.getNode("rec");
       const outs = [];
       helper.getNode("out").on("input", (m) => outs.push(m));

@@ -12,7 +12,15 @@ const { Mp4FragmentSplitter } = require("../dist/nodes/lib/codec/fmp4-splitter")
 const { TranscodeSession } = require("../dist/nodes/lib/transcode/session");
 const { LiveTranscoder, Backoff } = require("../dist/nodes/lib/transcode/live");
 const args = require("../dist/nodes/lib/transcode/args");
-const { FFMPEG, ffprobe, testJpegs, waitGone, writeScript, alive } = require("./lib/transcode-helpers");
+const {
+  FFMPEG,
+  ffprobe,
+  testJpegs,
+  waitGone,
+  writeScript,
+  alive,
+  video,
+} = require("./lib/transcode-helpers");
 const { wait, until } = require("./lib/toolkit");
 
 const T0 = Date.UTC(2024, 4, 1, 12, 0, 0);
@@ -24,10 +32,6 @@ function jitteredTimes(fromMs, toMs, fps, seed = 1) {
   const out = [];
   for (let t = fromMs; t < toMs; t += (1000 / fps) * (0.4 + 1.2 * rand())) out.push(T0 + Math.round(t));
   return out;
-}
-
-function video(overrides = {}) {
-  return { quality: 28, bitrate: 0, keyframeInterval: 1, encoder: args.ENCODERS.libx264, ...overrides };
 }
 
 describe("transcode core", function () {

@@ -135,6 +135,12 @@ async function startNginxRtmp(dir) {
   return server;
 }
 
+/** The video settings the core specs encode with (quick libx264, 1 s keyframes); overrides win. */
+function video(overrides = {}) {
+  const args = require("../../dist/nodes/lib/transcode/args");
+  return { quality: 28, bitrate: 0, keyframeInterval: 1, encoder: args.ENCODERS.libx264, ...overrides };
+}
+
 /** An `ffmpeg-transcode` mp4 recorder (id "rec", wired to "out") with quick test settings; props override. */
 function recorderConfig(props = {}) {
   return {
@@ -154,6 +160,7 @@ function recorderConfig(props = {}) {
 }
 
 module.exports = {
+  video,
   wait,
   until,
   recorderConfig,
