@@ -4,6 +4,7 @@ import { cameraIdFromMessage, frameFromMessage, readMp4Info, viewerMessage } fro
 import { cameraMetricRows, findCamera, type CameraRegistry } from "./lib/serve/camera-lookup";
 import { StreamServer, type MetricRow } from "./lib/serve/stream-server";
 import { streamServerOptions } from "./lib/serve/stream-out-settings";
+import { recordingsFor } from "./lib/serve/recordings-node";
 import type { CameraSourceNode } from "./support/config-node";
 import { HttpMount, nodeRedSetting } from "./support/http-mount";
 import { StatusReporter } from "./support/status-reporter";
@@ -137,18 +138,21 @@ export = (RED: NodeAPI) => {
       },
     });
 
+    const recordings = recordingsFor(RED, this, serverOptions(RED, this, config));
     if (!problem) {
-      mount.open((req, res) => server.handle(req, res));
+      mount.open((req, res) => recordings.handle(req, res) || server.handle(req, res));
       showStatus();
     }
 
     this.on("input", (msg, _send, done) => {
+      if (recordings.take(msg)) return done();
       const err = takeInput(RED, server, msg, () => (cameraId = cameraIdFromMessage(msg)));
       return err ? done(err) : done();
     });
 
     this.on("close", (_removed: boolean, done: () => void) => {
       server.close();
+      recordings.close();
       mount.close();
       reporter.clear();
       done();
