@@ -378,3 +378,70 @@ describe("recordings in a real Node-RED with adminAuth and httpNodeAuth", functi
     assert.ok(!fs.existsSync(path.join(dir, `${name}.json`)));
   });
 });
+
+describe("the recordings page in Chromium (real Node-RED with adminAuth)", function () {
+  this.timeout(90000);
+  const { launchChromium } = require("./lib/browser-chromium");
+  let nr;
+  let browser;
+  let dir;
+  const start = new Date();
+  start.setHours(9, 30, 0, 0);
+  const name = "porch-20261202-093000";
+
+  before(async function () {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-rec-page-"));
+    makeClip(path.join(dir, `${name}.mp4`), 4);
+    sidecarFor(dir, name, start.getTime(), { duration: 4, end: start.getTime() + 4000 });
+    nr = await startNodeRed({ admin: { user: "admin", password: "Admin-Pa55-1188" } });
+    await nr.deploy([
+      { id: "tab", type: "tab", label: "rec" },
+      { id: "rec", z: "tab", type: "ffmpeg-transcode", preset: "mp4", directory: dir, wires: [["view"]] },
+      { id: "view", z: "tab", type: "http-stream-out", path: "/porch", wires: [[]] },
+    ]);
+    browser = await launchChromium({ viewport: { width: 1280, height: 900 } });
+  });
+
+  after(async function () {
+    if (browser) await browser.close();
+    if (nr) await nr.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("shows the day's clip with its thumbnail and trigger, plays and seeks it, and delete is refused", async function () {
+    const page = await browser.context.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    const day = `${start.getFullYear()}-${String(start.getMonth() + 1).padStart(2, "0")}-${String(start.getDate()).padStart(2, "0")}`;
+    await page.goto(`${nr.base}/porch/recordings.html?day=${day}`);
+    await page.waitForSelector(`li[data-name="${name}"]`, { timeout: 15000 });
+    assert.match(await page.textContent(`li[data-name="${name}"] .trigger`), /doorbell/);
+    await page.waitForFunction(
+      (n) => {
+        const img = document.querySelector(`li[data-name="${n}"] img`);
+        return img && img.complete && img.naturalWidth > 0;
+      },
+      name,
+      { timeout: 20000 },
+    );
+    await page.click(`li[data-name="${name}"] button.play`);
+    await page.waitForFunction(() => document.getElementById("video").currentTime > 0.5, null, {
+      timeout: 20000,
+    });
+    await page.evaluate(() => {
+      const v = document.getElementById("video");
+      v.pause();
+      v.currentTime = 3;
+    });
+    await page.waitForFunction(() => Math.abs(document.getElementById("video").currentTime - 3) < 0.3, null, {
+      timeout: 10000,
+    });
+    page.on("dialog", (d) => d.accept());
+    await page.click(`li[data-name="${name}"] button.delete`);
+    await page.waitForSelector("#error:not([hidden])", { timeout: 10000 });
+    assert.match(await page.textContent("#error"), /admin permission/);
+    assert.ok(fs.existsSync(path.join(dir, `${name}.mp4`)));
+    assert.deepStrictEqual(errors, []);
+    await page.close();
+  });
+});
