@@ -2,6 +2,7 @@
 // (Range), /recordings/<name>.jpg (thumbnail), /recordings.html, DELETE. Real Node-RED (test helper and a
 // real process with adminAuth and httpNodeAuth), real ffmpeg clips, sidecars written by camrelay's writer.
 "use strict";
+/* global document */
 const assert = require("assert");
 const fs = require("fs");
 const os = require("os");
