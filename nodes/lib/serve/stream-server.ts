@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "http";
 import type { Frame } from "../media";
-import type { Mp4Info } from "../messages/mp4";
 import { RateMeter } from "../meters";
 import { Access, Admission, addressGroup, clientAddress } from "./access";
-import { Fmp4Output } from "./fmp4-output";
+import { Fmp4Output, type Fmp4Input } from "./fmp4-output";
 import { HlsSessions } from "./hls-sessions";
 import { renderMetrics, streamMetricRows, type MetricRow, type StreamStats, type Upstream } from "./metrics";
 import { JpegOutput } from "./jpeg-output";
@@ -193,7 +192,7 @@ export class StreamServer {
   }
 
   /** An fMP4 init segment or fragment (from `ffmpeg transcode`). */
-  pushMp4(data: Buffer, info: Mp4Info): void {
+  pushMp4(data: Buffer, info: Fmp4Input): void {
     if (!this.closed) this.fmp4.push(data, info);
   }
 
