@@ -11,6 +11,9 @@ import type { StreamViewer } from "./viewer";
 /** One input: `keyframe` as StoreFragment reads it, `initId` as the sender numbered the init. */
 export type Fmp4Input = Mp4Info & { keyframe?: boolean; initId?: number };
 
+/** What became of one input: a new init, the same init again, a fragment (starting a GOP or not), or dropped. */
+export type PushResult = "init" | "same init" | "keyframe" | "fragment" | "no init";
+
 /** What the fMP4 endpoints need from the server: admission, new viewers and the shared totals. */
 export interface Fmp4Host {
   /** Answers 503 and returns true when a new connection from `group` would pass a limit. */
@@ -56,10 +59,10 @@ export class Fmp4Output {
    * An init segment or a fragment. An init that carries the same `initId` as the current one is the
    * same stream announced again (a second `camera connect` starting): kept, nothing restarts.
    */
-  push(data: Buffer, info: Fmp4Input): void {
+  push(data: Buffer, info: Fmp4Input): PushResult {
     if (info.type === "init") {
       if (this.store.init !== undefined && info.initId !== undefined && info.initId === this.inputInitId)
-        return;
+        return "same init";
       this.inputInitId = info.initId;
       const replaced = this.store.init !== undefined;
       if (replaced) this.restarts++;
@@ -68,15 +71,16 @@ export class Fmp4Output {
       this.video = { codec: info.codec, width: info.width, height: info.height };
       // A progressive MP4 cannot switch init mid-stream: end it, the player reconnects to the new one.
       if (replaced) this.viewers.endAll();
-      return;
+      return "init";
     }
     const stored = this.store.pushFragment(data, info, this.lastFragmentTime);
-    if (!stored) return;
+    if (!stored) return "no init";
     this.fragmentsIn++;
     if (stored.key) this.keyframesIn++;
     this.lastFragmentTime = info.time;
     if (info.codec) this.video.codec = info.codec;
     this.viewers.offer(data, stored.key);
+    return stored.key ? "keyframe" : "fragment";
   }
 
   serveMp4(req: IncomingMessage, res: ServerResponse, head: boolean, group: string): void {
