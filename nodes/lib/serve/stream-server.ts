@@ -73,6 +73,8 @@ export interface StreamServerOptions {
    * `msg.mp4`; without it such a wire serves only HLS and stream.mp4.
    */
   videoDecoding?: VideoDecoding;
+  /** Pictures per second the MJPEG decoder makes on a video-only wire (0 = every frame); the node reads it. */
+  mjpegFps?: number;
   /** A decoding problem, in words (the node shows it once). */
   onProblem?: (message: string) => void;
   /** Something a status line shows has changed (called at most once per tick plus on events). */
@@ -329,7 +331,8 @@ export class StreamServer {
       snapshot: ({ req, res, head, query }) => {
         const wait = query.get("wait");
         const waits = wait !== null && wait !== "0" && wait !== "false";
-        if (!waits && this.videoJpeg && !this.jpeg.offline && this.videoOnly()) this.serveVideoSnapshot(res, head);
+        if (!waits && this.videoJpeg && !this.jpeg.offline && this.videoOnly())
+          this.serveVideoSnapshot(res, head);
         else this.jpeg.serveSnapshot(res, head, wait, group(req));
       },
       statusJson: ({ res, head }) => reply(res, 200, "application/json", JSON.stringify(this.stats()), head),

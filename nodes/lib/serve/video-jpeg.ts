@@ -10,7 +10,7 @@ export interface DecodedPicture {
 /** A running decoder (codec/mp4-decoder.ts's Mp4Decoder, or a test's stand-in). */
 export interface LiveDecoder {
   start(init: Buffer, gop: Buffer[]): void;
-  push(fragment: Buffer): void;
+  push(fragment: Buffer, keyframe?: boolean): void;
   stop(): void;
   on(event: "frame", listener: (picture: DecodedPicture) => void): unknown;
   on(event: "problem", listener: (message: string) => void): unknown;
@@ -34,6 +34,9 @@ export interface VideoJpegHost {
   problem(message: string): void;
 }
 
+/** A live decoder that failed starts again on a keyframe at most this often. */
+export const RESTART_MS = 2000;
+
 /** A decoded snapshot is reused for this long: many requests in a second share one decode. */
 export const SNAPSHOT_CACHE_MS = 1000;
 
@@ -54,6 +57,8 @@ export class VideoJpeg {
   private inits = 0;
   private seq = 0;
   private closed = false;
+  /** Monotonic ms before which a failed decoder is not started again. */
+  private notBefore = 0;
   camera = "";
 
   constructor(
@@ -70,7 +75,8 @@ export class VideoJpeg {
   /** The latest keyframe as a JPEG frame (a cached one when it is fresh); rejects in words. */
   snapshot(): Promise<Frame> {
     const c = this.cached;
-    if (c && c.initSeen === this.inits && this.now() - c.at < SNAPSHOT_CACHE_MS) return Promise.resolve(c.frame);
+    if (c && c.initSeen === this.inits && this.now() - c.at < SNAPSHOT_CACHE_MS)
+      return Promise.resolve(c.frame);
     if (this.inflight) return this.inflight;
     const init = this.host.init();
     const key = this.host.gop()[0];
@@ -93,9 +99,7 @@ export class VideoJpeg {
 
   /** One keyframe fragment decoded to a frame (for snapshot waiters on the next keyframe). */
   decodeOne(init: Buffer, keyFragment: Buffer): Promise<Frame> {
-    return this.decoding
-      .decodeKeyframe(init, [keyFragment])
-      .then((pic) => this.frameOf(pic, Date.now()));
+    return this.decoding.decodeKeyframe(init, [keyFragment]).then((pic) => this.frameOf(pic, Date.now()));
   }
 
   /** The stream has a new init: cached pictures are stale, a running decoder restarts at the next keyframe. */
@@ -111,8 +115,8 @@ export class VideoJpeg {
 
   /** A fragment arrived (after the store took it); `key` = it starts a GOP. */
   fragment(data: Buffer, key: boolean): void {
-    if (this.running) this.decoder?.push(data);
-    else if (this.restartOnKey && key) {
+    if (this.running) this.decoder?.push(data, key);
+    else if (this.restartOnKey && key && this.now() >= this.notBefore) {
       const init = this.host.init();
       if (init) this.start(init, [data]);
     }
@@ -149,7 +153,15 @@ export class VideoJpeg {
       d.on("frame", (pic) => {
         if (this.running) this.host.picture(this.frameOf(pic, Date.now()));
       });
-      d.on("problem", (message) => this.host.problem(message));
+      d.on("problem", (message) => {
+        this.host.problem(message);
+        // ffmpeg ended: start it again on a later keyframe, at most every RESTART_MS.
+        if (this.running) {
+          this.running = false;
+          this.restartOnKey = true;
+          this.notBefore = this.now() + RESTART_MS;
+        }
+      });
       this.decoder = d;
     }
     this.running = true;
@@ -157,6 +169,13 @@ export class VideoJpeg {
   }
 
   private frameOf(pic: DecodedPicture, time: number): Frame {
-    return { data: pic.data, seq: ++this.seq, time, camera: this.camera, width: pic.width, height: pic.height };
+    return {
+      data: pic.data,
+      seq: ++this.seq,
+      time,
+      camera: this.camera,
+      width: pic.width,
+      height: pic.height,
+    };
   }
 }
