@@ -124,8 +124,7 @@ export class VideoJpeg {
 
   /** Runs the live decoder while `wanted` (at least one MJPEG viewer on a video-only wire). */
   setWanted(wanted: boolean): void {
-    if (this.closed) return;
-    if (!wanted) {
+    if (!wanted || this.closed) {
       this.restartOnKey = false;
       if (this.running) {
         this.running = false;
