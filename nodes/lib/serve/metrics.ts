@@ -105,8 +105,8 @@ export function streamMetricRows(s: StreamStats): MetricRow[] {
 }
 
 /** The video's rows: what it is (an info gauge with labels), fragments in, whether a decoder runs. */
-function videoMetricRows(v: VideoStats | null): MetricRow[] {
-  if (v === null) return [];
+function videoMetricRows(v: VideoStats | null | undefined): MetricRow[] {
+  if (!v) return [];
   return [
     {
       name: "camrelay_video_info",
