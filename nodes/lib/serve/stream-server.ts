@@ -130,6 +130,8 @@ export class StreamServer {
   private readonly videoJpeg: VideoJpeg | undefined;
   /** The fMP4 input carried a camera-source id (camera connect sends compressed video as it came). */
   private mp4FromCamera = false;
+  /** A keyframe is being decoded for `snapshot.jpg?wait=1` waiters. */
+  private waiterDecoding = false;
   private lastKbpsSample = performance.now();
   private closed = false;
 
@@ -273,12 +275,18 @@ export class StreamServer {
     const video = this.videoJpeg;
     const init = this.fmp4.store.init;
     if (!video || !init || !key || this.jpeg.waiters.size === 0 || !this.videoOnly()) return;
-    if (video.decoderRunning) return; // the live decoder's pictures answer them
+    // The live decoder's pictures answer them; one decode at a time (the next keyframe tries again).
+    if (video.decoderRunning || this.waiterDecoding) return;
+    this.waiterDecoding = true;
     video.decodeOne(init.data, data).then(
       (frame) => {
+        this.waiterDecoding = false;
         if (!this.closed) this.jpeg.waiters.answer(frame);
       },
-      (err: Error) => this.options.onProblem?.(`snapshot: ${err.message}`),
+      (err: Error) => {
+        this.waiterDecoding = false;
+        this.options.onProblem?.(`snapshot: ${err.message}`);
+      },
     );
   }
 
