@@ -505,3 +505,93 @@ describe("http-stream-out fed with compressed video (passthrough)", function () 
     assert.strictEqual(stats.video.format, "H.265");
   });
 });
+
+describe("StreamViewer with fMP4 fragments: whole GOPs or nothing", function () {
+  const { StreamViewer } = require("../dist/nodes/lib/serve/viewer");
+  const { EventEmitter } = require("events");
+
+  /** A response whose socket accepts writes while `free`, else reports busy until drain(). */
+  function fakeRes() {
+    const res = new EventEmitter();
+    res.free = true;
+    res.written = [];
+    res.writableLength = 0;
+    res.write = (b) => {
+      res.written.push(b.toString());
+      return res.free;
+    };
+    res.drain = () => {
+      res.free = true;
+      res.emit("drain");
+    };
+    res.end = () => undefined;
+    res.destroy = () => undefined;
+    return res;
+  }
+  const totals = () => ({ framesSent: 0, framesSkipped: 0, bytesOut: 0 });
+  const pkt = (name) => Buffer.from(name);
+
+  it("a busy socket queues the GOP's fragments in order; a newer keyframe replaces a queued GOP", function () {
+    const res = fakeRes();
+    const v = new StreamViewer(res, "mp4", "a", 0, totals(), 0, () => 0);
+    res.free = false;
+    v.offer(pkt("K1"), true); // written, socket now busy
+    v.offer(pkt("p1a"), false);
+    v.offer(pkt("p1b"), false);
+    res.drain();
+    assert.deepStrictEqual(res.written, ["K1", "p1a", "p1b"], "nothing lost while it keeps up");
+    res.free = false;
+    v.offer(pkt("K2"), true);
+    v.offer(pkt("p2a"), false);
+    v.offer(pkt("K3"), true); // queue [p2a] holds no keyframe: kept
+    v.offer(pkt("p3a"), false);
+    v.offer(pkt("K4"), true); // queue [p2a, K3, p3a] holds a keyframe: a GOP behind, dropped
+    v.offer(pkt("p4a"), false);
+    res.drain();
+    assert.deepStrictEqual(res.written.slice(3), ["K2", "K4", "p4a"]);
+    assert.strictEqual(v.framesSkipped, 3);
+  });
+
+  it("a full queue or an over-budget fragment skips to the next keyframe, never one fragment alone", function () {
+    const res = fakeRes();
+    const v = new StreamViewer(res, "mp4", "a", 0, totals(), 0, () => 0, 10);
+    res.free = false;
+    v.offer(pkt("K1"), true);
+    v.offer(pkt("p1a-6"), false);
+    v.offer(pkt("p1b-6"), false); // over 10 bytes queued: queue dropped, wait for a keyframe
+    v.offer(pkt("p1c"), false);
+    res.drain();
+    v.offer(pkt("p1d"), false);
+    v.offer(pkt("K2"), true);
+    v.offer(pkt("p2a"), false);
+    assert.deepStrictEqual(res.written, ["K1", "K2", "p2a"]);
+    // maxKbps: 1000 bytes/s, clock frozen: the budget runs out and stays out until time passes.
+    let now = 0;
+    const res2 = fakeRes();
+    const capped = new StreamViewer(res2, "mp4", "b", 0, totals(), 1000, () => now);
+    capped.offer(Buffer.alloc(900, 1), true);
+    capped.offer(Buffer.alloc(900, 2), false); // tokens 100: sent, now in debt
+    capped.offer(Buffer.alloc(10, 3), false); // over budget: skipped...
+    now = 5000;
+    capped.offer(Buffer.alloc(10, 4), false); // ...and so is the rest of that GOP, budget or not
+    capped.offer(Buffer.alloc(10, 5), true);
+    assert.deepStrictEqual(
+      res2.written.map((s) => s.length),
+      [900, 900, 10],
+    );
+    assert.strictEqual(capped.framesSkipped, 2);
+  });
+
+  it("JPEG parts (all keys) keep one pending part, newest wins, as before", function () {
+    const res = fakeRes();
+    const v = new StreamViewer(res, "mjpeg", "a", 0, totals(), 0, () => 0);
+    res.free = false;
+    v.offer(pkt("J1"));
+    v.offer(pkt("J2"));
+    v.offer(pkt("J3"));
+    v.offer(pkt("J4"));
+    res.drain();
+    assert.deepStrictEqual(res.written, ["J1", "J4"]);
+    assert.strictEqual(v.framesSkipped, 2);
+  });
+});
