@@ -149,7 +149,10 @@ export class Mp4Decoder extends EventEmitter<Mp4DecoderEvents> {
       if (this.proc !== proc) return;
       this.proc = undefined;
       const why = proc.lastStderr().slice(-2).join(" | ");
-      this.emit("problem", `video decoder ffmpeg ended (${signal ?? `code ${code}`})${why ? `: ${why}` : ""}`);
+      this.emit(
+        "problem",
+        `video decoder ffmpeg ended (${signal ?? `code ${code}`})${why ? `: ${why}` : ""}`,
+      );
     });
     proc.start();
     proc.stdout?.on("data", (chunk: Buffer) => splitter.push(chunk));
