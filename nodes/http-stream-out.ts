@@ -2,7 +2,9 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from "node
 import type { Camera } from "./lib/camera/camera";
 import { cameraIdFromMessage, frameFromMessage, readMp4Info, viewerMessage } from "./lib/messages";
 import { cameraMetricRows, findCamera, type CameraRegistry } from "./lib/serve/camera-lookup";
-import { StreamServer, type MetricRow } from "./lib/serve/stream-server";
+import { decodeKeyframe, Mp4Decoder } from "./lib/codec/mp4-decoder";
+import { resolveFfmpegPath } from "./lib/ffmpeg";
+import { StreamServer, type MetricRow, type VideoDecoding } from "./lib/serve/stream-server";
 import { streamServerOptions } from "./lib/serve/stream-out-settings";
 import { recordingsFor } from "./lib/serve/recordings-node";
 import type { CameraSourceNode } from "./support/config-node";
@@ -17,6 +19,7 @@ interface HttpStreamOutDef extends NodeDef {
   cors: string;
   offlineAfter: number | string;
   stallTimeout: number | string;
+  mjpegFps?: number | string;
 }
 
 type HttpStreamOutCredentials = { token: unknown };
@@ -52,6 +55,16 @@ function statusOf(RED: NodeAPI, server: StreamServer): NodeStatus {
   if (server.upstream === "offline")
     return { fill: "red", shape: "ring", text: RED._(`http-stream-out.status.offline${one}`, { count }) };
   const fill = count > 0 ? "green" : "grey";
+  const video = server.videoOnly() ? server.stats().video : null;
+  if (video) {
+    // A video-only wire has no JPEG rate to show: the codec and size say what is served.
+    const text = `${video.format} ${video.width}x${video.height}`;
+    return {
+      fill,
+      shape: "dot",
+      text: RED._(`http-stream-out.status.videoViewers${one}`, { count, video: text }),
+    };
+  }
   return { fill, shape: "dot", text: RED._(`http-stream-out.status.viewers${one}`, { count, fps }) };
 }
 
@@ -77,7 +90,7 @@ function takeInput(
     );
   }
   if (mp4 && Buffer.isBuffer(payload)) {
-    server.pushMp4(payload, mp4);
+    server.pushMp4(payload, mp4, typeof msg.topic === "string" ? msg.topic : "");
     return undefined;
   }
   const frame = frameFromMessage(msg);
@@ -98,6 +111,25 @@ function serverOptions(RED: NodeAPI, node: Node<HttpStreamOutCredentials>, confi
       offline: RED._("http-stream-out.placeholder.offline"),
     },
   });
+}
+
+/**
+ * JPEG from compressed video with ffmpeg (found when first needed: a node that only ever gets JPEG never
+ * looks). Snapshots decode one keyframe; MJPEG viewers get a decoder capped at `fps`.
+ */
+function videoDecoding(fps: number): VideoDecoding {
+  let ffmpegPath: string | undefined;
+  const ffmpeg = (): string => (ffmpegPath ??= resolveFfmpegPath());
+  return {
+    decodeKeyframe: (init, fragments) => {
+      try {
+        return decodeKeyframe(ffmpeg(), init, fragments, { timeoutMs: 5000 });
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    },
+    createDecoder: () => new Mp4Decoder({ ffmpegPath: ffmpeg(), fps }),
+  };
 }
 
 export = (RED: NodeAPI) => {
@@ -125,8 +157,18 @@ export = (RED: NodeAPI) => {
       }
       reporter.show(statusOf(RED, server));
     };
+    const options = serverOptions(RED, this, config);
+    /** Decoding problems already reported (each once, until the node restarts). */
+    const problemsShown = new Set<string>();
     const server: StreamServer = new StreamServer({
-      ...serverOptions(RED, this, config),
+      ...options,
+      videoDecoding: videoDecoding(options.mjpegFps ?? 5),
+      onProblem: (message) => {
+        const key = message.slice(0, 80);
+        if (problemsShown.has(key) || problemsShown.size > 20) return;
+        problemsShown.add(key);
+        this.warn(RED._("http-stream-out.errors.decode", { error: message }));
+      },
       onViewer: ({ event, viewer, count }) => {
         this.send(viewerMessage({ event, viewer, count, path }));
         showStatus();

@@ -8,6 +8,12 @@ import { reply } from "./reply";
 import { ViewerGroup } from "./viewer-group";
 import type { StreamViewer } from "./viewer";
 
+/** One input: `keyframe` as StoreFragment reads it, `initId` as the sender numbered the init. */
+export type Fmp4Input = Mp4Info & { keyframe?: boolean; initId?: number };
+
+/** What became of one input: a new init, the same init again, a fragment (starting a GOP or not), or dropped. */
+export type PushResult = "init" | "same init" | "keyframe" | "fragment" | "no init";
+
 /** What the fMP4 endpoints need from the server: admission, new viewers and the shared totals. */
 export interface Fmp4Host {
   /** Answers 503 and returns true when a new connection from `group` would pass a limit. */
@@ -31,7 +37,14 @@ export class Fmp4Output {
   readonly hls: HlsSessions;
   /** Inits that replaced an earlier one: the encoder feeding this stream restarted. */
   restarts = 0;
+  /** Fragments and keyframe fragments taken in (status.json). */
+  fragmentsIn = 0;
+  keyframesIn = 0;
+  /** Codec and size of the video, from the latest init (and fragments, which may say more). */
+  video: { codec: string; width: number; height: number } = { codec: "", width: 0, height: 0 };
   private lastFragmentTime: number | undefined;
+  /** The `initId` the current init came with (undefined: the sender numbers none). */
+  private inputInitId: number | undefined;
 
   constructor(
     private readonly host: Fmp4Host,
@@ -42,21 +55,32 @@ export class Fmp4Output {
     this.store = new Fmp4Store({ maxSegments: options.maxSegments, maxBytes: options.maxSegmentBytes });
   }
 
-  /** An init segment or a fragment. */
-  push(data: Buffer, info: Mp4Info): void {
+  /**
+   * An init segment or a fragment. An init that carries the same `initId` as the current one is the
+   * same stream announced again (a second `camera connect` starting): kept, nothing restarts.
+   */
+  push(data: Buffer, info: Fmp4Input): PushResult {
     if (info.type === "init") {
+      if (this.store.init !== undefined && info.initId !== undefined && info.initId === this.inputInitId)
+        return "same init";
+      this.inputInitId = info.initId;
       const replaced = this.store.init !== undefined;
       if (replaced) this.restarts++;
       this.store.pushInit(data, info);
       this.lastFragmentTime = undefined;
+      this.video = { codec: info.codec, width: info.width, height: info.height };
       // A progressive MP4 cannot switch init mid-stream: end it, the player reconnects to the new one.
       if (replaced) this.viewers.endAll();
-      return;
+      return "init";
     }
-    const seg = this.store.pushFragment(data, info, this.lastFragmentTime);
-    if (!seg) return;
+    const stored = this.store.pushFragment(data, info, this.lastFragmentTime);
+    if (!stored) return "no init";
+    this.fragmentsIn++;
+    if (stored.key) this.keyframesIn++;
     this.lastFragmentTime = info.time;
-    this.viewers.offer(seg.data);
+    if (info.codec) this.video.codec = info.codec;
+    this.viewers.offer(data, stored.key);
+    return stored.key ? "keyframe" : "fragment";
   }
 
   serveMp4(req: IncomingMessage, res: ServerResponse, head: boolean, group: string): void {
@@ -73,8 +97,10 @@ export class Fmp4Output {
     }
     const viewer = this.host.addViewer(req, res, this.viewers);
     viewer.force(init.data);
-    const latest = this.store.latest;
-    if (latest && latest.initId === init.id) viewer.force(latest.data);
+    // The current GOP at once, so the player starts now and on a keyframe; none yet: the next keyframe.
+    const gop = this.store.gop;
+    for (const part of gop) viewer.force(part);
+    if (gop.length === 0) viewer.waitForKey();
   }
 
   servePlaylist(req: IncomingMessage, res: ServerResponse, head: boolean, queryToken: string | null): void {
@@ -116,6 +142,7 @@ export class Fmp4Output {
     this.viewers.clear();
     this.hls.clear();
     this.store.clear();
+    this.inputInitId = undefined;
   }
 
   /** Finds or starts the HLS session of this client; answers 503 and returns undefined when full. */

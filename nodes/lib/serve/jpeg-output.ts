@@ -65,6 +65,14 @@ export class JpegOutput {
     return wasOffline;
   }
 
+  /** Compressed video arrived: the stream is live even before a picture does. Returns "was offline". */
+  markLive(): boolean {
+    const wasOffline = this.offline;
+    this.offline = false;
+    this.everLive = true;
+    return wasOffline;
+  }
+
   /** The camera is gone: the placeholder now, instead of the last frame. */
   setOffline(): void {
     this.offline = true;
@@ -113,7 +121,8 @@ export class JpegOutput {
     this.waiters.close();
   }
 
-  private sendJpeg(res: ServerResponse, frame: Frame, head: boolean): void {
+  /** Answers one JPEG (a snapshot), with its time and the upstream state. */
+  sendJpeg(res: ServerResponse, frame: Frame, head: boolean): void {
     this.host.totals.bytesOut += head ? 0 : frame.data.length;
     reply(res, 200, "image/jpeg", frame.data, head, {
       "X-Timestamp": (frame.time / 1000).toFixed(3),

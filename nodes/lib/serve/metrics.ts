@@ -33,6 +33,35 @@ export interface StreamStats {
   pendingFrames: number;
   viewers: ViewerInfo[];
   fmp4: { init: boolean; segments: number; bytes: number; mediaSequence: number | null; restarts: number };
+  /** The compressed video on the wire (null before its first init). */
+  video: VideoStats | null;
+}
+
+export interface VideoStats {
+  /** RFC 6381 codec string of all tracks, e.g. "avc1.64001f,mp4a.40.2". */
+  codec: string;
+  /** "H.264", "H.265" or the sample entry as it came. */
+  format: string;
+  width: number;
+  height: number;
+  /** The video came from `camera connect` as the camera sent it (msg.mp4.cameraId), not from a transcode node. */
+  passthrough: boolean;
+  fragmentsIn: number;
+  keyframesIn: number;
+  /** Fragments of the GOP being collected (what a `stream.mp4` joiner starts with). */
+  gopFragments: number;
+  /** Where snapshots and MJPEG pictures come from: JPEG frames on the wire, or the video decoded. */
+  jpegSource: "frames" | "decoded" | "none";
+  /** The live decoder for MJPEG viewers runs now. */
+  decoderRunning: boolean;
+}
+
+/** "H.264" for avc1/avc3, "H.265" for hvc1/hev1, else the codec's first part. */
+export function videoFormat(codec: string): string {
+  const first = codec.split(",")[0].trim().toLowerCase();
+  if (/^avc[13]/.test(first)) return "H.264";
+  if (/^(hvc1|hev1)/.test(first)) return "H.265";
+  return first.split(".")[0];
 }
 
 function promLabel(text: string): string {
@@ -71,6 +100,45 @@ export function streamMetricRows(s: StreamStats): MetricRow[] {
       "New fMP4 init segments after the first one.",
       s.fmp4.restarts,
     ),
+    ...videoMetricRows(s.video),
+  ];
+}
+
+/** The video's rows: what it is (an info gauge with labels), fragments in, whether a decoder runs. */
+function videoMetricRows(v: VideoStats | null | undefined): MetricRow[] {
+  if (!v) return [];
+  return [
+    {
+      name: "camrelay_video_info",
+      type: "gauge",
+      help: "The compressed video on the wire (value 1; codec, size and passthrough as labels).",
+      value: 1,
+      labels: {
+        codec: v.codec,
+        format: v.format,
+        width: String(v.width),
+        height: String(v.height),
+        passthrough: v.passthrough ? "true" : "false",
+      },
+    },
+    {
+      name: "camrelay_video_fragments_in_total",
+      type: "counter",
+      help: "fMP4 fragments received from the flow.",
+      value: v.fragmentsIn,
+    },
+    {
+      name: "camrelay_video_keyframes_in_total",
+      type: "counter",
+      help: "fMP4 fragments received that start with a keyframe.",
+      value: v.keyframesIn,
+    },
+    {
+      name: "camrelay_video_decoder_running",
+      type: "gauge",
+      help: "1 while video is decoded to JPEG for MJPEG viewers.",
+      value: v.decoderRunning ? 1 : 0,
+    },
   ];
 }
 

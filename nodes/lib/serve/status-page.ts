@@ -36,6 +36,8 @@ th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
 <dt>bytes out</dt><dd id="bytesOut">-</dd>
 <dt>frames sent / skipped</dt><dd id="sent">-</dd>
 <dt>viewers dropped</dt><dd id="dropped">-</dd>
+<dt>video</dt><dd id="video">-</dd>
+<dt>snapshots and MJPEG</dt><dd id="jpegSource">-</dd>
 </dl>
 <table><thead><tr><th>address</th><th>kind</th><th>since</th><th>frames sent</th><th>skipped</th><th>kbps</th></tr></thead>
 <tbody id="viewers"></tbody></table>
@@ -64,6 +66,11 @@ th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
       set("upstream", s.upstream); set("viewerCount", s.viewerCount + (s.maxClients ? " / " + s.maxClients : ""));
       set("framesIn", s.framesIn); set("fpsIn", s.fpsIn.toFixed(1)); set("bytesOut", bytes(s.bytesOut));
       set("sent", s.framesSent + " / " + s.framesSkipped); set("dropped", s.viewersDropped);
+      var v = s.video;
+      set("video", v ? v.format + " " + v.width + "x" + v.height + " (" + v.codec + "), " +
+        (v.passthrough ? "passed through from the camera" : "from the flow") : "none");
+      set("jpegSource", !v || v.jpegSource === "frames" ? "JPEG frames" : v.jpegSource === "decoded" ?
+        "decoded from the video" + (v.decoderRunning ? " (decoder running)" : "") : "none");
       var body = document.getElementById("viewers");
       body.textContent = "";
       s.viewers.forEach(function (v) {

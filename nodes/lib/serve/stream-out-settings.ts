@@ -11,6 +11,7 @@ export interface StreamOutSettings {
   cors?: unknown;
   offlineAfter?: unknown;
   stallTimeout?: unknown;
+  mjpegFps?: unknown;
 }
 
 /**
@@ -23,6 +24,7 @@ export const HTTP_STREAM_OUT_DEFAULTS = {
   maxKbps: 0,
   offlineAfter: 10,
   stallTimeout: 10,
+  mjpegFps: 5,
 } as const;
 
 /** The lowest value each number setting can take (a lower one is clamped to it). */
@@ -32,6 +34,7 @@ const MINIMUMS: Record<keyof typeof HTTP_STREAM_OUT_DEFAULTS, number> = {
   maxKbps: 0,
   offlineAfter: 0,
   stallTimeout: 0.5,
+  mjpegFps: 0,
 };
 
 /** "/camera/front" from "camera/front/"; undefined for "/" or characters express would read as a pattern. */
@@ -90,6 +93,7 @@ export function streamServerOptions(
     cors: ownCors(config.cors) ?? corsFromSettings(context.httpNodeCors),
     offlineAfterMs: num(config.offlineAfter, "offlineAfter") * 1000,
     stallTimeoutMs: num(config.stallTimeout, "stallTimeout") * 1000,
+    mjpegFps: Math.min(30, num(config.mjpegFps, "mjpegFps")),
     texts,
   };
 }

@@ -1,16 +1,24 @@
 import type { IncomingMessage, ServerResponse } from "http";
 import type { Frame } from "../media";
-import type { Mp4Info } from "../messages/mp4";
 import { RateMeter } from "../meters";
 import { Access, Admission, addressGroup, clientAddress } from "./access";
-import { Fmp4Output } from "./fmp4-output";
+import { Fmp4Output, type Fmp4Input } from "./fmp4-output";
 import { HlsSessions } from "./hls-sessions";
-import { renderMetrics, streamMetricRows, type MetricRow, type StreamStats, type Upstream } from "./metrics";
+import {
+  renderMetrics,
+  streamMetricRows,
+  videoFormat,
+  type MetricRow,
+  type StreamStats,
+  type Upstream,
+  type VideoStats,
+} from "./metrics";
 import { JpegOutput } from "./jpeg-output";
 import { DEFAULT_TEXTS, Placeholder, type PlaceholderCard } from "./placeholder";
 import { reply, replyBusy } from "./reply";
 import { answerMethod, matchRoute, parseRequestUrl, type RouteName } from "./routes";
 import { renderStatusPage } from "./status-page";
+import { VideoJpeg, type VideoDecoding } from "./video-jpeg";
 import { StreamViewer, type StreamTotals, type ViewerKind } from "./viewer";
 import type { ViewerGroup } from "./viewer-group";
 
@@ -18,8 +26,12 @@ import type { ViewerGroup } from "./viewer-group";
 export { addressGroup } from "./access";
 export { HLS_SESSIONS_PER_ADDRESS } from "./hls-sessions";
 export { MJPEG_BOUNDARY, mjpegPart } from "./mjpeg-fanout";
-export type { MetricRow, StreamStats, Upstream } from "./metrics";
+export type { MetricRow, StreamStats, Upstream, VideoStats } from "./metrics";
 export type { PlaceholderCard } from "./placeholder";
+export type { VideoDecoding, LiveDecoder, DecodedPicture } from "./video-jpeg";
+
+/** JPEG frames seen on the wire this recently: snapshots and MJPEG use them, not decoded video. */
+export const JPEG_FRESH_MS = 5000;
 
 export interface StreamServerOptions {
   /** The path the server is mounted on, for status.json, metrics labels and the page title. */
@@ -56,6 +68,15 @@ export interface StreamServerOptions {
   onViewer?: (change: ViewerChange) => void;
   /** More samples for `<path>/metrics` (e.g. the camera's reconnects, which only the node can find). */
   extraMetrics?: () => MetricRow[];
+  /**
+   * Turns compressed video into JPEG for snapshots and MJPEG viewers on a wire that carries only
+   * `msg.mp4`; without it such a wire serves only HLS and stream.mp4.
+   */
+  videoDecoding?: VideoDecoding;
+  /** Pictures per second the MJPEG decoder makes on a video-only wire (0 = every frame); the node reads it. */
+  mjpegFps?: number;
+  /** A decoding problem, in words (the node shows it once). */
+  onProblem?: (message: string) => void;
   /** Something a status line shows has changed (called at most once per tick plus on events). */
   onChange?: () => void;
 }
@@ -104,6 +125,13 @@ export class StreamServer {
   private framesIn = 0;
   private viewersDropped = 0;
   private lastFrameAt = 0;
+  /** Monotonic ms of the latest JPEG frame from the wire (not decoded ones); 0 = none yet. */
+  private lastWireJpegAt = 0;
+  private readonly videoJpeg: VideoJpeg | undefined;
+  /** The fMP4 input carried a camera-source id (camera connect sends compressed video as it came). */
+  private mp4FromCamera = false;
+  /** A keyframe is being decoded for `snapshot.jpg?wait=1` waiters. */
+  private waiterDecoding = false;
   private lastKbpsSample = performance.now();
   private closed = false;
 
@@ -140,6 +168,18 @@ export class StreamServer {
       hls,
       options,
     );
+    this.videoJpeg = options.videoDecoding
+      ? new VideoJpeg(options.videoDecoding, {
+          init: () => this.fmp4.store.init?.data,
+          gop: () => this.fmp4.store.gop,
+          picture: (frame) => {
+            if (this.closed || !this.videoOnly()) return;
+            this.fps.add(1, performance.now());
+            this.jpeg.push(frame);
+          },
+          problem: (message) => this.options.onProblem?.(message),
+        })
+      : undefined;
     this.handlers = this.routeHandlers();
     this.timer = setInterval(() => this.tick(), options.tickMs ?? 250);
     this.timer.unref();
@@ -182,6 +222,8 @@ export class StreamServer {
     this.framesIn++;
     this.fps.add(1, t);
     this.lastFrameAt = t;
+    this.lastWireJpegAt = t;
+    this.updateDecoder();
     if (this.jpeg.push(frame)) this.options.onChange?.();
   }
 
@@ -192,9 +234,74 @@ export class StreamServer {
     this.options.onChange?.();
   }
 
-  /** An fMP4 init segment or fragment (from `ffmpeg transcode`). */
-  pushMp4(data: Buffer, info: Mp4Info): void {
-    if (!this.closed) this.fmp4.push(data, info);
+  /**
+   * An fMP4 init segment or fragment (from `ffmpeg transcode`, or compressed video straight from
+   * `camera connect`). `camera` names the stream until JPEG frames do.
+   */
+  pushMp4(data: Buffer, info: Fmp4Input & { cameraId?: string }, camera = ""): void {
+    if (this.closed) return;
+    if (camera && !this.jpeg.camera) this.jpeg.camera = camera;
+    if (info.cameraId !== undefined) this.mp4FromCamera = true;
+    const result = this.fmp4.push(data, info);
+    if (result === "no init") return;
+    this.lastFrameAt = performance.now();
+    const wasOffline = this.jpeg.markLive();
+    const video = this.videoJpeg;
+    if (video) {
+      if (camera) video.camera = camera;
+      if (result === "init") video.newInit();
+      else if (result === "keyframe" || result === "fragment") {
+        video.fragment(data, result === "keyframe");
+        this.answerWaitersFromVideo(data, result === "keyframe");
+      }
+    }
+    this.updateDecoder();
+    if (wasOffline) this.options.onChange?.();
+  }
+
+  /** True when snapshots and MJPEG must come from the compressed video: it flows and JPEG frames do not. */
+  videoOnly(): boolean {
+    if (this.fmp4.store.init === undefined) return false;
+    return this.lastWireJpegAt === 0 || performance.now() - this.lastWireJpegAt > JPEG_FRESH_MS;
+  }
+
+  /** The live decoder runs while an MJPEG viewer watches a video-only wire, and never otherwise. */
+  private updateDecoder(): void {
+    this.videoJpeg?.setWanted(!this.closed && this.jpeg.viewers.size > 0 && this.videoOnly());
+  }
+
+  /** `snapshot.jpg?wait=1` on a video-only wire: the next keyframe, decoded, answers the waiters. */
+  private answerWaitersFromVideo(data: Buffer, key: boolean): void {
+    const video = this.videoJpeg;
+    const init = this.fmp4.store.init;
+    if (!video || !init || !key || this.jpeg.waiters.size === 0 || !this.videoOnly()) return;
+    // The live decoder's pictures answer them; one decode at a time (the next keyframe tries again).
+    if (video.decoderRunning || this.waiterDecoding) return;
+    this.waiterDecoding = true;
+    video.decodeOne(init.data, data).then(
+      (frame) => {
+        this.waiterDecoding = false;
+        if (!this.closed) this.jpeg.waiters.answer(frame);
+      },
+      (err: Error) => {
+        this.waiterDecoding = false;
+        this.options.onProblem?.(`snapshot: ${err.message}`);
+      },
+    );
+  }
+
+  /** `snapshot.jpg` on a video-only wire: the latest keyframe decoded (cached about a second). */
+  private serveVideoSnapshot(res: ServerResponse, head: boolean): void {
+    const video = this.videoJpeg as VideoJpeg;
+    video.snapshot().then(
+      (frame) => {
+        if (!res.headersSent && !res.destroyed) this.jpeg.sendJpeg(res, frame, head);
+      },
+      (err: Error) => {
+        if (res.headersSent || res.destroyed) return;
+        reply(res, 503, "text/plain", `No picture: ${err.message}\n`, head, { "Retry-After": "1" });
+      },
+    );
   }
 
   // ---- HTTP -------------------------------------------------------------------------------------
@@ -229,8 +336,13 @@ export class StreamServer {
     const group = (req: IncomingMessage): string => addressGroup(clientAddress(req));
     return {
       mjpeg: ({ req, res, head }) => this.jpeg.serveMjpeg(req, res, head, group(req)),
-      snapshot: ({ req, res, head, query }) =>
-        this.jpeg.serveSnapshot(res, head, query.get("wait"), group(req)),
+      snapshot: ({ req, res, head, query }) => {
+        const wait = query.get("wait");
+        const waits = wait !== null && wait !== "0" && wait !== "false";
+        if (!waits && this.videoJpeg && !this.jpeg.offline && this.videoOnly())
+          this.serveVideoSnapshot(res, head);
+        else this.jpeg.serveSnapshot(res, head, wait, group(req));
+      },
       statusJson: ({ res, head }) => reply(res, 200, "application/json", JSON.stringify(this.stats()), head),
       statusPage: ({ res, head }) => reply(res, 200, "text/html; charset=utf-8", this.statusPage(), head),
       metrics: ({ res, head }) =>
@@ -260,9 +372,11 @@ export class StreamServer {
     );
     set.add(viewer, () => {
       this.admission.release(group, false);
+      this.updateDecoder();
       this.options.onViewer?.({ event: "disconnect", viewer: { address, kind }, count: this.viewerCount });
     });
     this.admission.hold(group, false);
+    this.updateDecoder();
     this.options.onViewer?.({ event: "connect", viewer: { address, kind }, count: this.viewerCount });
     return viewer;
   }
@@ -283,6 +397,7 @@ export class StreamServer {
     if (!this.jpeg.offline && this.offlineAfterMs > 0 && t - this.lastFrameAt > this.offlineAfterMs)
       this.setOffline();
     this.jpeg.refreshPlaceholder();
+    this.updateDecoder();
     if (t - this.lastKbpsSample >= 1000) {
       this.lastKbpsSample = t;
       this.jpeg.viewers.sampleKbps();
@@ -322,6 +437,26 @@ export class StreamServer {
         mediaSequence: store.latest ? store.latest.seq : null,
         restarts: this.fmp4.restarts,
       },
+      video: this.videoStats(),
+    };
+  }
+
+  /** The compressed video as status.json shows it; null before its first init. */
+  private videoStats(): VideoStats | null {
+    if (this.fmp4.store.init === undefined) return null;
+    const { codec, width, height } = this.fmp4.video;
+    const decoded = this.videoOnly();
+    return {
+      codec,
+      format: videoFormat(codec),
+      width,
+      height,
+      passthrough: this.mp4FromCamera,
+      fragmentsIn: this.fmp4.fragmentsIn,
+      keyframesIn: this.fmp4.keyframesIn,
+      gopFragments: this.fmp4.store.gop.length,
+      jpegSource: !decoded ? "frames" : this.videoJpeg ? "decoded" : "none",
+      decoderRunning: this.videoJpeg?.decoderRunning ?? false,
     };
   }
 
@@ -342,6 +477,7 @@ export class StreamServer {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.videoJpeg?.close();
     this.jpeg.close();
     this.fmp4.clear();
     this.admission.clear();

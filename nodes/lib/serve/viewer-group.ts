@@ -20,8 +20,9 @@ export class ViewerGroup {
     });
   }
 
-  offer(packet: Buffer): void {
-    for (const v of this.viewers) v.offer(packet);
+  /** One packet to every viewer; `key` = a player can start with it (see StreamViewer.offer). */
+  offer(packet: Buffer, key = true): void {
+    for (const v of this.viewers) v.offer(packet, key);
   }
 
   /** Drops the viewers whose sockets stayed busy for `timeoutMs`; returns how many. */

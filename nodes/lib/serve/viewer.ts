@@ -1,5 +1,8 @@
 import type { ServerResponse } from "http";
 
+/** What a viewer may queue while its socket is busy (fMP4 fragments of one GOP); JPEG parts queue one. */
+export const DEFAULT_MAX_QUEUE_BYTES = 8 * 1024 * 1024;
+
 export type ViewerKind = "mjpeg" | "mp4" | "hls";
 
 /** Counters shared by every viewer of one server, so totals survive viewers that leave. */
@@ -26,9 +29,13 @@ export interface ViewerInfo {
 
 /**
  * One streaming response (MJPEG or progressive fMP4). Packets are shared Buffers, written as they are:
- * never copied per viewer. While the socket is busy (write returned false, no 'drain' yet) the viewer
- * keeps one pending packet, newest wins, and counts the ones it replaced as skipped. With a bandwidth
- * cap, a token bucket decides: packets over budget are skipped, never queued.
+ * never copied per viewer. Each packet says whether a player can start with it (`key`: every JPEG part,
+ * an fMP4 fragment that starts with a keyframe). While the socket is busy (write returned false, no
+ * 'drain' yet) packets wait in a short queue: a new key packet replaces a queue that already holds one
+ * (the viewer is a whole GOP behind: newest GOP wins; for JPEG parts, which are all keys, this is "one
+ * pending part, newest wins"), and a queue over `maxQueueBytes` is dropped. A packet that cannot be sent
+ * (queue full, over the bandwidth cap) is skipped together with every packet up to the next key packet,
+ * so an fMP4 viewer never loses a single fragment and carries on: it resumes on a keyframe.
  */
 export class StreamViewer {
   framesSent = 0;
@@ -41,7 +48,11 @@ export class StreamViewer {
   private busy = false;
   /** Monotonic ms when the socket became busy. */
   private busySince = 0;
-  private pending: Buffer | undefined;
+  /** Packets waiting for 'drain', oldest first (one, unless non-key packets follow a key one). */
+  private queue: { packet: Buffer; key: boolean }[] = [];
+  private queueBytes = 0;
+  /** A packet was skipped: skip the rest until the next key packet. */
+  private waitingForKey = false;
   /** Token bucket in bytes; may go negative (one packet of debt) so a large frame still passes. */
   private tokens: number;
   private refilledAt: number;
@@ -56,6 +67,8 @@ export class StreamViewer {
     private readonly totals: StreamTotals,
     private readonly bytesPerSecond: number,
     private readonly now: () => number,
+    /** Bytes the queue may hold while the socket is busy; a fuller queue is dropped (to the next key). */
+    private readonly maxQueueBytes = DEFAULT_MAX_QUEUE_BYTES,
   ) {
     this.refilledAt = now();
     this.kbpsAt = this.refilledAt;
@@ -65,18 +78,32 @@ export class StreamViewer {
 
   /** True when a packet waits for the socket to drain. */
   get hasPending(): boolean {
-    return this.pending !== undefined;
+    return this.queue.length > 0;
   }
 
-  /** Offers the newest packet: sent now, kept as the one pending packet, or skipped over budget. */
-  offer(packet: Buffer): void {
+  /**
+   * Offers the newest packet: sent now, queued while the socket is busy, or skipped (with the packets
+   * after it up to the next key packet). `key` = a player can start here (default: every packet is).
+   */
+  offer(packet: Buffer, key = true): void {
     if (this.closed) return;
+    if (this.waitingForKey) {
+      if (!key) {
+        this.skip();
+        return;
+      }
+      this.waitingForKey = false;
+    }
     if (this.busy) {
-      if (this.pending !== undefined) this.skip();
-      this.pending = packet;
+      this.enqueue(packet, key);
       return;
     }
     this.sendWithinBudget(packet);
+  }
+
+  /** Skips everything up to the next key packet (a joiner that got no GOP to start with). */
+  waitForKey(): void {
+    this.waitingForKey = true;
   }
 
   /** Writes regardless of busy state or budget (the first packets of a new response). */
@@ -113,7 +140,7 @@ export class StreamViewer {
       framesSkipped: this.framesSkipped,
       bytesSent: this.bytesSent,
       kbps: this.kbps,
-      pending: this.pending !== undefined,
+      pending: this.queue.length > 0,
       buffered: this.res.writableLength,
     };
   }
@@ -122,7 +149,8 @@ export class StreamViewer {
   close(destroy: boolean): void {
     if (this.closed) return;
     this.closed = true;
-    this.pending = undefined;
+    this.queue = [];
+    this.queueBytes = 0;
     this.res.off("drain", this.onDrain);
     if (destroy || this.busy) this.res.destroy();
     else this.res.end();
@@ -130,17 +158,45 @@ export class StreamViewer {
 
   private readonly onDrain = (): void => {
     this.busy = false;
-    const packet = this.pending;
-    if (packet === undefined) return;
-    this.pending = undefined;
-    this.sendWithinBudget(packet);
+    while (!this.busy && !this.closed && this.queue.length > 0) {
+      const next = this.queue.shift() as { packet: Buffer; key: boolean };
+      this.queueBytes -= next.packet.length;
+      if (this.waitingForKey && !next.key) this.skip();
+      else {
+        this.waitingForKey = false;
+        this.sendWithinBudget(next.packet);
+      }
+    }
   };
+
+  /** Queues a packet while the socket is busy (see the class comment for what is dropped). */
+  private enqueue(packet: Buffer, key: boolean): void {
+    if (key && this.queue.some((q) => q.key)) this.dropQueue();
+    if (this.queueBytes + packet.length > this.maxQueueBytes && this.queue.length > 0) {
+      this.dropQueue();
+      if (!key) {
+        this.skip();
+        this.waitingForKey = true;
+        return;
+      }
+    }
+    this.queue.push({ packet, key });
+    this.queueBytes += packet.length;
+  }
+
+  private dropQueue(): void {
+    for (let i = 0; i < this.queue.length; i++) this.skip();
+    this.queue = [];
+    this.queueBytes = 0;
+  }
 
   private sendWithinBudget(packet: Buffer): void {
     if (this.bytesPerSecond > 0) {
       this.refill();
       if (this.tokens < 0) {
         this.skip();
+        // The packets after a skipped one cannot be played without it: wait for the next key packet.
+        this.waitingForKey = true;
         return;
       }
       this.tokens -= packet.length;
