@@ -80,7 +80,10 @@ export = (RED: NodeAPI) => {
     const status = new StatusReporter(this);
     const showStatus = () => {
       const { fill, shape, key, params } = core.status();
-      status.show({ fill, shape, text: t(key, params) });
+      // Compressed input: the state's own words, then "copy" or "encode (why)".
+      const inner = params?.inner;
+      const text = typeof inner === "string" ? `${t(inner, params)} · ${params?.mode}` : t(key, params);
+      status.show({ fill, shape, text });
     };
     core.on("message", (msg) => this.send(msg));
     core.on("error", (p) => this.error(words(p)));
@@ -105,7 +108,9 @@ export = (RED: NodeAPI) => {
 
     this.on("input", (msg: NodeMessageInFlow, _send: unknown, done: Done) => {
       const m = msg as NodeMessageInFlow & ControlMessage;
-      const refused = m.action !== undefined ? core.control(m) : core.frame(frameFromMessage(m));
+      const isMp4 = typeof (m as { mp4?: unknown }).mp4 === "object" && (m as { mp4?: unknown }).mp4 !== null;
+      const refused =
+        m.action !== undefined ? core.control(m) : isMp4 ? core.mp4(m) : core.frame(frameFromMessage(m));
       if (!refused) return done();
       done(refused instanceof Error ? refused : new Error(words(refused)));
     });

@@ -17,7 +17,14 @@ import {
 import { sanitizeCameraName, sidecarOf, stamp, uniquePath } from "./filenames";
 import { frameSize, TranscodeSession } from "./session";
 
-export interface RecordingPart {
+/** What recordingInfo reads of the ffmpeg run writing a part (a TranscodeSession or an Mp4InputSession). */
+export interface PartSessionView {
+  baseTime?: number;
+  lastTime?: number;
+  stats: { framesWritten: number; endTime?: number };
+}
+
+export interface RecordingPart<S extends PartSessionView = TranscodeSession> {
   file: string;
   sidecar: string;
   trigger: { topic?: unknown; payload?: unknown };
@@ -31,7 +38,7 @@ export interface RecordingPart {
   /** What set endTime: a duration or a stop. */
   endReason: "duration" | "stop";
   splitAt: number;
-  session?: TranscodeSession;
+  session?: S;
   closing: boolean;
   camera: string;
 }
@@ -42,28 +49,32 @@ export function defaultBase(directory: string, camera: string, time: number): st
 }
 
 /** The first part of a recording, in a free file name made from `base`. */
-export function firstPart(
+export function firstPart<S extends PartSessionView = TranscodeSession>(
   base: string,
   fields: Pick<RecordingPart, "trigger" | "triggerTime" | "filename" | "endTime" | "camera">,
-): RecordingPart {
+): RecordingPart<S> {
   const file = uniquePath(base);
   const part = { file, base, sidecar: sidecarOf(file), part: 1, splitAt: Infinity, closing: false };
   return { ...part, ...fields, endReason: "duration" };
 }
 
 /** Gives `part` the first free file name made from its base (name-2, name-3, ...; never name-2-2). */
-export function renamePart(part: RecordingPart): void {
+export function renamePart<S extends PartSessionView>(part: RecordingPart<S>): void {
   part.file = uniquePath(part.base);
   part.sidecar = sidecarOf(part.file);
 }
 
 /** The continuation of a recording in a new file (after maxDuration or an ffmpeg restart). */
-export function nextPart(part: RecordingPart): RecordingPart {
+export function nextPart<S extends PartSessionView>(part: RecordingPart<S>): RecordingPart<S> {
   return { ...part, part: part.part + 1, session: undefined, closing: false, splitAt: Infinity };
 }
 
 /** The part after maxDuration, named from `time` (or the user's name); throws when no name is free. */
-export function splitPart(part: RecordingPart, directory: string, time: number): RecordingPart {
+export function splitPart<S extends PartSessionView>(
+  part: RecordingPart<S>,
+  directory: string,
+  time: number,
+): RecordingPart<S> {
   const next = nextPart(part);
   next.base = next.filename ?? defaultBase(directory, next.camera, time);
   renamePart(next);
@@ -71,7 +82,11 @@ export function splitPart(part: RecordingPart, directory: string, time: number):
 }
 
 /** What a recording is so far: its sidecar and, once closed, msg.recording. */
-export function recordingInfo(part: RecordingPart, reason: string, error?: string): RecordingInfo {
+export function recordingInfo(
+  part: RecordingPart<PartSessionView>,
+  reason: string,
+  error?: string,
+): RecordingInfo {
   const s = part.session;
   const start = s?.baseTime ?? 0;
   const end = s?.stats.endTime ?? s?.lastTime ?? start;
@@ -101,7 +116,7 @@ export function recordingInfo(part: RecordingPart, reason: string, error?: strin
  * anything (disk full, directory gone).
  */
 export function closedPartInfo(
-  part: RecordingPart,
+  part: RecordingPart<PartSessionView>,
   reason: string,
   error?: string,
 ): RecordingInfo | undefined {

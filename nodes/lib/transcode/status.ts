@@ -25,6 +25,8 @@ export interface TranscodeView {
   preRollSec: number;
   /** The live presets, once set up. */
   live?: LiveState;
+  /** Compressed input: "copy", or why it is encoded (a size or bitrate set). */
+  copy?: string;
   /** Frames per second coming in, and kb/s going out. */
   fps: number;
   kbps: number;
@@ -52,6 +54,14 @@ const LIVE: Record<Exclude<LiveState, "live">, Omit<TranscodeStatus, "params">> 
 };
 
 export function transcodeStatus(v: TranscodeView): TranscodeStatus {
+  const st = statusOf(v);
+  if (!v.copy || st.fill === "red") return st;
+  // Compressed input: say whether it is copied or encoded (and why).
+  const mode = v.copy === "copy" ? "copy" : `encode (${v.copy})`;
+  return { ...st, key: "status.withMode", params: { ...st.params, inner: st.key, mode } };
+}
+
+function statusOf(v: TranscodeView): TranscodeStatus {
   if (v.fatalKey) return { fill: "red", shape: "ring", key: v.fatalKey };
   if (v.errorKey && v.now < (v.errorUntil ?? 0)) return { fill: "red", shape: "ring", key: v.errorKey };
   if (v.recorder) {

@@ -22,6 +22,9 @@ import { FrameClock } from "./frame-clock";
 import { LiveTranscoder, failureCause, hlsSweeper, type LiveState } from "./live";
 import { liveOutput } from "./outputs";
 import { Recorder } from "./recorder";
+import { CopyRecorder } from "./copy-recorder";
+import type { Mp4Unit } from "./mp4-input";
+import { readMp4Info } from "../messages/mp4";
 import { RetentionSweeper } from "./retention";
 import { MAX_FRAME_SIDE, oversizeFrame } from "./session";
 import type { Message, SettingsProblem, TranscodeSettings } from "./settings";
@@ -52,7 +55,16 @@ export interface TranscoderOptions {
 }
 
 export class Transcoder extends EventEmitter<TranscoderEvents> {
-  private recorder?: Recorder;
+  private jpegRecorder?: Recorder;
+  /** Recordings of compressed input (msg.mp4): copied, no encoder. */
+  private copyRecorder?: CopyRecorder;
+  /** The last input was msg.mp4: recordings and control go to the copy recorder. */
+  private compressed = false;
+  /** Live passthrough of msg.mp4 (hls/fmp4 with no size or bitrate change): the next seq sent. */
+  private passSeq = 0;
+  private passInitSent?: number;
+  private latestInit?: Mp4Unit;
+  private compressedRefused = false;
   private live?: LiveTranscoder;
   private closed = false;
   private lastProgress?: FfmpegProgress;
@@ -101,16 +113,98 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
     );
   }
 
+  /** The recorder of the input now coming: copy for compressed input, the JPEG encoder otherwise. */
+  private get recorder(): Recorder | CopyRecorder | undefined {
+    return this.compressed ? this.copyRecorder : this.jpegRecorder;
+  }
+
+  /** Why compressed input has to be encoded here (a size or bitrate was set), or undefined: copy. */
+  private encodeReason(): string | undefined {
+    const v = this.s.video;
+    if (v.width && v.height) return `size ${v.width}x${v.height}`;
+    if (v.bitrate > 0) return `bitrate ${v.bitrate} kb/s`;
+    return undefined;
+  }
+
+  /** A msg.mp4 message (init or fragment of compressed video): undefined when taken, else why not. */
+  mp4(msg: { payload?: unknown; mp4?: unknown }): Message | undefined {
+    const info = readMp4Info(msg.mp4);
+    if (!info || !("type" in info) || !Buffer.isBuffer(msg.payload))
+      return {
+        key: "errors.notMp4",
+        params: { why: info && "field" in info ? `msg.mp4.${info.field}` : "msg.payload" },
+      };
+    const raw = msg.mp4 as { initId?: unknown; keyframe?: unknown };
+    const unit: Mp4Unit = {
+      data: msg.payload,
+      info,
+      time: this.clock.correct(info.time, monotonicEpochMs()),
+      duration: info.duration,
+      keyframe: info.type === "init" || raw.keyframe !== false,
+      initId: typeof raw.initId === "number" ? raw.initId : 0,
+    };
+    this.compressed = true;
+    if (info.type === "init") this.latestInit = unit;
+    else this.inputRate.add();
+    if (this.s.preset === "mp4") {
+      this.copyRecorder?.push(unit);
+      return undefined;
+    }
+    if ((this.s.preset === "hls" || this.s.preset === "fmp4") && !this.encodeReason()) {
+      this.passThrough(unit);
+      return undefined;
+    }
+    // flv, push, custom and encoding of compressed input are not built yet: say so once per run.
+    if (this.compressedRefused) return undefined;
+    this.compressedRefused = true;
+    return {
+      key: "errors.compressedNotSupported",
+      params: { preset: this.s.preset, why: this.encodeReason() ?? "" },
+    };
+  }
+
+  /** hls/fmp4 with compressed input and nothing to change: the messages go out as they are, seq renumbered. */
+  private passThrough(unit: Mp4Unit): void {
+    if (this.live) {
+      // The encoder run for JPEG input is not needed for compressed input.
+      void this.live.close();
+      this.live = undefined;
+    }
+    const init = this.latestInit;
+    if (!init) return;
+    if (unit.info.type === "init" || this.passInitSent !== init.initId) {
+      if (unit.info.type !== "init" && !unit.keyframe) return; // a new stream starts at a keyframe
+      this.passInitSent = init.initId;
+      this.emit(
+        "message",
+        mp4Message(init.data, { ...init.info, seq: this.passSeq, initId: init.initId }, this.camera),
+      );
+      if (unit.info.type === "init") return;
+    }
+    if (unit.initId !== init.initId) return;
+    this.sentRate.add(unit.data.length);
+    const info = {
+      ...unit.info,
+      time: unit.time,
+      seq: this.passSeq++,
+      keyframe: unit.keyframe,
+      initId: unit.initId,
+    };
+    this.emit("message", mp4Message(unit.data, info, this.camera));
+    this.emit("status");
+  }
+
   /** Every second: ends a recording whose frames stopped, sweeps HLS leftovers. */
   tick(): void {
-    this.recorder?.tick(monotonicEpochMs());
+    this.jpegRecorder?.tick(monotonicEpochMs());
+    this.copyRecorder?.tick(monotonicEpochMs());
     this.sweepHls?.();
   }
 
   /** Hourly retention, also when nothing is recorded. */
   sweep(): void {
-    if (this.recorder && !this.closed)
-      this.recorder.sweep().catch((err: Error) => this.emit("warn", { text: err.message }));
+    if (this.jpegRecorder && !this.closed)
+      this.jpegRecorder.sweep().catch((err: Error) => this.emit("warn", { text: err.message }));
   }
 
   status(): TranscodeStatus {
@@ -121,8 +215,15 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
       errorUntil: this.error.until,
       now: Date.now(),
       recorder: r && { recording: r.recording, elapsedSec: r.elapsedSec, preRollSpanMs: r.preRoll.spanMs },
+      copy: this.compressed
+        ? this.s.preset === "mp4" || !this.encodeReason()
+          ? "copy"
+          : this.encodeReason()
+        : undefined,
       preRollSec: this.s.preRollSec,
-      live: this.live?.state,
+      live:
+        this.live?.state ??
+        (this.compressed && this.s.preset !== "mp4" && this.passInitSent !== undefined ? "live" : undefined),
       fps: this.inputRate.perSecond(),
       kbps: this.outputKbps(),
     });
@@ -144,7 +245,8 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
     frame.time = this.clock.correct(frame.time, monotonicEpochMs());
     if (frame.camera) this.camera = frame.camera;
     this.inputRate.add();
-    if (this.recorder) this.recorder.push(frame);
+    this.compressed = false;
+    if (this.jpegRecorder) this.jpegRecorder.push(frame);
     else this.live?.push(frame);
     return undefined;
   }
@@ -154,7 +256,8 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
     const action = readAction(msg);
     if (typeof action !== "string") return action.error;
     if (this.fatalKey) return { key: this.fatalKey };
-    if (this.live) {
+    if (this.live || (this.compressed && this.s.preset !== "mp4")) {
+      if (!this.live) return undefined;
       if (action === "stop") void this.live.pause();
       else this.live.resume();
       this.emit("status");
@@ -182,7 +285,11 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
   /** Ends ffmpeg (the recording closes as `close`) and waits until every file is finished. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all([this.recorder?.close(monotonicEpochMs()), this.live?.close()]);
+    await Promise.all([
+      this.jpegRecorder?.close(monotonicEpochMs()),
+      this.copyRecorder?.close(),
+      this.live?.close(),
+    ]);
   }
 
   /** ffmpeg's own bitrate, or for fMP4 on stdout (hls, fmp4: with a directory ffmpeg reports 0) what we sent. */
@@ -231,7 +338,8 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
       directory: s.directory,
       keepDays: s.keepDays,
       keepGB: s.keepGB,
-      isProtected: (file) => this.recorder?.isInProgress(file) ?? false,
+      isProtected: (file) =>
+        (this.jpegRecorder?.isInProgress(file) ?? false) || (this.copyRecorder?.isInProgress(file) ?? false),
       // Recordings are stamped with frame times, which come from the monotonic clock.
       now: monotonicEpochMs,
       warn: (m) => this.emit("warn", { text: m }),
@@ -249,14 +357,29 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
       secrets: this.opts.secrets,
       retention,
     });
-    this.recorder = recorder;
-    recorder.on("recording", (info: RecordingInfo) => {
-      this.lastProgress = undefined;
-      this.emit("message", recordingMessage(info));
+    this.jpegRecorder = recorder;
+    const copy = new CopyRecorder({
+      ffmpegPath: this.opts.ffmpegPath,
+      directory: s.directory,
+      camera: this.camera,
+      preRollSec: s.preRollSec,
+      preRollMaxBytes: s.preRollMaxBytes,
+      postRollSec: s.postRollSec,
+      defaultDurationSec: s.durationSec,
+      maxDurationSec: s.maxDurationSec,
+      secrets: this.opts.secrets,
+      retention,
     });
-    recorder.on("progress", (p) => (this.lastProgress = p));
-    recorder.on("failure", (m) => this.failure(m));
-    recorder.on("dropped", (n) => this.onDropped(n));
+    this.copyRecorder = copy;
+    for (const r of [recorder, copy] as (Recorder | CopyRecorder)[]) {
+      r.on("recording", (info: RecordingInfo) => {
+        this.lastProgress = undefined;
+        this.emit("message", recordingMessage(info));
+      });
+      r.on("progress", (p) => (this.lastProgress = p));
+      r.on("failure", (m) => this.failure(m));
+      r.on("dropped", (n) => this.onDropped(n));
+    }
     if (retention.enabled) retention.sweep().catch((err: Error) => this.emit("warn", { text: err.message }));
   }
 
