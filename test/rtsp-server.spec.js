@@ -39,8 +39,21 @@ describe("test RTSP server fixture (GStreamer RTSP server)", function () {
   it("keyframes every gop frames (decoded by ffmpeg over TCP)", () => {
     const out = execFileSync(
       "ffprobe",
-      ["-v", "error", "-rtsp_transport", "tcp", "-read_intervals", "%+3", "-select_streams", "v",
-        "-show_entries", "packet=flags", "-of", "csv=p=0", server.url("h264")],
+      [
+        "-v",
+        "error",
+        "-rtsp_transport",
+        "tcp",
+        "-read_intervals",
+        "%+3",
+        "-select_streams",
+        "v",
+        "-show_entries",
+        "packet=flags",
+        "-of",
+        "csv=p=0",
+        server.url("h264"),
+      ],
       { encoding: "utf8", timeout: 20000 },
     );
     const flags = out.trim().split("\n");

@@ -79,7 +79,7 @@ function probeRtsp(url, { ffprobe = "ffprobe", transport = "tcp", timeoutMs = 15
   const out = execFileSync(
     ffprobe,
     ["-v", "error", "-rtsp_transport", transport, "-show_entries", "stream", "-of", "json", url],
-    { encoding: "utf8", timeout: timeoutMs },
+    { encoding: "utf8", timeout: timeoutMs, stdio: ["ignore", "pipe", "pipe"] },
   );
   return JSON.parse(out).streams || [];
 }
@@ -136,7 +136,12 @@ async function startNodeBackend(o, port) {
   const RtspServer = mod.default || mod.RtspServer || mod;
   const clientPort = port;
   const serverPort = await freePort();
-  const server = new RtspServer({ serverPort, clientPort, rtpPortStart: 30000 + (port % 5000) * 4, rtpPortCount: 1000 });
+  const server = new RtspServer({
+    serverPort,
+    clientPort,
+    rtpPortStart: 30000 + (port % 5000) * 4,
+    rtpPortCount: 1000,
+  });
   await server.start();
   const ffmpegs = [];
   const push = (mountName, codec, audio) => {
@@ -208,7 +213,8 @@ async function rtspServer(options = {}) {
     options: o,
     /** rtsp URL of a mount (default /h264aac), with the credentials when asked for. */
     url: (mountName = "h264aac", { credentials = false } = {}) => {
-      const cred = credentials && o.user ? `${encodeURIComponent(o.user)}:${encodeURIComponent(o.password)}@` : "";
+      const cred =
+        credentials && o.user ? `${encodeURIComponent(o.user)}:${encodeURIComponent(o.password)}@` : "";
       return `rtsp://${cred}127.0.0.1:${port}/${mountName.replace(/^\//, "")}`;
     },
     /** Changes the size of /switch while clients play it (GStreamer only). */
