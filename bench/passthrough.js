@@ -224,7 +224,7 @@ async function before(cam) {
       { id: "out", z: "tab", type: "http-stream-out", path: "/bench/cam", wires: [[]] },
     ]);
     const base = `${nr.base}/bench/cam`;
-    const viewers = [hlsViewer(base), viewer(`${base}/stream.mjpg`)];
+    const viewers = [hlsViewer(base), viewer(base)];
     const r = await measure(nr.pid);
     viewers.forEach((v) => v.stop());
     r.viewerBytes = viewers.map((v) => v.bytes);
@@ -267,7 +267,7 @@ async function passthrough(cam) {
       { id: "out", z: "tab", type: "http-stream-out", path: "/bench/cam", wires: [[]] },
     ]);
     const base = `${nr.base}/bench/cam`;
-    const viewers = [hlsViewer(base), viewer(`${base}/stream.mp4`), viewer(`${base}/stream.mjpg?fps=2`)];
+    const viewers = [hlsViewer(base), viewer(`${base}/stream.mp4`), viewer(`${base}?fps=2`)];
     const snaps = setInterval(
       () => http.get(`${base}/snapshot.jpg`, (res) => res.resume()).on("error", () => {}),
       5000,
