@@ -54,8 +54,8 @@ async function load(props) {
 
 describe("frame-throttle with compressed video (msg.mp4)", function () {
   this.timeout(20000);
-  before((done) => helper.startServer(done));
-  after((done) => helper.stopServer(done));
+  before(() => helper.startServer());
+  after(() => helper.stopServer());
   afterEach(() => helper.unload());
 
   it("video=pass (default): 100 fragments in, 100 out in order and untouched, JPEG still throttled", async () => {
