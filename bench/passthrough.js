@@ -195,7 +195,7 @@ const cameraNode = (cam, extra = {}) => ({
   ...extra,
 });
 
-async function before(cam) {
+async function beforeIssue13(cam) {
   const nr = await startNodeRed();
   try {
     await nr.deploy([
@@ -284,7 +284,7 @@ async function passthrough(cam) {
 }
 
 async function main() {
-  const runs = { baseline, before, passthrough };
+  const runs = { baseline, before: beforeIssue13, passthrough };
   console.log(
     `${os.cpus().length} cores, ${os.cpus()[0].model}; ${FPS} fps, ${SECONDS} s measured after ${WARMUP_S} s`,
   );
