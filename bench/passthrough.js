@@ -1,0 +1,322 @@
+// Compressed video passthrough (issue 13): whole-process-tree CPU and RSS for one H.264 RTSP camera (the
+// GStreamer RTSP fixture, test/lib/rtsp-server.js) at 15 fps, three ways, in the same run:
+//   baseline    one plain ffmpeg from the same server: HLS copy + MP4 copy + 1 fps JPEG
+//   before      camrelay as on main before issue 13: camera connect -> ffmpeg transcode hls -> http stream out,
+//               one HLS viewer and one MJPEG viewer
+//   passthrough camera-source video=auto, camera connect output=both -> http stream out; ffmpeg transcode mp4
+//               recording with preRoll 5; one HLS, one stream.mp4 and one MJPEG viewer at 2 fps, a snapshot
+//               every 5 s (needs the issue 13 nodes; say --only passthrough when they are merged)
+// CPU = utime+stime (+ reaped children) of the process and all its descendants, from /proc, over the
+// measured window; RSS = the tree's summed VmRSS at the end. The camera server itself is not counted.
+// Prints numbers only.
+//
+//   node bench/passthrough.js [--seconds 60] [--sizes 1280x720,1920x1080] [--only baseline,before,passthrough]
+"use strict";
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const http = require("http");
+const { spawn } = require("child_process");
+const { rtspServer } = require("../test/lib/rtsp-server");
+const { wait, processes, rssOf, FFMPEG } = require("../test/lib/toolkit");
+const { startNodeRed } = require("../test/lib/soak-nodered");
+
+const argv = process.argv.slice(2);
+const opt = (name, d) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : d;
+};
+const SECONDS = Number(opt("seconds", 60));
+const SIZES = opt("sizes", "1280x720,1920x1080").split(",");
+const ONLY = opt("only", "baseline,before").split(",");
+const FPS = 15;
+const WARMUP_S = 8;
+const CLK_TCK = 100;
+
+function stat(pid) {
+  const s = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  return s.slice(s.lastIndexOf(")") + 2).split(" ");
+}
+function tree(root) {
+  const all = processes();
+  const out = [root];
+  for (let i = 0; i < out.length; i++) for (const p of all) if (p.ppid === out[i]) out.push(p.pid);
+  return out;
+}
+/** CPU seconds of the tree: each live process's own + its reaped children's. */
+function treeCpu(root) {
+  let sum = 0;
+  for (const pid of tree(root)) {
+    try {
+      const f = stat(pid);
+      sum += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return sum;
+}
+const treeRss = (root) =>
+  tree(root).reduce(
+    (s, pid) =>
+      s +
+      (() => {
+        try {
+          return rssOf(pid);
+        } catch {
+          return 0;
+        }
+      })(),
+    0,
+  );
+
+async function measure(rootPid) {
+  await wait(WARMUP_S * 1000);
+  const c0 = treeCpu(rootPid);
+  const t0 = Date.now();
+  await wait(SECONDS * 1000);
+  const cpu = treeCpu(rootPid) - c0;
+  return {
+    cpu: (100 * cpu) / ((Date.now() - t0) / 1000),
+    rss: treeRss(rootPid) / 1048576,
+    procs: tree(rootPid).length,
+  };
+}
+
+/** A viewer that reads a URL forever (reconnecting) and counts bytes. */
+function viewer(url) {
+  const v = { bytes: 0, stopped: false, req: null };
+  const go = () => {
+    if (v.stopped) return;
+    v.req = http.get(url, (res) => {
+      res.on("data", (d) => (v.bytes += d.length));
+      res.on("end", () => setTimeout(go, 200));
+    });
+    v.req.on("error", () => setTimeout(go, 500));
+  };
+  go();
+  v.stop = () => ((v.stopped = true), v.req && v.req.destroy());
+  return v;
+}
+/** An HLS viewer: fetches the playlist every second and each new segment. */
+function hlsViewer(base) {
+  const seen = new Set();
+  const v = { bytes: 0, stopped: false };
+  const get = (u) =>
+    new Promise((resolve) => {
+      http
+        .get(u, (res) => {
+          let body = [];
+          res.on("data", (d) => (body.push(d), (v.bytes += d.length)));
+          res.on("end", () => resolve(Buffer.concat(body).toString("latin1")));
+        })
+        .on("error", () => resolve(""));
+    });
+  (async () => {
+    while (!v.stopped) {
+      const list = await get(`${base}/index.m3u8`);
+      for (const line of list.split("\n")) {
+        const l = line.trim();
+        if (!l || l.startsWith("#") || seen.has(l)) continue;
+        seen.add(l);
+        await get(new URL(l, `${base}/index.m3u8`).href);
+      }
+      await wait(1000);
+    }
+  })();
+  v.stop = () => (v.stopped = true);
+  return v;
+}
+
+async function baseline(cam) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-bench-ff-"));
+  const child = spawn(
+    FFMPEG || "ffmpeg",
+    [
+      "-hide_banner",
+      "-loglevel",
+      "error",
+      "-rtsp_transport",
+      "tcp",
+      "-i",
+      cam.url("h264"),
+      "-map",
+      "0:v",
+      "-c",
+      "copy",
+      "-f",
+      "hls",
+      "-hls_time",
+      "2",
+      "-hls_list_size",
+      "6",
+      "-hls_flags",
+      "delete_segments",
+      path.join(dir, "index.m3u8"),
+      "-map",
+      "0:v",
+      "-c",
+      "copy",
+      "-f",
+      "mp4",
+      "-movflags",
+      "frag_keyframe+empty_moov",
+      path.join(dir, "rec.mp4"),
+      "-map",
+      "0:v",
+      "-vf",
+      "fps=1",
+      "-q:v",
+      "5",
+      "-f",
+      "image2",
+      "-update",
+      "1",
+      path.join(dir, "snap.jpg"),
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
+  const r = await measure(child.pid);
+  child.kill("SIGTERM");
+  await new Promise((res) => child.on("exit", res));
+  fs.rmSync(dir, { recursive: true, force: true });
+  return r;
+}
+
+const cameraNode = (cam, extra = {}) => ({
+  id: "cam",
+  type: "camera-source",
+  name: "bench",
+  protocol: "ffmpeg",
+  url: cam.url("h264"),
+  fps: 0,
+  linger: 0,
+  rtspTransport: "tcp",
+  ...extra,
+});
+
+async function beforeIssue13(cam) {
+  const nr = await startNodeRed();
+  try {
+    await nr.deploy([
+      { id: "tab", type: "tab", label: "bench" },
+      cameraNode(cam),
+      {
+        id: "conn",
+        z: "tab",
+        type: "camera-connect",
+        camera: "cam",
+        autoStart: true,
+        stats: 0,
+        wires: [["tx", "out"], []],
+      },
+      {
+        id: "tx",
+        z: "tab",
+        type: "ffmpeg-transcode",
+        preset: "hls",
+        directory: "",
+        quality: 28,
+        keyframeInterval: 1,
+        encoder: "libx264",
+        wires: [["out"]],
+      },
+      { id: "out", z: "tab", type: "http-stream-out", path: "/bench/cam", wires: [[]] },
+    ]);
+    const base = `${nr.base}/bench/cam`;
+    const viewers = [hlsViewer(base), viewer(base)];
+    const r = await measure(nr.pid);
+    viewers.forEach((v) => v.stop());
+    r.viewerBytes = viewers.map((v) => v.bytes);
+    return r;
+  } finally {
+    await nr.stop();
+  }
+}
+
+async function passthrough(cam) {
+  const nr = await startNodeRed();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-bench-rec-"));
+  try {
+    await nr.deploy([
+      { id: "tab", type: "tab", label: "bench" },
+      cameraNode(cam, { video: "auto" }),
+      {
+        id: "conn",
+        z: "tab",
+        type: "camera-connect",
+        camera: "cam",
+        autoStart: true,
+        stats: 0,
+        output: "both",
+        jpegRate: 2,
+        wires: [["out", "rec"], []],
+      },
+      {
+        id: "rec",
+        z: "tab",
+        type: "ffmpeg-transcode",
+        preset: "mp4",
+        directory: dir,
+        preRoll: 5,
+        postRoll: 0,
+        duration: 0,
+        maxDuration: 300,
+        wires: [[]],
+      },
+      { id: "out", z: "tab", type: "http-stream-out", path: "/bench/cam", wires: [[]] },
+    ]);
+    const base = `${nr.base}/bench/cam`;
+    const viewers = [hlsViewer(base), viewer(`${base}/stream.mp4`), viewer(`${base}?fps=2`)];
+    const snaps = setInterval(
+      () => http.get(`${base}/snapshot.jpg`, (res) => res.resume()).on("error", () => {}),
+      5000,
+    );
+    const r = await measure(nr.pid);
+    clearInterval(snaps);
+    viewers.forEach((v) => v.stop());
+    r.viewerBytes = viewers.map((v) => v.bytes);
+    return r;
+  } finally {
+    await nr.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  const runs = { baseline, before: beforeIssue13, passthrough };
+  console.log(
+    `${os.cpus().length} cores, ${os.cpus()[0].model}; ${FPS} fps, ${SECONDS} s measured after ${WARMUP_S} s`,
+  );
+  for (const size of SIZES) {
+    const [width, height] = size.split("x").map(Number);
+    const cam = await rtspServer({
+      width,
+      height,
+      fps: FPS,
+      gop: FPS,
+      bitrate: Math.round((width * height) / 460),
+    });
+    try {
+      const results = {};
+      for (const name of ONLY) {
+        results[name] = await runs[name](cam);
+        const r = results[name];
+        const ratio =
+          results.baseline && name !== "baseline"
+            ? `  ${(r.cpu / results.baseline.cpu).toFixed(1)}x baseline`
+            : "";
+        console.log(
+          `${size} ${name.padEnd(12)} CPU ${r.cpu.toFixed(1).padStart(6)} % of a core  RSS ${r.rss.toFixed(0).padStart(4)} MiB  ${r.procs} processes${ratio}${r.viewerBytes ? `  viewer bytes ${r.viewerBytes.join("/")}` : ""}`,
+        );
+      }
+    } finally {
+      await cam.stop();
+    }
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
