@@ -12,13 +12,19 @@ export interface Mp4Info {
   codec: string;
   width: number;
   height: number;
+  /** Fragments: starts with a keyframe (IDR), where a consumer that fell behind may resume. Missing = true. */
+  keyframe?: boolean;
+  /** Changes whenever the init (and so the stream's parameters) changes; fragments name the init they belong to. */
+  initId?: number;
+  /** The camera-source node id, when the video came straight from camera connect. */
+  cameraId?: string;
 }
 
 /** What is wrong with one `msg.mp4` field: its name, the value given and the rule it breaks. */
 export interface Mp4Problem {
   field: keyof Mp4Info;
   value: unknown;
-  rule: "count" | "seconds" | "epoch" | "pixels" | "codec";
+  rule: "count" | "seconds" | "epoch" | "pixels" | "codec" | "boolean" | "id";
 }
 
 /** Latest epoch ms an HLS date can show (RFC 3339 has four-digit years): 9999-12-31T23:59:59.999Z. */
@@ -32,6 +38,8 @@ const RULES: Record<Mp4Problem["rule"], (x: unknown) => boolean> = {
   epoch: (x) => typeof x === "number" && x >= 0 && x <= MAX_EPOCH_MS,
   pixels: (x) => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 65535,
   codec: (x) => typeof x === "string" && x.length <= 100,
+  boolean: (x) => typeof x === "boolean",
+  id: (x) => typeof x === "string" && x.length <= 100,
 };
 
 /**
@@ -49,12 +57,15 @@ export function readMp4Info(value: unknown): Mp4Info | Mp4Problem | undefined {
     ["codec", "codec"],
     ["width", "pixels"],
     ["height", "pixels"],
+    ["keyframe", "boolean"],
+    ["initId", "count"],
+    ["cameraId", "id"],
   ];
   for (const [field, rule] of fields) {
     if (v[field] !== undefined && !RULES[rule](v[field])) return { field, value: v[field], rule };
   }
   const n = (x: unknown, d: number): number => (x === undefined ? d : (x as number));
-  return {
+  const info: Mp4Info = {
     type: v.type,
     seq: n(v.seq, 0),
     duration: n(v.duration, 0),
@@ -63,6 +74,10 @@ export function readMp4Info(value: unknown): Mp4Info | Mp4Problem | undefined {
     width: n(v.width, 0),
     height: n(v.height, 0),
   };
+  if (v.keyframe !== undefined) info.keyframe = v.keyframe as boolean;
+  if (v.initId !== undefined) info.initId = v.initId as number;
+  if (v.cameraId !== undefined) info.cameraId = v.cameraId as string;
+  return info;
 }
 
 /** Reads `msg.mp4`; undefined when it is not an fMP4 description or a field is out of range. */
