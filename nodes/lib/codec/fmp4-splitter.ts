@@ -352,7 +352,15 @@ export class Mp4FragmentSplitter {
   inits = 0;
   fragments = 0;
 
-  constructor(private readonly handlers: Mp4FragmentHandlers) {}
+  private readonly maxBoxBytes: number;
+
+  /** `maxBoxBytes`: a bigger box is treated as damage (default 256 MB; a camera's source sets less). */
+  constructor(
+    private readonly handlers: Mp4FragmentHandlers,
+    options: { maxBoxBytes?: number } = {},
+  ) {
+    this.maxBoxBytes = options.maxBoxBytes ?? MAX_BOX_BYTES;
+  }
 
   push(chunk: Buffer): void {
     if (this.broken) return;
@@ -366,7 +374,7 @@ export class Mp4FragmentSplitter {
         if (head.length < 16) return;
         size = Number(head.readBigUInt64BE(8));
       }
-      if (size < 8 || size > MAX_BOX_BYTES) {
+      if (size < 8 || size > this.maxBoxBytes) {
         this.broken = true;
         this.handlers.problem?.(`unexpected MP4 box size ${size} from ffmpeg; ignoring the rest of this run`);
         return;
