@@ -25,7 +25,9 @@ function connectWants(config: Pick<CameraConnectDef, "output" | "jpegRate" | "jp
   user: CameraUser;
 } {
   const output = config.output === "video" || config.output === "both" ? config.output : "jpeg";
-  const rate = String(config.jpegRate ?? "").trim().toLowerCase();
+  const rate = String(config.jpegRate ?? "")
+    .trim()
+    .toLowerCase();
   const fps = Number(rate);
   const width = Number(config.jpegWidth);
   const user: CameraUser = { jpeg: output !== "video" };

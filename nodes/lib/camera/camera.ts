@@ -467,7 +467,10 @@ export class Camera extends EventEmitter<CameraEvents> {
     const gop = this.gop();
     if (gop && gop.fragments.length > 0) {
       this.decoderStartedAt = Date.now();
-      decoder.start(gop.init.data, gop.fragments.map((f) => f.data));
+      decoder.start(
+        gop.init.data,
+        gop.fragments.map((f) => f.data),
+      );
       this.decoderNeedsStart = false;
     } else {
       this.decoderNeedsStart = true; // starts at the next keyframe

@@ -111,7 +111,11 @@ export function hevcCodecString(type: string, buf: Buffer, p: number, end: numbe
 }
 
 /** One MPEG-4 descriptor header (tag, length) at p: the body's start and end. */
-function descriptor(buf: Buffer, p: number, end: number): { tag: number; body: number; end: number } | undefined {
+function descriptor(
+  buf: Buffer,
+  p: number,
+  end: number,
+): { tag: number; body: number; end: number } | undefined {
   if (p + 2 > end) return undefined;
   const tag = buf[p++];
   let len = 0;
@@ -140,7 +144,8 @@ export function mp4aCodecString(buf: Buffer, esds: Box): string {
   const dsi = descriptor(buf, dc.body + 13, dc.end);
   if (!dsi || dsi.tag !== 0x05 || dsi.body >= dsi.end) return "mp4a.40.2";
   let aot = buf[dsi.body] >> 3;
-  if (aot === 31 && dsi.body + 1 < dsi.end) aot = 32 + (((buf[dsi.body] & 0x07) << 3) | (buf[dsi.body + 1] >> 5));
+  if (aot === 31 && dsi.body + 1 < dsi.end)
+    aot = 32 + (((buf[dsi.body] & 0x07) << 3) | (buf[dsi.body + 1] >> 5));
   return `mp4a.40.${aot}`;
 }
 
@@ -164,7 +169,8 @@ function parseTrak(buf: Buffer, trak: Box): TrackInfo {
   const mdhd = find(buf, inner, trak.end, "mdhd");
   if (mdhd) {
     const p = mdhd.start + mdhd.headerSize;
-    if (p + 24 <= mdhd.end) info.timescale = buf[p] === 1 ? buf.readUInt32BE(p + 20) : buf.readUInt32BE(p + 12);
+    if (p + 24 <= mdhd.end)
+      info.timescale = buf[p] === 1 ? buf.readUInt32BE(p + 20) : buf.readUInt32BE(p + 12);
   }
   const hdlr = find(buf, inner, trak.end, "hdlr");
   if (hdlr && fullBoxBody(hdlr) + 8 <= hdlr.end)
@@ -192,8 +198,7 @@ function parseTrak(buf: Buffer, trak: Box): TrackInfo {
       if (!info.handler) info.handler = "vide";
     }
     const hevc = entry.type === "hvc1" || entry.type === "hev1";
-    const cfg =
-      body + 78 <= entry.end ? find(buf, body + 78, entry.end, hevc ? "hvcC" : "avcC") : undefined;
+    const cfg = body + 78 <= entry.end ? find(buf, body + 78, entry.end, hevc ? "hvcC" : "avcC") : undefined;
     if (cfg && entry.type.startsWith("avc") && cfg.start + cfg.headerSize + 4 <= cfg.end) {
       const c = cfg.start + cfg.headerSize;
       info.codec = `${entry.type}.${hex2(buf[c + 1])}${hex2(buf[c + 2])}${hex2(buf[c + 3])}`;
@@ -269,7 +274,11 @@ export function parseMoof(
   if (trackId) {
     for (const traf of trafs) {
       const tfhd = find(buf, traf.start + traf.headerSize, traf.end, "tfhd");
-      if (tfhd && tfhd.start + tfhd.headerSize + 8 <= tfhd.end && buf.readUInt32BE(tfhd.start + tfhd.headerSize + 4) === trackId) {
+      if (
+        tfhd &&
+        tfhd.start + tfhd.headerSize + 8 <= tfhd.end &&
+        buf.readUInt32BE(tfhd.start + tfhd.headerSize + 4) === trackId
+      ) {
         chosen = traf;
         break;
       }

@@ -125,7 +125,10 @@ export class FfmpegSource extends FrameSource {
         setImmediate(() => this.finish(new SourceError("config", why)));
         return;
       }
-      this.warnOnce("noProbe", `no ffprobe found, so the video is decoded to JPEG: ${(err as Error).message}`);
+      this.warnOnce(
+        "noProbe",
+        `no ffprobe found, so the video is decoded to JPEG: ${(err as Error).message}`,
+      );
       this.plan = JPEG_PLAN;
       this.launch(ffmpegPath);
       return;
@@ -159,7 +162,9 @@ export class FfmpegSource extends FrameSource {
         // ffprobe met what ffmpeg would have met: the same words decide the kind (auth, config, network...).
         const lines = [err.message];
         const isFile = !SCHEME.test(this.config.url.trim()) || /^file:/i.test(this.config.url.trim());
-        const kind = /no answer within/.test(err.message) ? "network" : classifyFfmpegFailure(lines, 1, isFile);
+        const kind = /no answer within/.test(err.message)
+          ? "network"
+          : classifyFfmpegFailure(lines, 1, isFile);
         this.finish(
           new SourceError(
             kind === "ended" ? "network" : kind,
