@@ -56,7 +56,19 @@ describe("compressed video passthrough: source and Camera", function () {
     const tone = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000"];
     const x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "15", "-pix_fmt", "yuv420p"];
     execFileSync(FFMPEG, ["-v", "error", "-y", ...src, ...tone, "-t", "4", ...x264, "-c:a", "aac", h264]);
-    execFileSync(FFMPEG, ["-v", "error", "-y", ...src, ...tone, "-t", "4", ...x264, "-c:a", "pcm_alaw", alaw]);
+    execFileSync(FFMPEG, [
+      "-v",
+      "error",
+      "-y",
+      ...src,
+      ...tone,
+      "-t",
+      "4",
+      ...x264,
+      "-c:a",
+      "pcm_alaw",
+      alaw,
+    ]);
     execFileSync(FFMPEG, [
       ...["-v", "error", "-y", ...src, "-t", "4", "-c:v", "libx265", "-preset", "ultrafast"],
       ...["-x265-params", "keyint=15:log-level=error", "-pix_fmt", "yuv420p", h265],
@@ -78,7 +90,10 @@ describe("compressed video passthrough: source and Camera", function () {
     assert.strictEqual(planVideo("auto", true, media("hevc", "pcm_alaw")).audio, "aac");
     assert.strictEqual(planVideo("auto", false, media("h264", "aac")).audio, "none");
     assert.strictEqual(planVideo("auto", true, media("mjpeg")).pipeline, "jpeg");
-    assert.throws(() => planVideo("copy", true, media("mjpeg")), /mjpeg video, which cannot be passed through/);
+    assert.throws(
+      () => planVideo("copy", true, media("mjpeg")),
+      /mjpeg video, which cannot be passed through/,
+    );
   });
 
   it("reads the full hvcC codec string", function () {
