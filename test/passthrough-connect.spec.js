@@ -40,6 +40,15 @@ describe("camera connect: compressed video out", function () {
       { id: "v", type: "camera-connect", camera: "cam1", output: "video", wires: [["hv"], []] },
       { id: "b", type: "camera-connect", camera: "cam1", output: "both", jpegRate: "5", wires: [["hb"], []] },
       { id: "j", type: "camera-connect", camera: "cam1", autoStart: false, wires: [["hj"], []] },
+      {
+        id: "lv",
+        type: "camera-connect",
+        camera: "cam1",
+        output: "video",
+        autoStart: false,
+        wires: [["hl"], []],
+      },
+      { id: "hl", type: "helper" },
       { id: "hv", type: "helper" },
       { id: "hb", type: "helper" },
       { id: "hj", type: "helper" },
@@ -49,7 +58,7 @@ describe("camera connect: compressed video out", function () {
   it("video sends init then keyframe-first fragments; both adds JPEG; a late start gets init + GOP", async function () {
     await helper.load([cameraSource, cameraConnect], flow());
     // The clip ends after 4 s and the camera reconnects: enough for this test.
-    const got = { hv: [], hb: [], hj: [] };
+    const got = { hv: [], hb: [], hj: [], hl: [] };
     for (const id of Object.keys(got)) helper.getNode(id).on("input", (m) => got[id].push(m));
     await until(() => got.hv.filter((m) => m.mp4 && m.mp4.type === "fragment").length >= 6, 20000);
     const first = got.hv[0];
@@ -68,6 +77,13 @@ describe("camera connect: compressed video out", function () {
     helper.getNode("j").receive({ action: "start" });
     await until(() => got.hj.length >= 2, 15000);
     assert.ok(got.hj.every((m) => m.frame && !m.mp4));
+    // A late video start: the cached init, then the GOP from its keyframe, at once.
+    helper.getNode("lv").receive({ action: "start" });
+    await until(() => got.hl.length >= 2, 10000);
+    assert.strictEqual(got.hl[0].mp4.type, "init");
+    assert.strictEqual(got.hl[1].mp4.type, "fragment");
+    assert.strictEqual(got.hl[1].mp4.keyframe, true);
+    assert.strictEqual(got.hl[1].mp4.initId, got.hl[0].mp4.initId);
     // snapshot on the video node: a picture from the cached keyframe.
     const snap = new Promise((resolve) => helper.getNode("hv").on("input", (m) => m.frame && resolve(m)));
     helper.getNode("v").receive({ action: "snapshot" });
