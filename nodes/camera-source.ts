@@ -78,6 +78,8 @@ export = (RED: NodeAPI) => {
       rtspTransport: text("rtspTransport"),
       tlsVerify: body.tlsVerify !== false && body.tlsVerify !== "false",
       tlsFingerprint: text("tlsFingerprint"),
+      video: text("video") || "auto",
+      audio: body.audio !== false && body.audio !== "false",
     };
   }
 

@@ -20,7 +20,7 @@ describe("cameraOptions", function () {
       password: undefined,
       maxFrameBytes: CAMERA_DEFAULTS.maxFrameBytes,
       ffmpegPath: undefined,
-      options: { mode: "stream", imageSize: "640x480", rtspTransport: "auto" },
+      options: { mode: "stream", imageSize: "640x480", rtspTransport: "auto", video: "auto", audio: true },
       tls: { verify: true, fingerprint: undefined },
       lingerMs: CAMERA_DEFAULTS.lingerMs,
       alwaysOn: false,
@@ -57,7 +57,13 @@ describe("cameraOptions", function () {
     assert.strictEqual(o.alwaysOn, true);
     assert.strictEqual(o.watchdogMs, 4000);
     assert.strictEqual(o.maxFrameBytes, 512 * 1024);
-    assert.deepStrictEqual(o.options, { mode: "snapshot", imageSize: "1280x720", rtspTransport: "udp" });
+    assert.deepStrictEqual(o.options, {
+      mode: "snapshot",
+      imageSize: "1280x720",
+      rtspTransport: "udp",
+      video: "auto",
+      audio: true,
+    });
     assert.strictEqual(o.user, "admin");
     assert.strictEqual(o.password, "s3cret");
     assert.strictEqual(o.ffmpegPath, undefined, "only the ffmpeg protocol looks for ffmpeg");

@@ -1,8 +1,7 @@
 /**
- * The in-process media units: what sources emit and `Camera` fans out, one object per event. Today every
- * camera yields JPEG frames; the fMP4 init and fragment units are the shapes the compressed-video
- * passthrough will fill (see docs/architecture.md, "Media units"). `data` is shared, never copied per
- * consumer.
+ * The in-process media units: what sources emit and `Camera` fans out, one object per event. JPEG cameras
+ * yield JPEG frames; an `ffmpeg` camera sending H.264/H.265 yields the fMP4 init and fragments of its own
+ * compressed video (see docs/architecture.md, "Media units"). `data` is shared, never copied per consumer.
  */
 
 /** One JPEG picture as it travels between camrelay's parts. */
@@ -34,8 +33,14 @@ export interface Fmp4Init {
   height: number;
   /** Ticks per second of the fragments' timestamps. */
   timescale: number;
-  /** Changes whenever the stream's parameters (and so this segment) change. */
+  /** Changes whenever the stream's parameters (and so this segment) change; 0 until `Camera` numbers it. */
   initId: number;
+  /** The camera's name. */
+  camera: string;
+  /** The video track's codec alone ("avc1.640028"), when there is one. */
+  videoCodec?: string;
+  /** The audio track's codec ("mp4a.40.2"), when the stream carries audio. */
+  audioCodec?: string;
 }
 
 /** An fMP4 fragment (moof+mdat) of the stream described by the init with the same `initId`. */
@@ -49,7 +54,14 @@ export interface Fmp4Fragment {
   duration: number;
   /** Starts with a keyframe (IDR): a consumer that fell behind may resume here. */
   keyframe: boolean;
+  /** The init this fragment belongs to; 0 until `Camera` numbers it. */
   initId: number;
+  /** The camera's name. */
+  camera: string;
+  /** Decode time of the fragment's first video sample, seconds from the start of this connection's stream. */
+  startSec?: number;
+  /** Video frames (samples) in the fragment, when known. */
+  frames?: number;
 }
 
 /** Everything a source or a camera can emit, told apart by `kind`. */

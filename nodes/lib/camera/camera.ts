@@ -1,5 +1,6 @@
 import { EventEmitter } from "events";
-import type { JpegFrame } from "../media";
+import { monotonicEpochMs, type Fmp4Fragment, type Fmp4Init, type JpegFrame } from "../media";
+import { decodeKeyframe, Mp4Decoder } from "../codec/mp4-decoder";
 import { Backoff, backoffDelay, type BackoffOptions } from "../backoff";
 import { RateMeter } from "../meters";
 import { RateLimiter } from "./rate-limiter";
@@ -27,6 +28,9 @@ export interface CameraStats {
   framesEmitted: number;
   framesDropped: number;
   bytesIn: number;
+  /** fMP4 fragments received (compressed video passed through) and their bytes. */
+  fragmentsIn: number;
+  fragmentBytes: number;
   reconnects: number;
   warnings: number;
   connectedSince?: number;
@@ -62,12 +66,37 @@ export type SourceFactory = (options: CameraOptions) => FrameSource;
 /** Damaged or dropped data a camera's source reported; reads as its message where text is expected. */
 export { SourceWarning as CameraWarning };
 
-/** What a camera emits, one object per event. Compressed video will add `init` and `fragment` (media.ts). */
+/** What a camera emits, one object per event: JPEG frames, or the init and fragments of compressed video. */
 export interface CameraEvents {
   frame: [JpegFrame];
+  init: [Fmp4Init];
+  fragment: [Fmp4Fragment];
   state: [CameraState];
   warning: [SourceWarning];
 }
+
+/** What one user of a camera wants. `jpeg` (default true): pictures; a compressed camera decodes only for them. */
+export interface CameraUser {
+  jpeg?: boolean;
+  /** JPEG pictures per second wanted; 0 or missing = every frame. */
+  fps?: number;
+  keyframesOnly?: boolean;
+  /** JPEG width wanted; 0 or missing = the camera's size. */
+  width?: number;
+}
+
+/** The current init and the fragments since the latest keyframe: what a late joiner starts with. */
+export interface Gop {
+  init: Fmp4Init;
+  fragments: Fmp4Fragment[];
+}
+
+/** Bytes the GOP cache may hold; a longer GOP is not cached (late joiners then wait for the next keyframe). */
+export const GOP_CACHE_BYTES = 16 * 1024 * 1024;
+/** A snapshot of a compressed camera younger than this is served again instead of decoding once more. */
+const SNAPSHOT_FRESH_MS = 1000;
+/** A decoder that died is restarted at the next keyframe, at most this often. */
+const DECODER_RESTART_MS = 5000;
 
 const FPS_WINDOW_MS = 5000;
 const STATE_FPS_STEP = 0.5;
@@ -86,13 +115,28 @@ export class Camera extends EventEmitter<CameraEvents> {
     framesEmitted: 0,
     framesDropped: 0,
     bytesIn: 0,
+    fragmentsIn: 0,
+    fragmentBytes: 0,
     reconnects: 0,
     warnings: 0,
     users: 0,
   };
   latest?: JpegFrame;
   private current: CameraState = { state: "idle", fps: 0, since: Date.now() };
-  private readonly users = new Set<string>();
+  private readonly users = new Map<string, CameraUser>();
+  private init?: Fmp4Init;
+  private initCount = 0;
+  private fragmentSeq = 0;
+  private gopFragments: Fmp4Fragment[] = [];
+  private gopBytes = 0;
+  /** The current connection sends compressed video (an init came). */
+  private compressed = false;
+  private decoder?: Mp4Decoder;
+  private decoderKey = "";
+  private decoderNeedsStart = false;
+  private decoderStartedAt = 0;
+  private snapshotCache?: { frame: JpegFrame; at: number; keyframeSeq: number };
+  private snapshotPending?: Promise<JpegFrame>;
   private source?: FrameSource;
   private readonly backoff: Backoff;
   private authFailures = 0;
@@ -130,19 +174,86 @@ export class Camera extends EventEmitter<CameraEvents> {
     return this.current;
   }
 
-  /** A consumer wants frames: connect if this is the first one. */
-  addUser(id: string): void {
+  /**
+   * A consumer wants the camera: connect if this is the first one. `wants.jpeg` (default true) says it needs
+   * pictures: a compressed camera runs one decoder while at least one such user is there. Adding the same id
+   * again updates what it wants.
+   */
+  addUser(id: string, wants: CameraUser = {}): void {
     if (this.closed) return;
-    this.users.add(id);
+    this.users.set(id, { ...wants, jpeg: wants.jpeg !== false });
     this.stats.users = this.users.size;
     this.clearLinger();
     this.ensureRunning();
+    this.updateDecoder();
+  }
+
+  /** Users that want JPEG pictures. */
+  get jpegUsers(): number {
+    let n = 0;
+    for (const u of this.users.values()) if (u.jpeg !== false) n++;
+    return n;
+  }
+
+  /** The current init and the fragments since the latest keyframe, for a late joiner; undefined when none. */
+  gop(): Gop | undefined {
+    if (!this.init || !this.compressed) return undefined;
+    return { init: this.init, fragments: [...this.gopFragments] };
+  }
+
+  /** The current init segment of a compressed camera. */
+  get currentInit(): Fmp4Init | undefined {
+    return this.compressed ? this.init : undefined;
+  }
+
+  /** The running JPEG decoder's pid (compressed camera with JPEG users), for tests and diagnostics. */
+  get decoderPid(): number | undefined {
+    return this.decoder?.pid;
+  }
+
+  /**
+   * A JPEG picture now: the latest frame when fresh (< 1 s), else the cached GOP's keyframe decoded (cached
+   * about a second), else the latest frame however old. Rejects in words when there is no picture.
+   */
+  snapshot(): Promise<JpegFrame> {
+    const now = monotonicEpochMs();
+    if (this.latest && now - this.latest.time < SNAPSHOT_FRESH_MS) return Promise.resolve(this.latest);
+    const gop = this.gop();
+    const key = gop?.fragments[0];
+    if (!gop || !key || !key.keyframe || !this.options.ffmpegPath) {
+      if (this.latest) return Promise.resolve(this.latest);
+      return Promise.reject(new Error("no picture from the camera yet"));
+    }
+    const cached = this.snapshotCache;
+    if (cached && (now - cached.at < SNAPSHOT_FRESH_MS || cached.keyframeSeq === key.seq))
+      return Promise.resolve(cached.frame);
+    if (this.snapshotPending) return this.snapshotPending;
+    const pending = decodeKeyframe(this.options.ffmpegPath, gop.init.data, [key.data], { timeoutMs: 5000 })
+      .then((picture) => {
+        const frame: JpegFrame = {
+          kind: "jpeg",
+          data: picture.data,
+          seq: this.seq,
+          time: key.time,
+          camera: this.name,
+          width: picture.width,
+          height: picture.height,
+        };
+        this.snapshotCache = { frame, at: monotonicEpochMs(), keyframeSeq: key.seq };
+        return frame;
+      })
+      .finally(() => {
+        if (this.snapshotPending === pending) this.snapshotPending = undefined;
+      });
+    this.snapshotPending = pending;
+    return pending;
   }
 
   /** A consumer is done: disconnect after the linger time when it was the last one. */
   removeUser(id: string): void {
     if (!this.users.delete(id)) return;
     this.stats.users = this.users.size;
+    this.updateDecoder();
     if (this.users.size > 0 || this.options.alwaysOn || this.closed) return;
     this.clearLinger();
     this.lingerTimer = setTimeout(
@@ -169,6 +280,7 @@ export class Camera extends EventEmitter<CameraEvents> {
     this.disconnect();
     this.clearLinger();
     this.users.clear();
+    this.stopDecoder();
     this.removeAllListeners();
   }
 
@@ -207,6 +319,8 @@ export class Camera extends EventEmitter<CameraEvents> {
       this.stats.connectedSince = Date.now();
     });
     source.on("frame", (frame) => this.onFrame(frame));
+    source.on("init", (init) => this.onInit(init));
+    source.on("fragment", (fragment) => this.onFragment(fragment));
     source.on("warning", (warning) => {
       this.stats.warnings++;
       this.emit("warning", warning);
@@ -238,10 +352,165 @@ export class Camera extends EventEmitter<CameraEvents> {
     this.limiter.push("", frame);
   }
 
+  private onInit(init: Fmp4Init): void {
+    this.watchdog.feed();
+    this.stats.bytesIn += init.data.length;
+    // A reconnect that brings the same init keeps its id: consumers need not start over.
+    const same = this.init !== undefined && this.init.data.equals(init.data);
+    init.initId = same && this.init ? this.init.initId : ++this.initCount;
+    this.init = init;
+    this.compressed = true;
+    this.gopFragments = [];
+    this.gopBytes = 0;
+    this.emit("init", init);
+    if (this.decoder) this.decoderNeedsStart = true; // restart on this init at its first keyframe
+    this.updateDecoder();
+  }
+
+  private onFragment(fragment: Fmp4Fragment): void {
+    if (!this.init) return; // a fragment without its init cannot be decoded by anyone
+    this.watchdog.feed();
+    this.stats.fragmentsIn++;
+    this.stats.fragmentBytes += fragment.data.length;
+    this.stats.bytesIn += fragment.data.length;
+    this.stats.lastFrameAt = Date.now();
+    if (this.backoff.attempt > 0 || this.authFailures > 0) {
+      this.backoff.reset();
+      this.authFailures = 0;
+    }
+    fragment.seq = ++this.fragmentSeq;
+    fragment.initId = this.init.initId;
+    if (fragment.keyframe) {
+      this.gopFragments = [fragment];
+      this.gopBytes = fragment.data.length;
+    } else if (this.gopFragments.length > 0) {
+      if (this.gopBytes + fragment.data.length > GOP_CACHE_BYTES) {
+        this.gopFragments = []; // too long a GOP to hold: late joiners wait for the next keyframe
+        this.gopBytes = 0;
+      } else {
+        this.gopFragments.push(fragment);
+        this.gopBytes += fragment.data.length;
+      }
+    }
+    this.rate.add(fragment.frames && fragment.frames > 0 ? fragment.frames : 1);
+    const fps = this.rate.fps();
+    if (this.current.state !== "streaming" || Math.abs(fps - this.current.fps) >= STATE_FPS_STEP) {
+      this.setState({ state: "streaming", fps });
+    }
+    this.emit("fragment", fragment);
+    this.feedDecoder(fragment);
+  }
+
+  /** What the one decoder must deliver for the JPEG users: the highest rate and size any of them wants. */
+  private decoderWants(): { fps: number; keyframesOnly: boolean; width: number } | undefined {
+    let any = false;
+    let fps = -1;
+    let width = -1;
+    let keyframesOnly = true;
+    for (const u of this.users.values()) {
+      if (u.jpeg === false) continue;
+      any = true;
+      const f = Number(u.fps) > 0 ? Number(u.fps) : 0;
+      if (!u.keyframesOnly) {
+        keyframesOnly = false;
+        fps = fps === 0 || f === 0 ? 0 : Math.max(fps, f);
+      }
+      const w = Number(u.width) > 0 ? Math.round(Number(u.width)) : 0;
+      width = width === 0 || w === 0 ? 0 : Math.max(width, w);
+    }
+    if (!any) return undefined;
+    // The camera's own fps cap still holds for its pictures.
+    const cap = this.options.fps > 0 ? this.options.fps : 0;
+    if (fps < 0) fps = 0;
+    if (cap > 0) fps = fps === 0 ? cap : Math.min(fps, cap);
+    return { fps, keyframesOnly, width: Math.max(0, width) };
+  }
+
+  /** Starts, restarts or stops the JPEG decoder of a compressed camera to match its users. */
+  private updateDecoder(): void {
+    const wants = this.compressed && this.source ? this.decoderWants() : undefined;
+    if (!wants || !this.options.ffmpegPath) {
+      this.stopDecoder();
+      return;
+    }
+    const key = JSON.stringify(wants);
+    if (this.decoder && key === this.decoderKey) return;
+    this.stopDecoder();
+    this.decoderKey = key;
+    const decoder = new Mp4Decoder({
+      ffmpegPath: this.options.ffmpegPath,
+      fps: wants.fps,
+      keyframesOnly: wants.keyframesOnly,
+      width: wants.width,
+      maxFrameBytes: this.options.maxFrameBytes,
+    });
+    this.decoder = decoder;
+    decoder.on("frame", (picture) => {
+      if (this.decoder !== decoder) return;
+      this.stats.framesIn++;
+      this.limiter.push("", {
+        kind: "jpeg",
+        data: picture.data,
+        seq: 0,
+        time: monotonicEpochMs(),
+        camera: this.name,
+        width: picture.width,
+        height: picture.height,
+      });
+    });
+    decoder.on("problem", (message) => {
+      if (this.decoder !== decoder) return;
+      this.stats.warnings++;
+      this.emit("warning", new SourceWarning(message));
+      if (!decoder.running) this.decoderNeedsStart = true;
+    });
+    const gop = this.gop();
+    if (gop && gop.fragments.length > 0) {
+      this.decoderStartedAt = Date.now();
+      decoder.start(
+        gop.init.data,
+        gop.fragments.map((f) => f.data),
+      );
+      this.decoderNeedsStart = false;
+    } else {
+      this.decoderNeedsStart = true; // starts at the next keyframe
+    }
+  }
+
+  private feedDecoder(fragment: Fmp4Fragment): void {
+    const decoder = this.decoder;
+    if (!decoder || !this.init) return;
+    if (this.decoderNeedsStart) {
+      if (!fragment.keyframe) return;
+      // A decoder that died is not restarted more often than every few seconds (a stream it cannot decode).
+      if (!decoder.running && Date.now() - this.decoderStartedAt < DECODER_RESTART_MS) return;
+      this.decoderStartedAt = Date.now();
+      this.decoderNeedsStart = false;
+      decoder.start(this.init.data, [fragment.data]);
+      return;
+    }
+    decoder.push(fragment.data, fragment.keyframe);
+  }
+
+  private stopDecoder(): void {
+    const decoder = this.decoder;
+    this.decoder = undefined;
+    this.decoderKey = "";
+    this.decoderNeedsStart = false;
+    if (!decoder) return;
+    decoder.removeAllListeners();
+    decoder.stop();
+  }
+
   private deliver(frame: JpegFrame): void {
     frame.seq = ++this.seq;
     this.latest = frame;
     this.stats.framesEmitted++;
+    if (this.compressed) {
+      // The state's fps counts the camera's video frames (fragments), not the decoded pictures.
+      this.emit("frame", frame);
+      return;
+    }
     this.rate.add();
     const fps = this.rate.fps();
     if (this.current.state !== "streaming" || Math.abs(fps - this.current.fps) >= STATE_FPS_STEP) {
@@ -312,6 +581,10 @@ export class Camera extends EventEmitter<CameraEvents> {
     source?.stop();
     this.limiter.close(); // a frame waiting for its fps slot belongs to the connection that ended
     this.rate.reset();
+    this.stopDecoder();
+    this.compressed = false;
+    this.gopFragments = [];
+    this.gopBytes = 0;
   }
 
   private disconnect(): void {

@@ -19,6 +19,10 @@ export interface CameraSourceSettings {
   /** https:// cameras: verify the certificate (absent = true); a SHA-256 fingerprint pins one certificate. */
   tlsVerify?: boolean;
   tlsFingerprint?: string;
+  /** `ffmpeg` only: "auto" (default: pass H.264/H.265 through), "jpeg" (decode everything), "copy". */
+  video?: string;
+  /** `ffmpeg` only, passed-through video: carry the camera's audio (absent = true). */
+  audio?: boolean | string;
 }
 
 export interface CameraCredentials {
@@ -54,6 +58,8 @@ export function cameraOptions(
       mode: config.mode || "stream",
       imageSize: config.imageSize || "640x480",
       rtspTransport: config.rtspTransport || "auto",
+      video: config.video === "jpeg" || config.video === "copy" ? config.video : "auto",
+      audio: config.audio !== false && config.audio !== "false",
     },
     lingerMs: numberSetting(config.linger, CAMERA_DEFAULTS.lingerMs / 1000, { min: 0 }) * 1000,
     alwaysOn: config.alwaysOn === true,

@@ -10,6 +10,8 @@ import {
   resolveFfprobePath,
 } from "../ffmpeg";
 import { createSource } from "../sources";
+import { planVideo, videoMode } from "../sources/ffmpeg-copy";
+import { decodeKeyframe } from "../codec/mp4-decoder";
 import { SourceError } from "../sources/source";
 import { ffmpegTlsArgs } from "../sources/tls";
 
@@ -24,6 +26,8 @@ export interface ProbedVideo {
   height?: number;
   /** The stream's nominal frame rate, when ffprobe reports one. */
   fps?: number;
+  /** Seconds between keyframes, measured on the passed-through stream (two keyframes seen). */
+  keyframeInterval?: number;
 }
 
 export interface ProbeResult {
@@ -46,6 +50,12 @@ export interface ProbeResult {
   video?: ProbedVideo;
   /** For `ffmpeg` inputs whose ffprobe failed or timed out: why, in words (the frame still came). */
   videoError?: string;
+  /** For `ffmpeg` inputs: the audio codec and what happens to it ("aac, copied"), or "none". */
+  audio?: string;
+  /** For `ffmpeg` inputs: "will be passed through (...)" or why not, in words. */
+  passthrough?: string;
+  /** Seconds between keyframes of a passed-through stream, when two came during the test. */
+  keyframeInterval?: number;
 }
 
 const HTTP_PROTOCOLS = new Set(["mjpeg", "jpeg", "canon-webview"]);
@@ -103,7 +113,7 @@ export function describeDetected(video: ProbedVideo): string {
 /** ffprobe the ffmpeg source's input (after the source let go of it: devices and cameras allow one reader). */
 async function probeFfmpegInput(
   options: CameraOptions,
-): Promise<Pick<ProbeResult, "video" | "videoError" | "detected">> {
+): Promise<Pick<ProbeResult, "video" | "videoError" | "detected" | "audio" | "passthrough">> {
   const inUrl = splitUserinfo(options.url);
   const secrets = [
     ...credentialSecrets(options.user, options.password),
@@ -142,8 +152,33 @@ async function probeFfmpegInput(
       media.formatName = input.scheme === "rtsp" || input.scheme === "rtsps" ? "rtsp" : undefined;
     }
     const video = describeVideo(media);
-    if (!video) return { videoError: "ffprobe found no video stream" };
-    return { video, detected: describeDetected(video) || undefined };
+    const audioCodec = media.streams.find((st) => st.codecType === "audio")?.codecName;
+    const audioWanted = options.options?.audio !== false;
+    const mode = videoMode(options.options?.video ?? "auto");
+    let passthrough: string;
+    let audio = audioCodec ? audioCodec : "none";
+    try {
+      const plan = planVideo(mode, audioWanted, media);
+      if (plan.pipeline === "copy") {
+        passthrough = `will be passed through (${plan.videoCodec}, no re-encoding)`;
+        if (audioCodec)
+          audio += !audioWanted
+            ? ", left out (audio off)"
+            : plan.audio === "copy"
+              ? ", copied"
+              : ", converted to AAC";
+      } else {
+        passthrough =
+          mode === "jpeg"
+            ? 'not passed through: "video" is set to jpeg'
+            : `not passed through: ${plan.why ?? ""}`;
+        if (audioCodec) audio += ", left out (JPEG has no sound)";
+      }
+    } catch (err) {
+      passthrough = (err as Error).message;
+    }
+    if (!video) return { videoError: "ffprobe found no video stream", audio, passthrough };
+    return { video, detected: describeDetected(video) || undefined, audio, passthrough };
   } catch (err) {
     return { videoError: redactCredentials((err as Error).message, secrets) };
   }
@@ -164,6 +199,7 @@ function probeFrames(
       return;
     }
     let first: { jpeg: Buffer; width: number; height: number; at: number } | undefined;
+    let keyframeInterval: number | undefined;
     let frames = 0;
     let lastAt = 0;
     const finish = (err?: Error) => {
@@ -183,6 +219,7 @@ function probeFrames(
         fps: frames > 1 && span > 0 ? Math.round(((frames - 1) * 10000) / span) / 10 : 0,
         frames,
         protocol: options.protocol,
+        ...(keyframeInterval ? { keyframeInterval } : {}),
       });
     };
     let measure: NodeJS.Timeout | undefined;
@@ -193,6 +230,44 @@ function probeFrames(
       if (!first) {
         first = { jpeg, width, height, at: lastAt };
         measure = setTimeout(() => finish(), measureMs);
+      }
+    });
+    // Compressed video: the first keyframe decoded for the picture, frames counted from the fragments, and
+    // the keyframe interval from two keyframe fragments (measured a little longer, up to 3x measureMs).
+    let init: Buffer | undefined;
+    let decoding = false;
+    let keyAt: number[] = [];
+    let videoFrames = 0;
+    let firstFragAt = 0;
+    source.on("init", (i) => {
+      init = i.data;
+      keyAt = [];
+    });
+    source.on("fragment", (fragment) => {
+      if (!init) return;
+      const now = performance.now();
+      if (!firstFragAt) firstFragAt = now;
+      else videoFrames += fragment.frames ?? 0;
+      if (fragment.keyframe && fragment.startSec !== undefined) keyAt.push(fragment.startSec);
+      if (keyAt.length >= 2) keyframeInterval = Math.round((keyAt[1] - keyAt[0]) * 100) / 100;
+      if (!decoding && fragment.keyframe && options.ffmpegPath) {
+        decoding = true;
+        decodeKeyframe(options.ffmpegPath, init, [fragment.data], { timeoutMs: 5000 }).then(
+          ({ data: jpeg, width, height }) => {
+            first = { jpeg, width, height, at: performance.now() };
+            measure = setTimeout(() => finish(), measureMs);
+          },
+          (err: Error) => finish(err),
+        );
+      }
+      if (first && keyAt.length < 2 && measure && now - first.at < measureMs * 3) {
+        clearTimeout(measure);
+        measure = setTimeout(() => finish(), measureMs);
+      }
+      frames = videoFrames;
+      if (firstFragAt) {
+        lastAt = now;
+        if (first) first.at = Math.min(first.at, firstFragAt);
       }
     });
     source.on("close", (err?: SourceError) => finish(err));
@@ -216,7 +291,10 @@ export async function probeCamera(
     const result: ProbeResult = await probeFrames(options, timeoutMs, measureMs);
     const contentType = watch?.get();
     if (contentType) result.detected = contentType;
-    if (options.protocol === "ffmpeg") Object.assign(result, await probeFfmpegInput(options));
+    if (options.protocol === "ffmpeg") {
+      Object.assign(result, await probeFfmpegInput(options));
+      if (result.video && result.keyframeInterval) result.video.keyframeInterval = result.keyframeInterval;
+    }
     return result;
   } finally {
     watch?.stop();

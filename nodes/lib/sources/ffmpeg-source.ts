@@ -1,6 +1,8 @@
 import { credentialSecrets, redactCredentials, splitUserinfo } from "../credentials";
-import { FfmpegProcess, ffmpegInput, resolveFfmpegPath } from "../ffmpeg";
+import { FfmpegProcess, ffmpegInput, resolveFfmpegPath, resolveFfprobePath } from "../ffmpeg";
 import { JpegStreamSplitter } from "../codec/jpeg-stream-splitter";
+import { Mp4FragmentSplitter } from "../codec/fmp4-splitter";
+import { copyOutputArgs, planVideo, probeCameraInput, videoMode, type VideoPlan } from "./ffmpeg-copy";
 import { CertificateError, ffmpegTlsArgs } from "./tls";
 import { FrameSource, SourceConfig, SourceError, SourceErrorKind, SourceErrorReason } from "./source";
 
@@ -47,13 +49,23 @@ export function classifyFfmpegFailure(
   return "network";
 }
 
+/** How long the per-connection ffprobe may take before the connection attempt counts as failed. */
+const PROBE_TIMEOUT_MS = 8000;
+/** The JPEG pipeline, as `video: jpeg` runs it. */
+const JPEG_PLAN: VideoPlan = { pipeline: "jpeg", audio: "none" };
+
 /**
- * The `ffmpeg` camera protocol: anything ffmpeg opens (RTSP, RTMP, HLS, http, files, V4L2 devices) decoded
- * once and re-encoded to JPEG frames on stdout, split by the MJPEG parser.
+ * The `ffmpeg` camera protocol: anything ffmpeg opens (RTSP, RTMP, HLS, http, files, V4L2 devices). H.264 and
+ * H.265 are passed through (`video` auto or copy: one ffmpeg copying to fragmented MP4, audio as AAC), anything
+ * else (or `video: jpeg`) is decoded once and re-encoded to JPEG frames on stdout, split by the JPEG splitter.
+ * Both pipelines share the input handling: credentials on stdin, the RTSP transport fallback, TLS, the
+ * classification of failures.
  */
 export class FfmpegSource extends FrameSource {
   private proc?: FfmpegProcess;
   private parser?: JpegStreamSplitter;
+  /** What this connection runs, once decided (the probe in auto/copy mode). */
+  plan?: VideoPlan;
   private gotBytes = false;
   private saidTlsOnlyBefore = false;
   /** The RTSP transport of this attempt; `auto` starts with TCP and falls back to UDP on a refusal. */
@@ -91,7 +103,85 @@ export class FfmpegSource extends FrameSource {
       setImmediate(() => this.finish(new SourceError("config", (err as Error).message)));
       return;
     }
-    this.launch(ffmpegPath);
+    // A source made without the setting (tests, old callers) decodes to JPEG as before; camera-source nodes
+    // pass the editor's value ("auto" by default, see cameraOptions).
+    const mode = videoMode(this.config.options?.video ?? "jpeg");
+    if (mode === "jpeg") {
+      this.plan = JPEG_PLAN;
+      this.launch(ffmpegPath);
+      return;
+    }
+    this.probeThenLaunch(ffmpegPath, mode);
+  }
+
+  /** auto/copy: ffprobe the input once for this connection, then run the pipeline its codec allows. */
+  private probeThenLaunch(ffmpegPath: string, mode: "auto" | "copy"): void {
+    let ffprobePath: string;
+    try {
+      ffprobePath = resolveFfprobePath();
+    } catch (err) {
+      if (mode === "copy") {
+        const why = `video "copy" needs ffprobe to read the camera's codec: ${(err as Error).message}`;
+        setImmediate(() => this.finish(new SourceError("config", why)));
+        return;
+      }
+      this.warnOnce(
+        "noProbe",
+        `no ffprobe found, so the video is decoded to JPEG: ${(err as Error).message}`,
+      );
+      this.plan = JPEG_PLAN;
+      this.launch(ffmpegPath);
+      return;
+    }
+    const audio = this.config.options?.audio !== false;
+    probeCameraInput({
+      url: this.config.url,
+      user: this.config.user,
+      password: this.config.password,
+      tls: this.config.tls,
+      rtspTransport: this.autoTransport ? "auto" : this.transport,
+      ffprobePath,
+      timeoutMs: PROBE_TIMEOUT_MS,
+    }).then(
+      ({ media, transport }) => {
+        if (this.stopped) return;
+        if (transport && this.autoTransport) this.transport = transport;
+        let plan: VideoPlan;
+        try {
+          plan = planVideo(mode, audio, media);
+        } catch (err) {
+          this.finish(new SourceError("config", (err as Error).message));
+          return;
+        }
+        if (plan.why) this.warnOnce(`jpeg:${plan.videoCodec}`, plan.why);
+        this.plan = plan;
+        this.launch(ffmpegPath);
+      },
+      (err: Error) => {
+        if (this.stopped) return;
+        // ffprobe met what ffmpeg would have met: the same words decide the kind (auth, config, network...).
+        const lines = [err.message];
+        const isFile = !SCHEME.test(this.config.url.trim()) || /^file:/i.test(this.config.url.trim());
+        const kind = /no answer within/.test(err.message)
+          ? "network"
+          : classifyFfmpegFailure(lines, 1, isFile);
+        this.finish(
+          new SourceError(
+            kind === "ended" ? "network" : kind,
+            redactCredentials(`${err.message} (${this.displayInput})`, this.secrets),
+            failureReason(lines),
+          ),
+        );
+      },
+    );
+  }
+
+  private readonly warned = new Set<string>();
+
+  private warnOnce(key: string, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.warn(message);
   }
 
   private launch(ffmpegPath: string): void {
@@ -116,8 +206,14 @@ export class FfmpegSource extends FrameSource {
     return (await this.buildCommand(ffmpegPath)).args;
   }
 
-  /** ffmpeg arguments and what to write to its stdin (the input URL when it carries credentials). */
-  async buildCommand(ffmpegPath: string): Promise<{ args: string[]; stdin?: string }> {
+  /**
+   * ffmpeg arguments and what to write to its stdin (the input URL when it carries credentials), for `plan`
+   * (default: this connection's plan, else the JPEG pipeline).
+   */
+  async buildCommand(
+    ffmpegPath: string,
+    plan: VideoPlan = this.plan ?? JPEG_PLAN,
+  ): Promise<{ args: string[]; stdin?: string }> {
     const opts = this.config.options ?? {};
     const input = await ffmpegInput(ffmpegPath, this.config.url, {
       user: this.config.user,
@@ -140,8 +236,12 @@ export class FfmpegSource extends FrameSource {
       args.push("-re"); // a file plays at its real speed, like a camera
       if (opts.loop === true) args.push("-stream_loop", "-1");
     }
-    if (opts.keyframesOnly === true) args.push("-skip_frame", "nokey");
+    if (opts.keyframesOnly === true && plan.pipeline === "jpeg") args.push("-skip_frame", "nokey");
     args.push(...input.args);
+    if (plan.pipeline === "copy") {
+      args.push(...copyOutputArgs(plan));
+      return { args, stdin: input.stdin };
+    }
     const quality =
       typeof opts.quality === "number" && opts.quality >= 1 && opts.quality <= 31 ? opts.quality : 5;
     args.push("-an", "-sn", "-dn");
@@ -161,12 +261,14 @@ export class FfmpegSource extends FrameSource {
 
   private spawn(ffmpegPath: string, args: string[], stdin?: string): void {
     const isFile = !SCHEME.test(this.config.url.trim()) || /^file:/i.test(this.config.url.trim());
+    const copy = this.plan?.pipeline === "copy";
     const parser = new JpegStreamSplitter(
       (jpeg, width, height) => this.emitFrame(jpeg, width, height),
       (problem) => this.warn(problem.message),
       { maxFrameBytes: this.config.maxFrameBytes },
     );
     this.parser = parser;
+    const mp4 = copy ? this.mp4Splitter() : undefined;
     const proc = new FfmpegProcess({
       ffmpegPath,
       args,
@@ -210,8 +312,37 @@ export class FfmpegSource extends FrameSource {
         this.gotBytes = true;
         this.emit("connected");
       }
-      parser.push(chunk);
+      if (mp4) mp4.push(chunk);
+      else parser.push(chunk);
     });
+  }
+
+  /** Init and fragments out of the copying ffmpeg's stdout; a box beyond 8x maxFrameBytes counts as damage. */
+  private mp4Splitter(): Mp4FragmentSplitter {
+    return new Mp4FragmentSplitter(
+      {
+        init: (data, info) =>
+          this.emitInit({
+            data,
+            codec: info.codec,
+            width: info.width,
+            height: info.height,
+            timescale: info.timescale,
+            videoCodec: info.videoCodec,
+            audioCodec: info.audioCodec,
+          }),
+        fragment: (data, info) =>
+          this.emitFragment({
+            data,
+            duration: info.durationSec,
+            keyframe: info.keyframe,
+            startSec: info.startSec,
+            frames: info.samples,
+          }),
+        problem: (message) => this.warn(message),
+      },
+      { maxBoxBytes: Math.max(16 << 20, this.config.maxFrameBytes * 8) },
+    );
   }
 
   /** The running ffmpeg's pid, for tests and diagnostics. */

@@ -1,5 +1,5 @@
 import { EventEmitter } from "events";
-import { monotonicEpochMs, type JpegFrame } from "../media";
+import { monotonicEpochMs, type Fmp4Fragment, type Fmp4Init, type JpegFrame } from "../media";
 import type { TlsSettings } from "./tls";
 
 /** What every protocol is given; credentials come from Node-RED's credential store. */
@@ -60,11 +60,13 @@ export class SourceWarning {
  * - `warning` for dropped or damaged data that does not end the connection;
  * - `close` (error?: SourceError) exactly once when the attempt is over, whatever the reason,
  *    and never after stop() was called.
- * Sources of compressed video will add `init` and `fragment` (see media.ts).
+ * - `init` / `fragment` for compressed video (fMP4: ftyp+moov, then moof+mdat), instead of `frame`.
  */
 export interface SourceEvents {
   connected: [];
   frame: [JpegFrame];
+  init: [Fmp4Init];
+  fragment: [Fmp4Fragment];
   warning: [SourceWarning];
   close: [SourceError | undefined];
 }
@@ -115,6 +117,25 @@ export abstract class FrameSource extends EventEmitter<SourceEvents> {
       height,
     };
     this.emit("frame", frame);
+  }
+
+  /** An fMP4 init segment arrived (numbered by Camera). */
+  protected emitInit(init: Omit<Fmp4Init, "kind" | "initId" | "camera">): void {
+    if (this.closed) return;
+    this.emit("init", { kind: "init", initId: 0, camera: this.config.name, ...init });
+  }
+
+  /** An fMP4 fragment arrived: stamped with the receive time (numbered by Camera). */
+  protected emitFragment(fragment: Omit<Fmp4Fragment, "kind" | "initId" | "camera" | "seq" | "time">): void {
+    if (this.closed) return;
+    this.emit("fragment", {
+      kind: "fragment",
+      seq: 0,
+      time: monotonicEpochMs(),
+      initId: 0,
+      camera: this.config.name,
+      ...fragment,
+    });
   }
 
   protected warn(message: string): void {
