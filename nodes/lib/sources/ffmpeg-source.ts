@@ -159,6 +159,11 @@ export class FfmpegSource extends FrameSource {
       },
       (err: Error) => {
         if (this.stopped) return;
+        // An untrusted https certificate is reported as itself (the dialog offers to trust it), as without a probe.
+        if (err instanceof CertificateError) {
+          this.finish(err);
+          return;
+        }
         // ffprobe met what ffmpeg would have met: the same words decide the kind (auth, config, network...).
         const lines = [err.message];
         const isFile = !SCHEME.test(this.config.url.trim()) || /^file:/i.test(this.config.url.trim());
