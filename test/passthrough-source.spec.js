@@ -1,4 +1,6 @@
 "use strict";
+// ffprobe on PATH, else the bundled one (the bare CI run hides /usr/bin/ffprobe).
+const FFPROBE = require("../dist/nodes/lib/ffmpeg").resolveFfprobePath();
 // Compressed video passed through by the ffmpeg source and Camera: real ffmpeg, real clips, real processes.
 const assert = require("assert");
 const fs = require("fs");
@@ -15,7 +17,7 @@ const { FFMPEG, processes, until, wait, waitGone, alive } = require("./lib/toolk
 
 /** The codec, size and stream kinds of a file by ffprobe. */
 function ffprobe(file) {
-  const out = execFileSync("ffprobe", ["-v", "error", "-print_format", "json", "-show_streams", file]);
+  const out = execFileSync(FFPROBE, ["-v", "error", "-print_format", "json", "-show_streams", file]);
   return JSON.parse(String(out)).streams;
 }
 

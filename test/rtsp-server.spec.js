@@ -2,6 +2,8 @@
 // with the codecs and size asked for; /switch changes size in-band; restart comes back on the same port;
 // stop leaves no process.
 "use strict";
+// ffprobe on PATH, else the bundled one (the bare CI run hides /usr/bin/ffprobe).
+const FFPROBE = require("../dist/nodes/lib/ffmpeg").resolveFfprobePath();
 const assert = require("assert");
 const { execFileSync } = require("child_process");
 const { rtspServer, probeRtsp, rtspOptions } = require("./lib/rtsp-server");
@@ -38,7 +40,7 @@ describe("test RTSP server fixture (GStreamer RTSP server)", function () {
 
   it("keyframes every gop frames (decoded by ffmpeg over TCP)", () => {
     const out = execFileSync(
-      "ffprobe",
+      FFPROBE,
       [
         "-v",
         "error",

@@ -22,6 +22,8 @@ const { spawn, execFileSync } = require("child_process");
 const { freePort, waitGone, until, FFMPEG } = require("./toolkit");
 
 const SCRIPT = path.join(__dirname, "rtsp_server.py");
+// ffprobe on PATH, else the bundled one (a machine with only Node.js and npm has no ffprobe on PATH).
+const FFPROBE = require("../../dist/nodes/lib/ffmpeg").resolveFfprobePath();
 const PYTHON = "/usr/bin/python3";
 
 let gstOk;
@@ -75,7 +77,7 @@ function rtspOptions(port, host = "127.0.0.1", ms = 2000) {
 }
 
 /** ffprobe of an RTSP URL: the streams as [{codec_name, profile, width, height, sample_rate, ...}]. */
-function probeRtsp(url, { ffprobe = "ffprobe", transport = "tcp", timeoutMs = 15000 } = {}) {
+function probeRtsp(url, { ffprobe = FFPROBE, transport = "tcp", timeoutMs = 15000 } = {}) {
   const out = execFileSync(
     ffprobe,
     ["-v", "error", "-rtsp_transport", transport, "-show_entries", "stream", "-of", "json", url],
