@@ -64,6 +64,24 @@ function fetchFor(url, ms) {
   });
 }
 
+/** Waits for the HLS playlist of /cam/front to list a segment; writes its init + first segment to `file`. */
+async function firstHlsSegment(web, file, ms) {
+  let playlist = "";
+  await until(
+    async () => {
+      const r = await fetchFor(web.url("/cam/front/index.m3u8"), 2000);
+      playlist = r.body.toString();
+      return r.status === 200 && /seg-\d+\.m4s/.test(playlist);
+    },
+    ms,
+    "HLS playlist with a segment",
+  );
+  const init = await fetchFor(web.url(`/cam/front/${playlist.match(/URI="([^"]+)"/)[1]}`), 2000);
+  const seg = await fetchFor(web.url(`/cam/front/${playlist.match(/(seg-\d+\.m4s)/)[1]}`), 2000);
+  fs.writeFileSync(file, Buffer.concat([init.body, seg.body]));
+  return file;
+}
+
 describe("compressed video end to end (real RTSP camera, issue 13)", function () {
   this.timeout(120000);
   const web = h.httpNodeServer();
@@ -124,21 +142,7 @@ describe("compressed video end to end (real RTSP camera, issue 13)", function ()
     const cv = camera.find((s) => s.codec_type === "video");
 
     // HLS: the playlist lists GOP segments; init + segment are the camera's own H.264 and its AAC.
-    let playlist = "";
-    await until(
-      async () => {
-        const r = await fetchFor(web.url("/cam/front/index.m3u8"), 2000);
-        playlist = r.body.toString();
-        return r.status === 200 && /seg-\d+\.m4s/.test(playlist);
-      },
-      30000,
-      "HLS playlist with a segment",
-    );
-    const segment = playlist.match(/(seg-\d+\.m4s)/)[1];
-    const init = await fetchFor(web.url(`/cam/front/${playlist.match(/URI="([^"]+)"/)[1]}`), 2000);
-    const seg = await fetchFor(web.url(`/cam/front/${segment}`), 2000);
-    const hlsFile = path.join(tmp, "hls.mp4");
-    fs.writeFileSync(hlsFile, Buffer.concat([init.body, seg.body]));
+    const hlsFile = await firstHlsSegment(web, path.join(tmp, "hls.mp4"), 30000);
     const hls = await probe(hlsFile);
     const hv = hls.find((s) => s.codec_type === "video");
     assert.deepStrictEqual(
@@ -237,20 +241,7 @@ describe("compressed video end to end (real RTSP camera, issue 13)", function ()
       [sourceNode, connectNode, streamOut, transcodeNode],
       flow("h265aac", path.join(tmp, "x")),
     );
-    let playlist = "";
-    await until(
-      async () => {
-        const r = await fetchFor(web.url("/cam/front/index.m3u8"), 2000);
-        playlist = r.body.toString();
-        return r.status === 200 && /seg-\d+\.m4s/.test(playlist);
-      },
-      40000,
-      "HLS playlist with a segment",
-    );
-    const init = await fetchFor(web.url(`/cam/front/${playlist.match(/URI="([^"]+)"/)[1]}`), 2000);
-    const seg = await fetchFor(web.url(`/cam/front/${playlist.match(/(seg-\d+\.m4s)/)[1]}`), 2000);
-    const file = path.join(tmp, "hevc.mp4");
-    fs.writeFileSync(file, Buffer.concat([init.body, seg.body]));
+    const file = await firstHlsSegment(web, path.join(tmp, "hevc.mp4"), 40000);
     const streams = await probe(file);
     assert.strictEqual(streams.find((s) => s.codec_type === "video").codec_name, "hevc");
     const status = JSON.parse((await fetchFor(web.url("/cam/front/status.json"), 2000)).body.toString());

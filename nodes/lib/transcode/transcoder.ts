@@ -344,7 +344,8 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
       now: monotonicEpochMs,
       warn: (m) => this.emit("warn", { text: m }),
     });
-    const recorder = new Recorder({
+    // What the JPEG recorder and the copy recorder (msg.mp4 input) share.
+    const common = {
       ffmpegPath: this.opts.ffmpegPath,
       directory: s.directory,
       camera: this.camera,
@@ -353,23 +354,12 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
       postRollSec: s.postRollSec,
       defaultDurationSec: s.durationSec,
       maxDurationSec: s.maxDurationSec,
-      video: { ...s.video, encoder },
       secrets: this.opts.secrets,
       retention,
-    });
+    };
+    const recorder = new Recorder({ ...common, video: { ...s.video, encoder } });
     this.jpegRecorder = recorder;
-    const copy = new CopyRecorder({
-      ffmpegPath: this.opts.ffmpegPath,
-      directory: s.directory,
-      camera: this.camera,
-      preRollSec: s.preRollSec,
-      preRollMaxBytes: s.preRollMaxBytes,
-      postRollSec: s.postRollSec,
-      defaultDurationSec: s.durationSec,
-      maxDurationSec: s.maxDurationSec,
-      secrets: this.opts.secrets,
-      retention,
-    });
+    const copy = new CopyRecorder(common);
     this.copyRecorder = copy;
     for (const r of [recorder, copy] as (Recorder | CopyRecorder)[]) {
       r.on("recording", (info: RecordingInfo) => {
