@@ -21,6 +21,7 @@ const os = require("os");
 const { startStampCamera } = require("./lib/stamp-camera");
 const { startRtspRelay } = require("./lib/rtsp-relay");
 const { latencyPage } = require("./lib/latency-page");
+const { notOffered: whyNot } = require("./lib/offered");
 const { percentile, loadAverage, ffmpegBinary } = require("./lib/measure");
 const { startNodeRed } = require("../test/lib/soak-nodered");
 const { launchChromium } = require("../test/lib/browser-chromium");
@@ -75,38 +76,6 @@ function flows(cam, rtspUrl) {
   ];
 }
 
-/** Which transports the running code offers, asked the way a page would (an HTTP status each). */
-async function offered(base, wanted) {
-  const get = async (url, init) => {
-    try {
-      const res = await fetch(url, init);
-      return { status: res.status, text: await res.text() };
-    } catch (err) {
-      return { status: 0, text: String(err.message) };
-    }
-  };
-  const why = {};
-  if (wanted.includes("webrtc")) {
-    // An empty offer: a WHEP endpoint answers 400 (or 415); a missing one 404.
-    const r = await get(`${base}/bench/h264/whep`, {
-      method: "POST",
-      headers: { "Content-Type": "application/sdp" },
-      body: "",
-    });
-    if (r.status === 404 || r.status === 405 || r.status === 0) why.webrtc = `POST <path>/whep: ${r.status}`;
-  }
-  if (wanted.includes("mse")) {
-    // The WebSocket endpoint answers a plain GET with 400/426 (upgrade required); a missing one with 404.
-    const r = await get(`${base}/camrelay/ws`);
-    if (r.status === 404 || r.status === 0) why.mse = `GET /camrelay/ws: ${r.status}`;
-  }
-  if (wanted.includes("ll-hls")) {
-    const r = await get(`${base}/bench/h264/index.m3u8`);
-    if (!/#EXT-X-PART:/.test(r.text)) why["ll-hls"] = "index.m3u8 lists no #EXT-X-PART";
-  }
-  return why;
-}
-
 async function run(opts = {}) {
   const o = { seconds: 40, warmup: 10, size: "640x360", fps: 15, gop: 15, transports: TRANSPORTS, ...opts };
   const [width, height] = String(o.size).split("x").map(Number);
@@ -136,7 +105,7 @@ async function run(opts = {}) {
         detail: () => nr.output.slice(-2000),
       },
     );
-    const notOffered = await offered(base, wanted);
+    const notOffered = await whyNot(base, "/bench/h264", wanted);
     const transports = wanted.filter((t) => !notOffered[t]);
     log(
       `transports: ${transports.join(", ")}${Object.keys(notOffered).length ? `; not offered: ${JSON.stringify(notOffered)}` : ""}`,
