@@ -6,6 +6,7 @@ import { decodeKeyframe, Mp4Decoder } from "./lib/codec/mp4-decoder";
 import { resolveFfmpegPath } from "./lib/ffmpeg";
 import { StreamServer, type MetricRow, type VideoDecoding } from "./lib/serve/stream-server";
 import { streamServerOptions } from "./lib/serve/stream-out-settings";
+import { liveRegistry } from "./lib/serve/live-feed";
 import { recordingsFor } from "./lib/serve/recordings-node";
 import type { CameraSourceNode } from "./support/config-node";
 import { HttpMount, nodeRedSetting } from "./support/http-mount";
@@ -183,6 +184,7 @@ export = (RED: NodeAPI) => {
     const recordings = recordingsFor(RED, this, serverOptions(RED, this, config));
     if (!problem) {
       mount.open((req, res) => recordings.handle(req, res) || server.handle(req, res));
+      liveRegistry.set(server);
       showStatus();
     }
 
@@ -193,6 +195,7 @@ export = (RED: NodeAPI) => {
     });
 
     this.on("close", (_removed: boolean, done: () => void) => {
+      liveRegistry.delete(server);
       server.close();
       recordings.close();
       mount.close();
