@@ -61,6 +61,8 @@ export interface LiveServer {
   openLive(kind: LiveKind, address: string, sink: LiveSink): LiveViewer | LiveRefusal;
   /** The current video's codec string ("avc1.64001f,mp4a.40.2"), or "" while none has come. */
   readonly liveCodec: string;
+  /** JPEG frames arrive on the wire now (not only decoded from video). */
+  readonly liveJpeg: boolean;
 }
 
 /** True when openLive refused. */

@@ -324,6 +324,11 @@ export class StreamServer implements LiveServer {
     return this.fmp4.store.init === undefined ? "" : this.fmp4.video.codec;
   }
 
+  /** JPEG frames arrive on the wire now (fresh), not only decoded from video. */
+  get liveJpeg(): boolean {
+    return this.lastWireJpegAt > 0 && performance.now() - this.lastWireJpegAt <= JPEG_FRESH_MS;
+  }
+
   /**
    * May this request open a live viewer? The token (as `?token=` or `Authorization: Bearer`; `token`
    * is the one the transport was given), the Origin against the CORS setting, closed, the limits.
