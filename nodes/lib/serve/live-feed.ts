@@ -239,7 +239,8 @@ export class LiveFeed {
   private startVideo(entry: LiveEntry): void {
     const init = this.host.currentInit();
     if (!init) return;
-    const send = entry.sink.video as NonNullable<LiveSink["video"]>;
+    const sink = entry.sink;
+    const send = (ev: LiveVideoEvent): void => sink.video?.(ev);
     safely(() => send({ type: "init", ...init }));
     const gop = this.host.currentGop();
     entry.needKey = gop.length === 0;
@@ -263,8 +264,8 @@ export class LiveFeed {
     for (const v of this.viewers) {
       if (!v.sink.video) continue;
       v.needKey = true;
-      const send = v.sink.video.bind(v.sink);
-      safely(() => send({ type: "init", ...init }));
+      const sink = v.sink;
+      safely(() => sink.video?.({ type: "init", ...init }));
     }
   }
 
@@ -276,8 +277,8 @@ export class LiveFeed {
         if (!keyframe) continue;
         v.needKey = false;
       }
-      const send = v.sink.video.bind(v.sink);
-      safely(() => send({ type: "fragment", data, keyframe, time, duration }));
+      const sink = v.sink;
+      safely(() => sink.video?.({ type: "fragment", data, keyframe, time, duration }));
     }
   }
 
