@@ -20,6 +20,7 @@ import { answerMethod, matchRoute, parseRequestUrl, type RouteName } from "./rou
 import { renderStatusPage } from "./status-page";
 import { VideoJpeg, type VideoDecoding } from "./video-jpeg";
 import { StreamViewer, type StreamTotals, type ViewerKind } from "./viewer";
+import type { WhepConfig } from "./whep";
 import type { ViewerGroup } from "./viewer-group";
 
 // The names the server always exported, from the parts that hold them now.
@@ -79,6 +80,8 @@ export interface StreamServerOptions {
   onProblem?: (message: string) => void;
   /** Something a status line shows has changed (called at most once per tick plus on events). */
   onChange?: () => void;
+  /** WebRTC (WHEP at `<path>/whep`): ICE servers, UDP ports, ICE-TCP, and what was wrong with the settings. */
+  webrtc?: { config: WhepConfig; problems: string[] };
 }
 
 /** What `onViewer` is told: one object per viewer that came or went. */
