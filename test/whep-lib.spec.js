@@ -128,7 +128,10 @@ describe("WHEP core (mp4-samples, h264-rtp, whep-sdp, settings)", function () {
       const a = all.filter((s) => s.trackId === tracks.audio.id);
       assert.strictEqual(v.length, 50);
       assert.ok(a.length >= 90, `${a.length} AAC frames in 2 s`); // 48000 / 1024 per second
-      assert.ok(a.slice(0, -1).every((s) => s.duration === 1024), "AAC frames of 1024 samples");
+      assert.ok(
+        a.slice(0, -1).every((s) => s.duration === 1024),
+        "AAC frames of 1024 samples",
+      );
     });
 
     it("refuses cut or lying boxes with an error in words, never a crash", function () {
