@@ -28,7 +28,8 @@ export type LiveVideoEvent =
 export interface LiveViewerHandle {
   close(): void;
   countSent(bytes: number): void;
-  kbpsBudget: number;
+  countSkipped?(): void;
+  readonly kbpsBudget: number;
 }
 
 export interface WhepSessionOptions {
@@ -177,6 +178,11 @@ export class WhepSession {
     else if (state === "closed") this.end("the peer connection closed");
   }
 
+  /** Bytes of pictures waiting to be sent (status.json's `buffered`). */
+  get queuedBytes(): number {
+    return this.queueBytes;
+  }
+
   get isConnected(): boolean {
     return this.connected;
   }
@@ -262,6 +268,7 @@ export class WhepSession {
   /** Drops what is queued and waits for the next keyframe; the RTP clock is re-anchored there. */
   private skip(): void {
     this.counts.skipped += this.queue.length;
+    for (let i = 0; i < this.queue.length; i++) this.viewer?.countSkipped?.();
     this.queue = [];
     this.queueBytes = 0;
     this.waitKey = true;

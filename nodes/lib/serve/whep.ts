@@ -8,6 +8,7 @@ import { randomBytes } from "crypto";
 import type { IncomingMessage, ServerResponse } from "http";
 import { clientAddress } from "./access";
 import { reply } from "./reply";
+import { whepRoute } from "./routes";
 import { chooseH264, h264ProfileOf, readOffer } from "./whep-sdp";
 import {
   WhepSession,
@@ -30,7 +31,7 @@ export interface WhepHost {
   openLive(
     kind: "webrtc",
     address: string,
-    sink: { video(ev: LiveVideoEvent): void; state?(s: "online" | "offline"): void },
+    sink: { video(ev: LiveVideoEvent): void; end(reason: string): void; buffered(): number },
   ): LiveViewerHandle | { error: string; status: number };
   /** The codec string of the path's current init ("avc1.64001f,mp4a.40.2"), or undefined before one. */
   videoCodec(): string | undefined;
@@ -72,14 +73,6 @@ const CORS_HEADERS = {
 const ALLOW_COLLECTION = "POST, OPTIONS";
 const ALLOW_RESOURCE = "DELETE, PATCH, OPTIONS";
 
-/** "/whep" -> {}, "/whep/<id>" -> { id }, else undefined. */
-export function whepPath(pathname: string): { id?: string } | undefined {
-  const p = pathname.length > 1 && pathname.endsWith("/") ? pathname.slice(0, -1) : pathname;
-  if (p === "/whep") return {};
-  const m = /^\/whep\/([A-Za-z0-9_-]{1,64})$/.exec(p);
-  return m ? { id: m[1] } : undefined;
-}
-
 function text(
   res: ServerResponse,
   status: number,
@@ -120,9 +113,9 @@ export class WhepEndpoint {
     this.options = options;
   }
 
-  /** Answers a request whose path (below the mount point) whepPath() matched. */
+  /** Answers a request whose path (below the mount point) routes.ts whepRoute() matched. */
   handle(req: IncomingMessage, res: ServerResponse, url: URL): void {
-    const route = whepPath(url.pathname);
+    const route = whepRoute(url.pathname);
     if (!route) return text(res, 404, "Not Found");
     const method = req.method ?? "GET";
     const allow = route.id === undefined ? ALLOW_COLLECTION : ALLOW_RESOURCE;
@@ -240,6 +233,8 @@ export class WhepEndpoint {
     this.sessions.set(id, session);
     const viewer = this.host.openLive("webrtc", clientAddress(req), {
       video: (ev) => session.feed(ev),
+      end: (reason) => session.end(reason),
+      buffered: () => session.queuedBytes,
     });
     if ("error" in viewer) {
       session.end(viewer.error);
