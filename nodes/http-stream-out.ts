@@ -6,6 +6,10 @@ import { decodeKeyframe, Mp4Decoder } from "./lib/codec/mp4-decoder";
 import { resolveFfmpegPath } from "./lib/ffmpeg";
 import { StreamServer, type MetricRow, type VideoDecoding } from "./lib/serve/stream-server";
 import { streamServerOptions } from "./lib/serve/stream-out-settings";
+import type { Server } from "http";
+import { liveRegistry } from "./lib/serve/live-feed";
+import { LiveWsEndpoint, wsPathFor } from "./lib/serve/ws-endpoint";
+import { makeGate, type ExpressLike } from "./lib/serve/ws-gate";
 import { recordingsFor } from "./lib/serve/recordings-node";
 import type { CameraSourceNode } from "./support/config-node";
 import { HttpMount, nodeRedSetting } from "./support/http-mount";
@@ -22,7 +26,7 @@ interface HttpStreamOutDef extends NodeDef {
   mjpegFps?: number | string;
 }
 
-type HttpStreamOutCredentials = { token: unknown };
+type HttpStreamOutCredentials = { token: unknown; turnPassword?: unknown };
 
 function isCameraSource(node: Node | null): node is CameraSourceNode {
   return node !== null && node.type === "camera-source" && "camera" in node;
@@ -105,6 +109,7 @@ function takeInput(
 function serverOptions(RED: NodeAPI, node: Node<HttpStreamOutCredentials>, config: HttpStreamOutDef) {
   return streamServerOptions(config, {
     token: node.credentials?.token,
+    turnPassword: node.credentials?.turnPassword,
     httpNodeCors: nodeRedSetting(RED, "httpNodeCors"),
     texts: {
       waiting: RED._("http-stream-out.placeholder.waiting"),
@@ -129,6 +134,49 @@ function videoDecoding(fps: number): VideoDecoding {
       }
     },
     createDecoder: () => new Mp4Decoder({ ffmpegPath: ffmpeg(), fps }),
+  };
+}
+
+/** The shared WebSocket endpoint of each RED.server and how many http stream out nodes keep it. */
+const wsEndpoints = new WeakMap<object, { endpoint: LiveWsEndpoint; users: number }>();
+
+/**
+ * Keeps the `<httpNodeRoot>camrelay/ws` upgrade listener on RED.server while at least one http stream
+ * out runs (one listener per server, whatever the number of nodes); returns the node's release.
+ */
+function useWsEndpoint(RED: NodeAPI): () => void {
+  const server = (RED as { server?: unknown }).server as Server | undefined;
+  const path = wsPathFor(nodeRedSetting(RED, "httpNodeRoot"));
+  if (!server || typeof server.on !== "function" || path === undefined) return () => undefined;
+  let entry = wsEndpoints.get(server);
+  if (!entry) {
+    const app: unknown = RED.httpNode;
+    const endpoint = new LiveWsEndpoint({
+      path,
+      paths: liveRegistry,
+      gate: makeGate({
+        httpNodeAuth: nodeRedSetting(RED, "httpNodeAuth") ?? nodeRedSetting(RED, "httpAuth"),
+        httpNodeMiddleware: nodeRedSetting(RED, "httpNodeMiddleware"),
+        app:
+          typeof app === "function" || (typeof app === "object" && app !== null)
+            ? (app as ExpressLike)
+            : undefined,
+      }),
+    });
+    server.on("upgrade", endpoint.onUpgrade);
+    entry = { endpoint, users: 0 };
+    wsEndpoints.set(server, entry);
+  }
+  const held = entry;
+  held.users++;
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--held.users > 0) return;
+    server.off("upgrade", held.endpoint.onUpgrade);
+    held.endpoint.close();
+    if (wsEndpoints.get(server) === held) wsEndpoints.delete(server);
   };
 }
 
@@ -158,6 +206,8 @@ export = (RED: NodeAPI) => {
       reporter.show(statusOf(RED, server));
     };
     const options = serverOptions(RED, this, config);
+    for (const error of options.webrtc?.problems ?? [])
+      this.warn(RED._("http-stream-out.errors.webrtc", { error }));
     /** Decoding problems already reported (each once, until the node restarts). */
     const problemsShown = new Set<string>();
     const server: StreamServer = new StreamServer({
@@ -181,8 +231,11 @@ export = (RED: NodeAPI) => {
     });
 
     const recordings = recordingsFor(RED, this, serverOptions(RED, this, config));
+    let releaseWs = (): void => undefined;
     if (!problem) {
       mount.open((req, res) => recordings.handle(req, res) || server.handle(req, res));
+      liveRegistry.set(server);
+      releaseWs = useWsEndpoint(RED);
       showStatus();
     }
 
@@ -193,7 +246,9 @@ export = (RED: NodeAPI) => {
     });
 
     this.on("close", (_removed: boolean, done: () => void) => {
+      liveRegistry.delete(server);
       server.close();
+      releaseWs();
       recordings.close();
       mount.close();
       reporter.clear();
@@ -202,6 +257,6 @@ export = (RED: NodeAPI) => {
   }
 
   RED.nodes.registerType("http-stream-out", HttpStreamOut, {
-    credentials: { token: { type: "password" } },
+    credentials: { token: { type: "password" }, turnPassword: { type: "password" } },
   });
 };
