@@ -20,14 +20,14 @@
 const os = require("os");
 const { startStampCamera } = require("./lib/stamp-camera");
 const { startRtspRelay } = require("./lib/rtsp-relay");
-const { latencyPage } = require("./lib/latency-page");
+const { latencyPage, pageFlow } = require("./lib/latency-page");
 const { notOffered: whyNot } = require("./lib/offered");
-const { percentile, loadAverage, ffmpegBinary } = require("./lib/measure");
-const { startNodeRed } = require("../test/lib/soak-nodered");
+const { percentile, loadAverage, ffmpegBinary, startNodeRedTwice } = require("./lib/measure");
 const { launchChromium } = require("../test/lib/browser-chromium");
 const { wait, until } = require("../test/lib/toolkit");
 
 const TRANSPORTS = ["mjpeg", "webrtc", "mse", "hls", "ll-hls"];
+const PAGE = "/camrelay-latency-bench";
 const TARGET_MS = { mjpeg: 150, webrtc: 300, mse: 800, hls: 3000, "ll-hls": 3000 };
 
 function flows(cam, rtspUrl) {
@@ -73,6 +73,18 @@ function flows(cam, rtspUrl) {
     connect("conn-h264", "cam-h264", "out-h264", { output: "video" }),
     streamOut("out-mjpeg", "/bench/mjpeg"),
     streamOut("out-h264", "/bench/h264"),
+    ...pageFlow(
+      "tab",
+      PAGE,
+      latencyPage({
+        mjpegUrl: "/bench/mjpeg",
+        whepUrl: "/bench/h264/whep",
+        wsPath: "/camrelay/ws",
+        hlsUrl: "/bench/h264/index.m3u8",
+        h264Path: "/bench/h264",
+        hlsJsUrl: "/camrelay/hls.min.js",
+      }),
+    ),
   ];
 }
 
@@ -88,7 +100,7 @@ async function run(opts = {}) {
   const log = (...a) => o.quiet || console.log(...a);
   try {
     relay = await startRtspRelay(cam.tsUrl);
-    nr = await startNodeRed({ settings: { logging: { console: { level: "info" } } } });
+    nr = await startNodeRedTwice({ settings: { logging: { console: { level: "info" } } } });
     await nr.deploy(flows(cam, relay.url));
     const base = nr.base;
     await until(async () => (await fetch(`${base}/bench/mjpeg/snapshot.jpg`)).status === 200, {
@@ -107,6 +119,10 @@ async function run(opts = {}) {
     );
     const notOffered = await whyNot(base, "/bench/h264", wanted);
     const transports = wanted.filter((t) => !notOffered[t]);
+    if (o.verbose) {
+      const list = await (await fetch(`${base}/bench/h264/index.m3u8`)).text();
+      log(list.split("\n").slice(0, 16).join("\n"));
+    }
     log(
       `transports: ${transports.join(", ")}${Object.keys(notOffered).length ? `; not offered: ${JSON.stringify(notOffered)}` : ""}`,
     );
@@ -114,19 +130,7 @@ async function run(opts = {}) {
     browser = await launchChromium({ viewport: { width: 1300, height: 1200 } });
     const page = await browser.context.newPage();
     page.on("pageerror", (err) => log(`page error: ${err.message}`));
-    const html = latencyPage({
-      transports,
-      mjpegUrl: "/bench/mjpeg",
-      whepUrl: "/bench/h264/whep",
-      wsUrl: `ws://127.0.0.1:${nr.port}/camrelay/ws`,
-      hlsUrl: "/bench/h264/index.m3u8",
-      h264Path: "/bench/h264",
-      hlsJsUrl: "/camrelay/hls.min.js",
-    });
-    await page.route(`${base}/camrelay-latency-bench`, (route) =>
-      route.fulfill({ contentType: "text/html", body: html }),
-    );
-    await page.goto(`${base}/camrelay-latency-bench`);
+    await page.goto(`${base}${PAGE}#${transports.join(",")}`);
     await wait(o.warmup * 1000);
     const load0 = loadAverage();
     await page.evaluate(() => (window.benchMeasuring = true)); // eslint-disable-line no-undef

@@ -17,9 +17,8 @@ const path = require("path");
 const { spawn } = require("child_process");
 const readline = require("readline");
 const { rtspServer } = require("../test/lib/rtsp-server");
-const { startNodeRed } = require("../test/lib/soak-nodered");
 const { wait } = require("../test/lib/toolkit");
-const { tree, treeCpu, treeRssMiB, loadAverage } = require("./lib/measure");
+const { tree, treeCpu, treeRssMiB, loadAverage, startNodeRedTwice } = require("./lib/measure");
 const { notOffered } = require("./lib/offered");
 
 const PATH = "/bench/cam";
@@ -122,7 +121,7 @@ async function run(opts = {}) {
   let nr;
   const rows = [];
   try {
-    nr = await startNodeRed();
+    nr = await startNodeRedTwice();
     await nr.deploy(flows(cam, o.mjpegFps));
     await nr.until(
       async () => /seg-\d+\.m4s/.test((await nr.request("GET", `${PATH}/index.m3u8`)).body.toString()),

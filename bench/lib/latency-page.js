@@ -1,11 +1,12 @@
-// The page the latency bench opens in Chromium, served on Node-RED's own origin (so the canvas may read
-// the pixels of every <video> and <img>). One tile per transport, all playing at once; each tile reads
+// The page the latency bench opens in Chromium, served by Node-RED itself (pageFlow), so the canvas may
+// read the pixels of every <video> and <img>. One tile per transport, all playing at once; each tile reads
 // the stamp strip (./stamp.js) back from what the browser shows and records now - stamp once per new
 // stamp, checked on every animation frame (and every requestVideoFrameCallback of a <video>). The clients are deliberately plain (what a page would do
 // without camrelay's player): WHEP with one recvonly video transceiver, MSE over the shared WebSocket
 // with a small live-edge chase (seek when more than 1 s behind, play 10 % fast when more than 0.3 s
-// behind), hls.js at its defaults for LL-HLS and with lowLatencyMode off for classic HLS.
-/* global document, window, location, Hls, MediaSource, RTCPeerConnection, WebSocket */
+// behind), hls.js with lowLatencyMode off for classic HLS and at its low-latency defaults plus
+// maxLiveSyncPlaybackRate 1.5 (catch up after a stall) for LL-HLS.
+/* global document, window, Hls, MediaSource, RTCPeerConnection, WebSocket */
 "use strict";
 const { readStampSource, STAMP_X, STAMP_Y, STAMP_BLOCK, STAMP_BLOCKS } = require("./stamp");
 
@@ -196,7 +197,10 @@ function client(cfg) {
     const video = newVideo();
     const r = tile(name, video);
     if (!window.Hls || !Hls.isSupported()) return fail(r, "hls.js did not load");
-    const h = new Hls({ lowLatencyMode });
+    // Classic: hls.js's defaults but lowLatencyMode (what the issue measured at ~7 s). Low latency: its
+    // defaults plus catching up by playing faster when behind (hls.js never does by default, so every stall
+    // would add to the latency for good).
+    const h = new Hls(lowLatencyMode ? { lowLatencyMode, maxLiveSyncPlaybackRate: 1.5 } : { lowLatencyMode });
     h.on(Hls.Events.ERROR, (_e, data) => {
       if (data.fatal) fail(r, `hls.js: ${data.type} ${data.details}`);
     });
@@ -234,28 +238,52 @@ function client(cfg) {
         },
       ]),
     );
-  void location;
 }
 
 /**
- * The page: cfg = { transports, mjpegUrl, whepUrl, wsUrl, hlsUrl, h264Path, hlsJsUrl }, all absolute or
- * root-relative on the page's origin.
+ * The page. `cfg` = { mjpegUrl, whepUrl, wsPath, hlsUrl, h264Path, hlsJsUrl } (root-relative on the page's
+ * origin); the transports to play come in the page's hash (#mjpeg,webrtc,...), so one page serves every run.
  */
 function latencyPage(cfg) {
   const full = { ...cfg, x: STAMP_X, y: STAMP_Y, block: STAMP_BLOCK, blocks: STAMP_BLOCKS };
-  const needsHls = cfg.transports.some((t) => t === "hls" || t === "ll-hls");
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>camrelay latency bench</title>
 <style>body{margin:0;display:flex;flex-wrap:wrap;font:12px sans-serif}div{margin:2px}
 video,img{width:640px;height:360px;display:block;background:#000}</style>
-${needsHls ? `<script src="${cfg.hlsJsUrl}"></script>` : ""}
+<script src="${cfg.hlsJsUrl}"></script>
 </head><body>
 <script>
 "use strict";
 ${readStampSource()}
-(${client.toString()})(${JSON.stringify(full)});
+const benchConfig = ${JSON.stringify(full)};
+benchConfig.transports = location.hash.slice(1).split(",").filter(Boolean);
+benchConfig.wsUrl = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + benchConfig.wsPath;
+(${client.toString()})(benchConfig);
 </script>
 </body></html>`;
 }
 
-module.exports = { latencyPage };
+/**
+ * Node-RED's own core nodes serving the page at `url` (http in -> change -> http response), so it comes
+ * from Node-RED's origin and address: the canvas may read every picture, and Chromium's local network
+ * access checks let the page open the loopback WebSocket (a page injected by the test driver would be
+ * refused it).
+ */
+function pageFlow(z, url, html) {
+  return [
+    { id: "bench-page-in", z, type: "http in", url, method: "get", wires: [["bench-page-set"]] },
+    {
+      id: "bench-page-set",
+      z,
+      type: "change",
+      rules: [
+        { t: "set", p: "payload", pt: "msg", to: html, tot: "str" },
+        { t: "set", p: "headers", pt: "msg", to: '{"Content-Type":"text/html; charset=utf-8"}', tot: "json" },
+      ],
+      wires: [["bench-page-out"]],
+    },
+    { id: "bench-page-out", z, type: "http response", statusCode: "200", headers: {}, wires: [] },
+  ];
+}
+
+module.exports = { latencyPage, pageFlow };

@@ -62,3 +62,16 @@ function treeRssMiB(root) {
 }
 
 module.exports = { percentile, loadAverage, ffmpegBinary, tree, treeCpu, treeRssMiB };
+
+/** test/lib/soak-nodered's startNodeRed, tried twice: on a loaded machine the first start can miss its 30 s. */
+async function startNodeRedTwice(opts) {
+  const { startNodeRed } = require("../../test/lib/soak-nodered");
+  try {
+    return await startNodeRed(opts);
+  } catch (err) {
+    console.error(`Node-RED did not start (${String(err.message).split("\n")[0]}); once more`);
+    return startNodeRed(opts);
+  }
+}
+
+module.exports.startNodeRedTwice = startNodeRedTwice;

@@ -11,6 +11,21 @@ async function get(url, init) {
   }
 }
 
+/** The HTTP status a WebSocket upgrade gets: 101 when it opens, 0 when the connection fails. */
+function upgrade(url) {
+  const WebSocket = require("ws");
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    const done = (status) => {
+      ws.terminate();
+      resolve(status);
+    };
+    ws.on("open", () => done(101));
+    ws.on("unexpected-response", (_req, res) => done(res.statusCode));
+    ws.on("error", () => done(0));
+  });
+}
+
 /**
  * { transport: why-not } for each of `wanted` that `base` + `path` does not offer: "webrtc" (WHEP at
  * <path>/whep), "mse" (the shared WebSocket at <root>camrelay/ws), "ll-hls" (parts in index.m3u8).
@@ -27,9 +42,9 @@ async function notOffered(base, path, wanted) {
     if (r.status === 404 || r.status === 405 || r.status === 0) why.webrtc = `POST <path>/whep: ${r.status}`;
   }
   if (wanted.includes("mse")) {
-    // The WebSocket endpoint answers a plain GET with 400 or 426 (upgrade required); a missing one with 404.
-    const r = await get(`${base}/camrelay/ws`);
-    if (r.status === 404 || r.status === 0) why.mse = `GET /camrelay/ws: ${r.status}`;
+    // A WebSocket upgrade: it opens, or the server refuses it with a status (404 = no endpoint).
+    const status = await upgrade(`${base.replace(/^http/, "ws")}/camrelay/ws`);
+    if (status !== 101) why.mse = `WebSocket upgrade of /camrelay/ws: ${status}`;
   }
   if (wanted.includes("ll-hls")) {
     const r = await get(`${base}${path}/index.m3u8`);
