@@ -1,6 +1,7 @@
-// Node-RED CPU for many viewers of one camera, per transport (issue 14): one H.264 RTSP camera (the
-// GStreamer fixture, test/lib/rtsp-server.js: 1280x720, 15 fps, a keyframe every 15 frames, 2000 kbit/s)
-// read by camera-source protocol "ffmpeg" with video "copy" -> camera connect output "video" -> http
+// Node-RED CPU for many viewers of one camera, per transport (issue 14): one H.264 camera of 1280x720,
+// 15 fps, a keyframe every 15 frames, a true 2000 kbit/s (bench/lib/ts-camera.js: a noisy test picture
+// encoded once at constant bitrate and looped, served as RTSP by bench/lib/rtsp-relay.js), read by
+// camera-source protocol "ffmpeg" (RTSP over TCP) with video "copy" -> camera connect output "video" -> http
 // stream out /bench/cam, and in turn: no viewer ("idle"), 20 WebRTC viewers (werift, WHEP), 20 MSE
 // viewers (ws, the shared WebSocket), 20 MJPEG viewers (HTTP; the JPEGs are decoded from the H.264 at the
 // node's mjpegFps, 5 by default). The viewers run in a separate process (bench/lib/viewer-clients.js), so
@@ -9,21 +10,22 @@
 // viewers are in and `warmup` seconds passed. The camera server and the clients are not counted (the
 // clients' own CPU is printed beside). A transport the running code does not offer is listed as such.
 //
-//   node bench/viewers.js [--n 20] [--seconds 30] [--warmup 5] [--size 1280x720] [--mjpegFps 5]
+//   node bench/viewers.js [--n 20] [--seconds 30] [--warmup 5] [--size 1280x720] [--kbps 2000] [--mjpegFps 5]
 //                         [--cases idle,webrtc,mse,mjpeg]
 "use strict";
 const os = require("os");
 const path = require("path");
 const { spawn } = require("child_process");
 const readline = require("readline");
-const { rtspServer } = require("../test/lib/rtsp-server");
 const { wait } = require("../test/lib/toolkit");
-const { tree, treeCpu, treeRssMiB, loadAverage, startNodeRedTwice } = require("./lib/measure");
+const { tree, treeCpu, treeRssMiB, loadAverage, ffmpegBinary, startNodeRedTwice } = require("./lib/measure");
 const { notOffered } = require("./lib/offered");
+const { startTsCamera } = require("./lib/ts-camera");
+const { startRtspRelay } = require("./lib/rtsp-relay");
 
 const PATH = "/bench/cam";
 
-function flows(cam, mjpegFps) {
+function flows(rtspUrl, mjpegFps) {
   return [
     { id: "tab", type: "tab", label: "viewers bench" },
     {
@@ -31,7 +33,7 @@ function flows(cam, mjpegFps) {
       type: "camera-source",
       name: "bench camera",
       protocol: "ffmpeg",
-      url: cam.url("h264"),
+      url: rtspUrl,
       rtspTransport: "tcp",
       video: "copy",
       audio: false,
@@ -111,18 +113,29 @@ async function run(opts = {}) {
     warmup: 5,
     size: "1280x720",
     mjpegFps: 5,
+    kbps: 2000,
     cases: ["idle", "webrtc", "mse", "mjpeg"],
     ...opts,
   };
   const cases = typeof o.cases === "string" ? o.cases.split(",") : o.cases;
   const [width, height] = String(o.size).split("x").map(Number);
   const log = (...a) => o.quiet || console.log(...a);
-  const cam = await rtspServer({ width, height, fps: 15, gop: 15, bitrate: 2000 });
+  const cam = await startTsCamera({
+    ffmpeg: ffmpegBinary(),
+    width,
+    height,
+    fps: 15,
+    gop: 15,
+    bitrate: o.kbps,
+  });
+  log(`camera: ${width}x${height} 15 fps, a keyframe every 15 frames, ${cam.clipKbps} kbit/s`);
+  let relay;
   let nr;
   const rows = [];
   try {
+    relay = await startRtspRelay(cam.tsUrl);
     nr = await startNodeRedTwice();
-    await nr.deploy(flows(cam, o.mjpegFps));
+    await nr.deploy(flows(relay.url, o.mjpegFps));
     await nr.until(
       async () => /seg-\d+\.m4s/.test((await nr.request("GET", `${PATH}/index.m3u8`)).body.toString()),
       "HLS segments (the camera passes through)",
@@ -181,9 +194,11 @@ async function run(opts = {}) {
       }
       await wait(3000);
     }
+    rows.push({ case: "(camera)", state: `${width}x${height} 15 fps gop 15, ${cam.clipKbps} kbit/s` });
     return rows;
   } finally {
     if (nr) await nr.cleanup();
+    if (relay) await relay.stop();
     await cam.stop();
   }
 }

@@ -12,11 +12,10 @@ const http = require("http");
 const { spawn } = require("child_process");
 const { encodeJpeg } = require("../../dist/nodes/lib/codec/jpeg-encoder");
 const { drawStamp, STAMP_Y, STAMP_BLOCK } = require("./stamp");
+const { TsFanout } = require("./ts-fanout");
 
 const BOUNDARY = "camrelaybenchframe";
 const LEAD_MS = 40;
-const TS_PACKET = 188;
-const MAX_BACKLOG = 8 * 1024 * 1024;
 
 /** A 4:2:0 picture padded to whole 16x16 blocks, with a dark gradient background. */
 function background(width, height) {
@@ -43,8 +42,7 @@ async function startStampCamera(options = {}) {
   const pic = { ...bg, y: new Uint8Array(bg.y) };
   const period = 1000 / o.fps;
   const mjpegClients = new Set();
-  const tsClients = new Map(); // res -> whether it has started (at a TS packet boundary)
-  let tsOffset = 0;
+  let ts = null;
   let stopped = false;
   const late = [];
   let sent = 0;
@@ -104,11 +102,8 @@ async function startStampCamera(options = {}) {
       res.socket.setNoDelay(true);
       mjpegClients.add(res);
       req.on("close", () => mjpegClients.delete(res));
-    } else if (url === "/cam.ts" && o.ffmpeg) {
-      res.writeHead(200, { "Content-Type": "video/mp2t", "Cache-Control": "no-store", Connection: "close" });
-      res.socket.setNoDelay(true);
-      tsClients.set(res, false);
-      req.on("close", () => tsClients.delete(res));
+    } else if (url === "/cam.ts" && ts) {
+      ts.serve(req, res);
     } else {
       res.writeHead(404, { "Content-Type": "text/plain" });
       res.end("not found\n");
@@ -138,21 +133,7 @@ async function startStampCamera(options = {}) {
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     encoder.stderr.on("data", (d) => (encoderLog = (encoderLog + d).slice(-4000)));
-    encoder.stdout.on("data", (chunk) => {
-      for (const [res, started] of tsClients) {
-        let data = chunk;
-        if (!started) {
-          // Join at a TS packet boundary, so the reader's first byte is a sync byte.
-          const skip = (TS_PACKET - (tsOffset % TS_PACKET)) % TS_PACKET;
-          if (skip >= chunk.length) continue;
-          data = chunk.subarray(skip);
-          tsClients.set(res, true);
-        }
-        if (res.writableLength > MAX_BACKLOG) res.destroy();
-        else res.write(data);
-      }
-      tsOffset += chunk.length;
-    });
+    ts = new TsFanout(encoder.stdout);
   }
 
   const running = clock();
@@ -175,7 +156,8 @@ async function startStampCamera(options = {}) {
         encoder.kill("SIGKILL");
         await gone;
       }
-      for (const res of [...mjpegClients, ...tsClients.keys()]) res.destroy();
+      for (const res of mjpegClients) res.destroy();
+      ts?.closeAll();
       await new Promise((r) => server.close(r));
     },
   };
