@@ -585,6 +585,12 @@ describe("the shared WebSocket <httpNodeRoot>camrelay/ws in Node-RED", function 
     assert.strictEqual(stats.viewers[0].kind, "ws");
     assert.ok(stats.viewers[0].bytesSent > clip.init.length);
     assert.strictEqual((await statusJson("/j")).viewers[0].kind, "ws");
+    assert.match(stats.viewers[0].connection, /^ws-\d+$/);
+    assert.strictEqual(
+      (await statusJson("/j")).viewers[0].connection,
+      stats.viewers[0].connection,
+      "one socket",
+    );
     await h.until(() => events.length === 1, "viewer connect message");
     assert.strictEqual(events[0].event, "connect");
     assert.strictEqual(events[0].viewer.kind, "ws");
