@@ -33,6 +33,16 @@ async function makeClip({ seconds = 4, size = "320x240" } = {}) {
   return clip;
 }
 
+/** Bytes of each GOP of a clip. */
+function gopBytes(clip) {
+  const gops = [];
+  for (const f of clip.fragments) {
+    if (f.keyframe || gops.length === 0) gops.push(0);
+    gops[gops.length - 1] += f.data.length;
+  }
+  return gops;
+}
+
 /** A request as liveAccess reads it. */
 function fakeReq({ address = "10.0.0.1", headers = {} } = {}) {
   return { headers, socket: { remoteAddress: address } };
@@ -498,6 +508,7 @@ describe("the shared WebSocket <httpNodeRoot>camrelay/ws in Node-RED", function 
     { id: "j", type: "http-stream-out", path: "/j", wires: [[]] },
     { id: "t", type: "http-stream-out", path: "/t", wires: [[]] },
     { id: "m", type: "http-stream-out", path: "/m", maxClients: 1, wires: [[]] },
+    { id: "k", type: "http-stream-out", path: "/k", maxKbps: 100, wires: [[]] },
     { id: "events", type: "helper" },
   ];
   async function load(flow = FLOW) {
@@ -771,6 +782,49 @@ describe("the shared WebSocket <httpNodeRoot>camrelay/ws in Node-RED", function 
     assert.ok(gaps > 0, "some GOPs were dropped");
   });
 
+  it("honours maxKbps per play: whole GOPs are skipped, what goes out starts on keyframes", async function () {
+    const node = await load();
+    sendInit(node("k"));
+    const c = await open();
+    c.send({ type: "play", id: 1, path: "/k" });
+    await h.until(() => c.of(1).length === 1, "init");
+    const offeredBytes = clip.fragments.reduce((n, f) => n + f.data.length, 0) * 8; // 8 loops
+    const t = Date.now();
+    for (let l = 0; l < 8; l++) {
+      for (let i = 0; i < clip.fragments.length; i++) sendFragment(node("k"), l * clip.fragments.length + i);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const seconds = (Date.now() - t) / 1000;
+    const st = (await statusJson("/k")).viewers[0];
+    console.log(
+      `      maxKbps 100: offered ${((offeredBytes * 8) / 1000 / seconds).toFixed(0)} kbit/s for ${seconds.toFixed(1)} s, sent ${st.bytesSent} bytes, skipped ${st.framesSkipped}`,
+    );
+    // One second's budget plus one GOP of debt at the most (the bucket lets a started GOP finish).
+    const maxGop = Math.max(...gopBytes(clip));
+    assert.ok(st.bytesSent <= 12500 * (seconds + 1) + 2 * maxGop + clip.init.length, `${st.bytesSent} bytes`);
+    assert.ok(st.framesSkipped > 0);
+    const keys = new Set(
+      clip.fragments.filter((f) => f.keyframe).map((f) => f.data.toString("base64", 0, 64)),
+    );
+    const got = c.of(1).filter((b) => b.kind === 1);
+    assert.ok(got.length > 0);
+    assert.ok(keys.has(got[0].payload.toString("base64", 0, 64)), "starts on a keyframe fragment");
+  });
+
+  it("runs express-style httpNodeMiddleware (res.status().send()) and its answer goes out before accept", async function () {
+    helper.settings({
+      httpNodeMiddleware: [
+        (req, res, next) => (req.headers["x-deny"] ? res.status(403).send("no cameras for you") : next()),
+      ],
+    });
+    await load();
+    const denied = await refusal(`${wsUrl}?path=/a`, { headers: { "X-Deny": "1" } });
+    assert.strictEqual(denied.status, 403);
+    assert.strictEqual(denied.body, "no cameras for you");
+    const c = await open("?path=/a");
+    assert.strictEqual(c.ws.readyState, WebSocket.OPEN);
+  });
+
   it("a redeploy closes the sockets and removes the one upgrade listener", async function () {
     const server = helper._server;
     const baseline = server.listeners("upgrade").length;
@@ -790,6 +844,70 @@ describe("the shared WebSocket <httpNodeRoot>camrelay/ws in Node-RED", function 
     const again = await open();
     again.send({ type: "play", id: 1, path: "/a" });
     await h.until(() => again.texts.length === 1, "a play after the redeploy");
+  });
+});
+
+describe("LiveWsEndpoint on a plain HTTP server", function () {
+  this.timeout(20000);
+  const http = require("http");
+  const { LiveWsEndpoint } = require("../dist/nodes/lib/serve/ws-endpoint");
+  let web;
+  let endpoint;
+  let url;
+  const clients = [];
+
+  beforeEach(async function () {
+    const s = new StreamServer({ path: "/p" });
+    endpoint = new LiveWsEndpoint({
+      path: "/camrelay/ws",
+      paths: { get: (p) => (p === "/p" ? s : undefined) },
+      pingMs: 150,
+    });
+    web = http.createServer((req, res) => res.end("plain http still works\n"));
+    web.on("upgrade", endpoint.onUpgrade);
+    web.on("upgrade", (req, socket) => {
+      if (req.url.startsWith("/other")) socket.end("HTTP/1.1 418 I'm a teapot\r\nConnection: close\r\n\r\n");
+    });
+    await new Promise((r) => web.listen(0, "127.0.0.1", r));
+    url = `ws://127.0.0.1:${web.address().port}`;
+    endpoint.server = s;
+  });
+  afterEach(async function () {
+    while (clients.length) clients.pop().ws.terminate();
+    endpoint.close();
+    endpoint.server.close();
+    web.closeAllConnections();
+    await new Promise((r) => web.close(r));
+  });
+
+  it("closes a socket that stops answering pings, keeps one that answers", async function () {
+    const dead = client(`${url}/camrelay/ws`, { autoPong: false });
+    const live = client(`${url}/camrelay/ws`);
+    clients.push(dead, live);
+    await Promise.all([dead.opened, live.opened]);
+    assert.strictEqual(endpoint.socketCount, 2);
+    await h.until(() => dead.closed !== null, "the silent socket closed", 3000);
+    await new Promise((r) => setTimeout(r, 400));
+    assert.strictEqual(live.closed, null);
+    assert.strictEqual(endpoint.socketCount, 1);
+  });
+
+  it("leaves other upgrade paths to their own listeners", async function () {
+    const err = await refusal(`${url}/other/ws`);
+    assert.strictEqual(err.status, 418);
+    assert.strictEqual(endpoint.socketCount, 0);
+  });
+
+  it("close() ends every socket with 1001 and refuses later upgrades", async function () {
+    const c = client(`${url}/camrelay/ws`);
+    clients.push(c);
+    await c.opened;
+    c.send({ type: "play", id: 3, path: "/p" });
+    await h.until(() => endpoint.server.viewerCount === 1, "play counted");
+    endpoint.close();
+    await h.until(() => c.closed !== null, "closed");
+    assert.strictEqual(c.closed.code, 1001);
+    assert.strictEqual(endpoint.server.viewerCount, 0);
   });
 });
 
