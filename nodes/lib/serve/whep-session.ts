@@ -130,6 +130,11 @@ export class WhepSession {
       video.sender.onPictureLossIndication.subscribe(() => session.counts.pli++);
       pc.connectionStateChange.subscribe((state) => session.connectionState(state));
       await pc.setLocalDescription(await pc.createAnswer());
+      // A browser that closes its RTCPeerConnection sends a DTLS close alert: end now, not at the ICE timeout.
+      video.sender.dtlsTransport?.onStateChange.subscribe((state) => {
+        if (state === "closed") session.end("the viewer closed the connection");
+        else if (state === "failed") session.end("DTLS failed");
+      });
       await session.gathered(options.gatherTimeoutMs ?? 5000);
       const sdp = pc.localDescription?.sdp;
       if (!sdp) throw new Error("werift made no answer");
