@@ -15,6 +15,9 @@ const { serveHlsJs } = require("../dist/nodes/lib/serve/hls-js");
 const { Mp4FragmentSplitter } = require("../dist/nodes/lib/codec/fmp4-splitter");
 const sourceNode = require("../dist/nodes/camera-source.js");
 const connectNode = require("../dist/nodes/camera-connect.js");
+const transcodeNode = require("../dist/nodes/ffmpeg-transcode.js");
+const { monotonicEpochMs } = require("../dist/nodes/lib/media");
+const { recorderConfig, testJpegs } = require("./lib/transcode-helpers");
 const streamOutNode = require("../dist/nodes/http-stream-out.js");
 const h = require("./lib/stream-out-helpers");
 const { ffmpegBuilds, until, wait } = require("./lib/toolkit");
@@ -491,22 +494,62 @@ describe("low-latency HLS", function () {
     });
   });
 
-  describe("a passthrough RTSP camera in Node-RED", function () {
+  describe("in Node-RED", function () {
     const web = h.httpNodeServer();
     const streamOut = web.wrap(streamOutNode);
     let camera;
+    let timer;
 
     before(async function () {
       await web.listen();
       camera = await rtspServer({ width: 320, height: 240, fps: 15, gop: 15 });
     });
-    after(async function () {
+    afterEach(async function () {
+      clearInterval(timer);
       await helper.unload();
+    });
+    after(async function () {
       await camera?.stop();
       await web.close();
     });
 
-    it("serves parts of the camera's own H.264 and ffmpeg decodes the live playlist", async function () {
+    /** Waits for a low-latency playlist with two segments at `path`; checks it and a blocking reload. */
+    async function lowLatencyPlaylist(path) {
+      let pl;
+      await until(
+        async () => {
+          const r = await h.request(web.url(`${path}/index.m3u8`));
+          if (r.status !== 200) return false;
+          pl = parsePlaylist(r.body.toString());
+          return pl.segments.length >= 2 && pl.partTarget > 0;
+        },
+        30000,
+        "a low-latency playlist",
+      );
+      pl = checkLowLatency(pl.text);
+      const partsPerGop = pl.segments.filter((s) => s.parts.length).map((s) => s.parts.length);
+      assert.ok(
+        partsPerGop.some((c) => c >= 2),
+        `parts per GOP ${partsPerGop}: shorter than the GOP`,
+      );
+      const [msn, n] = partName(pl.hint.URI);
+      const r = await h.request(web.url(`${path}/index.m3u8?_HLS_msn=${msn}&_HLS_part=${n}`));
+      assert.strictEqual(r.status, 200);
+      assert.notStrictEqual(r.body.toString(), pl.text, "held until the playlist changed");
+      const first = pl.segments.find((s) => s.parts.length).parts[0];
+      const part = await h.request(web.url(`${path}/${first.URI}`));
+      assert.strictEqual(part.status, 200);
+      assert.strictEqual(part.body.toString("latin1", 4, 8), "moof");
+      const decode = await h.run(
+        ffmpegBuilds()[0].ffmpeg,
+        ["-v", "error", "-i", web.url(`${path}/index.m3u8`), "-t", "2", "-f", "null", "-"],
+        { timeout: 30000 },
+      );
+      assert.strictEqual(decode.code, 0, decode.stderr);
+      assert.strictEqual(decode.stderr.trim(), "");
+    }
+
+    it("a passthrough RTSP camera: parts of the camera's own H.264, ffmpeg decodes the live playlist", async function () {
       await helper.load(
         [sourceNode, connectNode, streamOut],
         [
@@ -525,38 +568,29 @@ describe("low-latency HLS", function () {
           { id: "out", type: "http-stream-out", path: "/cam/door", wires: [[]] },
         ],
       );
-      let pl;
-      await until(
-        async () => {
-          const r = await h.request(web.url("/cam/door/index.m3u8"));
-          if (r.status !== 200) return false;
-          pl = parsePlaylist(r.body.toString());
-          return pl.segments.length >= 2 && pl.partTarget > 0;
-        },
-        30000,
-        "a low-latency playlist",
+      await lowLatencyPlaylist("/cam/door");
+    });
+
+    it("a JPEG camera through ffmpeg transcode (hls): ~0.25 s parts of 1 s GOPs", async function () {
+      await helper.load(
+        [transcodeNode, streamOut],
+        [
+          recorderConfig({ preset: "hls", directory: "", wires: [["out"]] }),
+          { id: "out", type: "http-stream-out", path: "/cam/yard", wires: [[]] },
+        ],
       );
-      pl = checkLowLatency(pl.text);
-      const partsPerGop = pl.segments.filter((s) => s.parts.length).map((s) => s.parts.length);
-      assert.ok(
-        partsPerGop.some((c) => c >= 2),
-        `parts per GOP ${partsPerGop}: shorter than the GOP`,
-      );
-      const [msn, n] = partName(pl.hint.URI);
-      const r = await h.request(web.url(`/cam/door/index.m3u8?_HLS_msn=${msn}&_HLS_part=${n}`));
-      assert.strictEqual(r.status, 200);
-      assert.notStrictEqual(r.body.toString(), pl.text, "held until the playlist changed");
-      const first = pl.segments.find((s) => s.parts.length).parts[0];
-      const part = await h.request(web.url(`/cam/door/${first.URI}`));
-      assert.strictEqual(part.status, 200);
-      assert.strictEqual(part.body.toString("latin1", 4, 8), "moof");
-      const decode = await h.run(
-        ffmpegBuilds()[0].ffmpeg,
-        ["-v", "error", "-i", web.url("/cam/door/index.m3u8"), "-t", "2", "-f", "null", "-"],
-        { timeout: 30000 },
-      );
-      assert.strictEqual(decode.code, 0, decode.stderr);
-      assert.strictEqual(decode.stderr.trim(), "");
+      const rec = helper.getNode("rec");
+      const jpegs = testJpegs(10, "320x240", 8);
+      let seq = 0;
+      timer = setInterval(() => {
+        seq++;
+        rec.receive({
+          payload: jpegs[seq % jpegs.length],
+          topic: "yard",
+          frame: { seq, time: monotonicEpochMs(), camera: "yard", width: 320, height: 240 },
+        });
+      }, 100);
+      await lowLatencyPlaylist("/cam/yard");
     });
   });
 });
