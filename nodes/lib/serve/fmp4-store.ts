@@ -67,6 +67,9 @@ interface OpenSegment {
 /** Where a low-latency part is or will be: listed now, the next one (the preload hint), or neither. */
 export type PartState = "listed" | "next" | "none";
 
+/** Seconds a segment may run over a whole number before the target duration rises to the next one. */
+const TARGET_SLACK = 0.1;
+
 /** Parts are listed for the segments of the last this many target durations (RFC 8216bis 4.4.4.9). */
 const PART_WINDOW_TARGETS = 3;
 
@@ -92,7 +95,7 @@ export class Fmp4Store {
   private nextInitId = 1;
   private bytes = 0;
   private discontinuitySeq = 0;
-  /** EXT-X-TARGETDURATION: the longest segment so far, whole seconds rounded up. */
+  /** EXT-X-TARGETDURATION: the longest segment so far, whole seconds rounded up (TARGET_SLACK aside). */
   targetDuration = 1;
   /** Longest part so far (PART-TARGET); 0 while the input has sent no part (no low-latency tags then). */
   private partTarget = 0;
@@ -209,7 +212,9 @@ export class Fmp4Store {
         return { ...p, data: view };
       });
     }
-    this.targetDuration = Math.max(this.targetDuration, Math.ceil(seg.duration - 0.001));
+    // Whole seconds up, but a GOP a frame or two over a second (camera clocks, a first GOP of 1.024 s) stays
+    // at 1: the spec rounds to the nearest, and a doubled target doubles every classic player's hold-back.
+    this.targetDuration = Math.max(this.targetDuration, Math.ceil(seg.duration - TARGET_SLACK));
     this.segments.push(seg);
     this.bytes += data.length;
     this.trim();

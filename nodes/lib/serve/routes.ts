@@ -47,10 +47,11 @@ export function matchRoute(pathname: string): Route | undefined {
   return part ? { name: "segment", seq: Number(part[1]), part: Number(part[2]) } : undefined;
 }
 
-/** The part number when `url` (relative to the mount point) names `part-<n>.<part>.m4s`, else undefined. */
+/** The part number when `url` names `part-<n>.<part>.m4s` (below any mount point), else undefined. */
 export function partOfUrl(url: string | undefined): number | undefined {
-  const route = matchRoute(parseRequestUrl(url ?? "/")?.pathname ?? "");
-  return route?.part;
+  const pathname = parseRequestUrl(url ?? "/")?.pathname ?? "";
+  const m = /\/part-\d+\.(\d+)\.m4s\/?$/.exec(pathname);
+  return m ? Number(m[1]) : undefined;
 }
 
 /** WHEP below the mount point: "/whep" -> {} (POST an offer), "/whep/<id>" -> { id } (DELETE), else undefined. */
