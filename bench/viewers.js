@@ -165,16 +165,22 @@ async function run(opts = {}) {
         if (kind === "idle") idleCpu = cpu;
         const row = {
           case: kind,
-          state: r.errors?.length ? `errors: ${r.errors.slice(0, 3).join("; ")}` : "ok",
+          state:
+            (r.errors?.length ? `errors: ${r.errors.slice(0, 3).join("; ")}` : "ok") +
+            (r.states && Object.keys(r.states).length ? ` (peers ${JSON.stringify(r.states)})` : "") +
+            (r.retries
+              ? `, ${r.retries} WHEP sessions opened again after a DTLS handshake that never finished`
+              : ""),
           viewers: r.connected,
           receiving: r.receiving,
           cpu: +cpu.toFixed(1),
           perViewer:
             viewers && idleCpu !== undefined
-              ? +((cpu - idleCpu) / Math.max(1, r.connected)).toFixed(2)
+              ? +((cpu - idleCpu) / Math.max(1, r.receiving)).toFixed(2)
               : undefined,
-          kbpsPerViewer: r.connected ? Math.round((r.bytes * 8) / 1000 / secs / r.connected) : 0,
-          unitsPerSecPerViewer: r.connected ? +(r.units / secs / r.connected).toFixed(1) : 0,
+          // Per viewer that received anything in the window.
+          kbpsPerViewer: r.receiving ? Math.round((r.bytes * 8) / 1000 / secs / r.receiving) : 0,
+          unitsPerSecPerViewer: r.receiving ? +(r.units / secs / r.receiving).toFixed(1) : 0,
           rssMiB: Math.round(treeRssMiB(nr.pid)),
           procs: tree(nr.pid).length,
           clientCpu: +clientCpu.toFixed(1),
