@@ -203,6 +203,11 @@ describe("live feed (StreamServer.openLive / liveAccess)", function () {
     assert.strictEqual(ws.framesSent, 2);
     assert.strictEqual(ws.address, "10.0.0.1");
     assert.strictEqual(s.stats().bytesOut, 1500);
+    const metrics = s.metrics();
+    assert.match(metrics, /^camrelay_viewers_by_kind\{path="\/cam",kind="ws"\} 1$/m);
+    assert.match(metrics, /^camrelay_viewers_by_kind\{path="\/cam",kind="webrtc"\} 1$/m);
+    assert.match(metrics, /^camrelay_viewers_by_kind\{path="\/cam",kind="mjpeg"\} 0$/m);
+    assert.strictEqual(metrics.match(/# TYPE camrelay_viewers_by_kind gauge/g).length, 1, "TYPE once");
     assert.deepStrictEqual(
       events.map((e) => [e.event, e.viewer.kind, e.count]),
       [
