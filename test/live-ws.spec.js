@@ -673,6 +673,26 @@ describe("the shared WebSocket <httpNodeRoot>camrelay/ws in Node-RED", function 
     assert.strictEqual(c.ws.readyState, WebSocket.OPEN);
   });
 
+  it("a path the browser cannot play with MSE comes as JPEG frames decoded from the video when mjpeg is accepted", async function () {
+    const node = await load();
+    sendInit(node("a"));
+    sendFragment(node("a"), 0);
+    let i = 1;
+    const feed = setInterval(() => sendFragment(node("a"), i++), 100);
+    try {
+      const c = await open();
+      c.send({ type: "play", id: 5, path: "/a", codecs: ["hvc1"], mjpeg: true });
+      await h.until(() => c.of(5).length >= 2, "decoded JPEG frames", 20000);
+      assert.deepStrictEqual(c.textsOf(5)[0], { type: "mjpeg", id: 5 });
+      assert.ok(c.of(5).every((b) => b.kind === 2 && b.payload[0] === 0xff && b.payload[1] === 0xd8));
+      assert.strictEqual((await statusJson("/a")).video.decoderRunning, true);
+      c.send({ type: "stop", id: 5 });
+      await h.until(async () => (await statusJson("/a")).video.decoderRunning === false, "decoder stopped");
+    } finally {
+      clearInterval(feed);
+    }
+  });
+
   it("allows 64 plays on one socket, then answers 503 in words", async function () {
     await load();
     const c = await open();
