@@ -1083,6 +1083,24 @@ function browserFlow() {
     wires: [["wspageres"]],
   });
   flow.push({ id: "wspageres", type: "http response", z: "wstab", statusCode: "200", wires: [] });
+  // Node-RED's own WebSocket nodes on the same server: an echo at /ws/echo.
+  flow.push({ id: "wsecholistener", type: "websocket-listener", path: "/ws/echo", wholemsg: "false" });
+  flow.push({
+    id: "wsechoin",
+    type: "websocket in",
+    z: "wstab",
+    server: "wsecholistener",
+    client: "",
+    wires: [["wsechoout"]],
+  });
+  flow.push({
+    id: "wsechoout",
+    type: "websocket out",
+    z: "wstab",
+    server: "wsecholistener",
+    client: "",
+    wires: [],
+  });
   return flow;
 }
 
@@ -1158,6 +1176,18 @@ describe("in Chromium: MSE for three paths and MJPEG for a fourth over one WebSo
     }
     assert.strictEqual(new Set(viewers.map((v) => v.connection)).size, 1, "one WebSocket carries all four");
     assert.deepStrictEqual(pageErrors, []);
+  });
+
+  it("leaves Node-RED's own WebSocket nodes and the editor's comms working beside it", async function () {
+    const echo = new WebSocket(`ws://127.0.0.1:${nodeRed.port}/ws/echo`);
+    await new Promise((resolve, reject) => echo.once("open", resolve).once("error", reject));
+    const answer = new Promise((resolve) => echo.once("message", (d) => resolve(d.toString())));
+    echo.send("hello camera");
+    assert.strictEqual(await answer, "hello camera");
+    echo.close();
+    const comms = client(`ws://127.0.0.1:${nodeRed.port}/comms`);
+    await comms.opened;
+    comms.ws.close();
   });
 
   it("a redeploy closes the page's socket", async function () {
