@@ -203,6 +203,11 @@ describe("live feed (StreamServer.openLive / liveAccess)", function () {
     assert.strictEqual(ws.framesSent, 2);
     assert.strictEqual(ws.address, "10.0.0.1");
     assert.strictEqual(s.stats().bytesOut, 1500);
+    const metrics = s.metrics();
+    assert.match(metrics, /^camrelay_viewers_by_kind\{path="\/cam",kind="ws"\} 1$/m);
+    assert.match(metrics, /^camrelay_viewers_by_kind\{path="\/cam",kind="webrtc"\} 1$/m);
+    assert.match(metrics, /^camrelay_viewers_by_kind\{path="\/cam",kind="mjpeg"\} 0$/m);
+    assert.strictEqual(metrics.match(/# TYPE camrelay_viewers_by_kind gauge/g).length, 1, "TYPE once");
     assert.deepStrictEqual(
       events.map((e) => [e.event, e.viewer.kind, e.count]),
       [
@@ -668,6 +673,26 @@ describe("the shared WebSocket <httpNodeRoot>camrelay/ws in Node-RED", function 
     assert.strictEqual(c.ws.readyState, WebSocket.OPEN);
   });
 
+  it("a path the browser cannot play with MSE comes as JPEG frames decoded from the video when mjpeg is accepted", async function () {
+    const node = await load();
+    sendInit(node("a"));
+    sendFragment(node("a"), 0);
+    let i = 1;
+    const feed = setInterval(() => sendFragment(node("a"), i++), 100);
+    try {
+      const c = await open();
+      c.send({ type: "play", id: 5, path: "/a", codecs: ["hvc1"], mjpeg: true });
+      await h.until(() => c.of(5).length >= 2, "decoded JPEG frames", 20000);
+      assert.deepStrictEqual(c.textsOf(5)[0], { type: "mjpeg", id: 5 });
+      assert.ok(c.of(5).every((b) => b.kind === 2 && b.payload[0] === 0xff && b.payload[1] === 0xd8));
+      assert.strictEqual((await statusJson("/a")).video.decoderRunning, true);
+      c.send({ type: "stop", id: 5 });
+      await h.until(async () => (await statusJson("/a")).video.decoderRunning === false, "decoder stopped");
+    } finally {
+      clearInterval(feed);
+    }
+  });
+
   it("allows 64 plays on one socket, then answers 503 in words", async function () {
     await load();
     const c = await open();
@@ -1058,6 +1083,24 @@ function browserFlow() {
     wires: [["wspageres"]],
   });
   flow.push({ id: "wspageres", type: "http response", z: "wstab", statusCode: "200", wires: [] });
+  // Node-RED's own WebSocket nodes on the same server: an echo at /ws/echo.
+  flow.push({ id: "wsecholistener", type: "websocket-listener", path: "/ws/echo", wholemsg: "false" });
+  flow.push({
+    id: "wsechoin",
+    type: "websocket in",
+    z: "wstab",
+    server: "wsecholistener",
+    client: "",
+    wires: [["wsechoout"]],
+  });
+  flow.push({
+    id: "wsechoout",
+    type: "websocket out",
+    z: "wstab",
+    server: "wsecholistener",
+    client: "",
+    wires: [],
+  });
   return flow;
 }
 
@@ -1133,6 +1176,18 @@ describe("in Chromium: MSE for three paths and MJPEG for a fourth over one WebSo
     }
     assert.strictEqual(new Set(viewers.map((v) => v.connection)).size, 1, "one WebSocket carries all four");
     assert.deepStrictEqual(pageErrors, []);
+  });
+
+  it("leaves Node-RED's own WebSocket nodes and the editor's comms working beside it", async function () {
+    const echo = new WebSocket(`ws://127.0.0.1:${nodeRed.port}/ws/echo`);
+    await new Promise((resolve, reject) => echo.once("open", resolve).once("error", reject));
+    const answer = new Promise((resolve) => echo.once("message", (d) => resolve(d.toString())));
+    echo.send("hello camera");
+    assert.strictEqual(await answer, "hello camera");
+    echo.close();
+    const comms = client(`ws://127.0.0.1:${nodeRed.port}/comms`);
+    await comms.opened;
+    comms.ws.close();
   });
 
   it("a redeploy closes the page's socket", async function () {

@@ -39,7 +39,7 @@ interface HeldRequest {
   timer: ReturnType<typeof setTimeout>;
 }
 
-/** Segments past the newest one a blocking reload may ask for (RFC 8216bis 6.2.5.2: more is a 400). */
+/** Segments past the newest one a blocking reload may wait for (RFC 8216bis 6.2.5.2). */
 const MSN_ADVANCE_LIMIT = 2;
 
 /**
@@ -145,20 +145,16 @@ export class Fmp4Output {
       reply(res, 400, "text/plain", `Bad Request: ${directive}\n`, head);
       return;
     }
-    if (directive && directive.msn > this.store.openSeq + MSN_ADVANCE_LIMIT) {
-      const text =
-        `Bad Request: _HLS_msn=${directive.msn} is more than ${MSN_ADVANCE_LIMIT} segments past ` +
-        `the newest one (${this.store.openSeq})\n`;
-      reply(res, 400, "text/plain", text, head);
-      return;
-    }
     if (head) {
       send();
       return;
     }
     const session = this.touch(req, res);
     if (!session) return;
-    if (!directive || this.store.reached(directive.msn, directive.part)) {
+    // Too far ahead is answered at once (RFC 8216bis says 400): after a redeploy the numbers start again at
+    // 0, and hls.js gives up on a 400 but takes the new playlist and asks for its next part.
+    const tooFar = directive !== undefined && directive.msn > this.store.openSeq + MSN_ADVANCE_LIMIT;
+    if (!directive || tooFar || this.store.reached(directive.msn, directive.part)) {
       send();
       return;
     }
