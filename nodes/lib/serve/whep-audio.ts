@@ -74,7 +74,7 @@ export interface OpusFeedOptions {
 export function opusArgs(): string[] {
   return [
     ...["-hide_banner", "-loglevel", "error", "-nostdin"],
-    ...["-fflags", "+nobuffer", "-probesize", "32768", "-analyzeduration", "0"],
+    ...["-fflags", "+nobuffer", "-probesize", "32", "-analyzeduration", "0"],
     ...["-f", "mp4", "-i", "pipe:0"],
     ...["-map", "0:a:0", "-vn", "-c:a", "libopus", "-b:a", "48k", "-ar", "48000", "-ac", "2"],
     ...["-application", "lowdelay", "-frame_duration", "20"],
