@@ -10,7 +10,8 @@ const { webrtcConfig, parseUdpPorts } = require("../dist/nodes/lib/serve/stream-
 const { Mp4FragmentSplitter } = require("../dist/nodes/lib/codec/fmp4-splitter");
 const { StreamServer } = require("../dist/nodes/lib/serve/stream-server");
 const { WhepEndpoint } = require("../dist/nodes/lib/serve/whep");
-const { ffmpegBuilds } = require("./lib/toolkit");
+const { OggOpusReader, OpusFeed } = require("../dist/nodes/lib/serve/whep-audio");
+const { ffmpegBuilds, until } = require("./lib/toolkit");
 const http = require("http");
 
 const FFMPEG = ffmpegBuilds()[0].ffmpeg;
@@ -223,6 +224,78 @@ describe("WHEP core (mp4-samples, h264-rtp, whep-sdp, settings)", function () {
           pictures++;
         }
       assert.strictEqual(pictures, 50);
+    });
+  });
+
+  describe("whep-audio", function () {
+    it("converts the fMP4's AAC into 20 ms Opus RTP packets, fed in any chunking, each fragment once", async function () {
+      const rtp = [];
+      const feed = new OpusFeed({ ffmpegPath: FFMPEG, onRtp: (p) => rtp.push(p) });
+      feed.feed(
+        { type: "init", data: av.init, codec: "avc1.4d000d,mp4a.40.2", width: 320, height: 240 },
+        false,
+      );
+      feed.feed({ type: "init", data: Buffer.from(av.init), codec: "", width: 0, height: 0 }, false);
+      for (const f of av.fragments) {
+        const ev = { type: "fragment", data: f.data, keyframe: f.info.keyframe, time: 0, duration: 0 };
+        feed.feed(ev, false);
+        feed.feed(ev, false); // a second viewer's sink: the same Buffer, written once
+      }
+      assert.strictEqual(feed.counts.fragments, av.fragments.length);
+      await until(() => rtp.length >= 95, {
+        ms: 15000,
+        what: "2 s of Opus",
+        detail: () => `${rtp.length} packets`,
+      });
+      await feed.stop();
+      assert.strictEqual(feed.counts.restarts, 0, "the same init again is no restart");
+      assert.ok(rtp.length <= 110, `${rtp.length} packets of 20 ms for 2 s (+ AAC priming)`);
+      rtp.forEach((p, i) => {
+        assert.strictEqual(p[0], 0x80);
+        if (i > 0) {
+          assert.strictEqual(p.readUInt16BE(2), (rtp[i - 1].readUInt16BE(2) + 1) & 0xffff);
+          assert.strictEqual((p.readUInt32BE(4) - rtp[i - 1].readUInt32BE(4)) >>> 0, 960);
+        }
+        assert.ok(p.length > 13, "an Opus payload after the header");
+      });
+    });
+
+    it("reads Ogg pages in any chunking and leaves out OpusHead and OpusTags", function () {
+      const page = (packets, headerType = 0) => {
+        const lacing = [];
+        for (const p of packets) {
+          let n = p.length;
+          while (n >= 255) {
+            lacing.push(255);
+            n -= 255;
+          }
+          lacing.push(n);
+        }
+        const head = Buffer.alloc(27);
+        head.write("OggS", 0, "latin1");
+        head[5] = headerType;
+        head[26] = lacing.length;
+        return Buffer.concat([head, Buffer.from(lacing), ...packets]);
+      };
+      const big = Buffer.alloc(600, 3);
+      const stream = Buffer.concat([
+        page([Buffer.from("OpusHead\x01\x02")], 2),
+        page([Buffer.from("OpusTags....")]),
+        page([Buffer.from([1, 2, 3]), big]),
+        Buffer.from("junk"),
+        page([Buffer.from([9])]),
+      ]);
+      for (const step of [1, 7, stream.length]) {
+        const got = [];
+        const r = new OggOpusReader((p) => got.push(p));
+        for (let i = 0; i < stream.length; i += step) r.push(stream.subarray(i, i + step));
+        assert.deepStrictEqual(
+          got.map((p) => p.length),
+          [3, 600, 1],
+          `chunks of ${step}`,
+        );
+        assert.ok(got[1].equals(big));
+      }
     });
   });
 
