@@ -10,7 +10,7 @@
 // viewers are in and `warmup` seconds passed. The camera server and the clients are not counted (the
 // clients' own CPU is printed beside). A transport the running code does not offer is listed as such.
 //
-//   node bench/viewers.js [--n 20] [--seconds 30] [--warmup 5] [--size 1280x720] [--kbps 2000] [--mjpegFps 5]
+//   node bench/viewers.js [--n 20] [--seconds 25] [--warmup 5] [--size 1280x720] [--kbps 2000] [--mjpegFps 5]
 //                         [--cases idle,webrtc,mse,mjpeg]
 "use strict";
 const os = require("os");
@@ -63,7 +63,7 @@ function flows(rtspUrl, mjpegFps) {
   ];
 }
 
-/** Starts the viewer process; resolves { child, lines, report(), stop() } once all are in (or 60 s passed). */
+/** Starts the viewer process; resolves { pid, connected(), report(), stop() } once all are in (or 75 s passed). */
 async function startViewers(kind, n, base) {
   const child = spawn(
     process.execPath,
@@ -86,7 +86,7 @@ async function startViewers(kind, n, base) {
   });
   const exited = new Promise((r) => child.once("exit", r));
   const t0 = Date.now();
-  while (connected < n && !fatal && child.exitCode === null && Date.now() - t0 < 60000) await wait(250);
+  while (connected < n && !fatal && child.exitCode === null && Date.now() - t0 < 75000) await wait(250);
   if (fatal) throw new Error(`viewer process: ${fatal}`);
   return {
     pid: child.pid,
@@ -109,7 +109,7 @@ async function startViewers(kind, n, base) {
 async function run(opts = {}) {
   const o = {
     n: 20,
-    seconds: 30,
+    seconds: 25,
     warmup: 5,
     size: "1280x720",
     mjpegFps: 5,
