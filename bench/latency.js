@@ -20,6 +20,7 @@
 const os = require("os");
 const { startStampCamera } = require("./lib/stamp-camera");
 const { startRtspRelay } = require("./lib/rtsp-relay");
+const { startStampReader } = require("./lib/stamp-reader");
 const { latencyPage, pageFlow } = require("./lib/latency-page");
 const { notOffered: whyNot } = require("./lib/offered");
 const { percentile, loadAverage, ffmpegBinary, startNodeRedTwice } = require("./lib/measure");
@@ -95,6 +96,7 @@ async function run(opts = {}) {
   const ffmpeg = ffmpegBinary();
   const cam = await startStampCamera({ width, height, fps: o.fps, gop: o.gop, ffmpeg, bitrate: 2000 });
   let relay;
+  let reader;
   let nr;
   let browser;
   const log = (...a) => o.quiet || console.log(...a);
@@ -133,12 +135,29 @@ async function run(opts = {}) {
     await page.goto(`${base}${PAGE}#${transports.join(",")}`);
     await wait(o.warmup * 1000);
     const load0 = loadAverage();
+    reader = startStampReader(ffmpeg, relay.url);
+    await wait(2000); // its first keyframe
+    reader.measuring = true;
     await page.evaluate(() => (window.benchMeasuring = true)); // eslint-disable-line no-undef
     await wait(o.seconds * 1000);
     const summary = await page.evaluate(() => window.benchSummary()); // eslint-disable-line no-undef
     if (o.screenshot) await page.screenshot({ path: o.screenshot });
     const load1 = loadAverage();
     const rows = [];
+    const own = [...reader.samples].sort((a, b) => a - b);
+    if (own.length) {
+      rows.push({
+        transport: "camera",
+        state: "the test camera alone: RTSP straight into one ffmpeg decode, no camrelay",
+        n: own.length,
+        frames: own.length,
+        unreadable: reader.bad,
+        min: own[0],
+        p50: percentile(own, 0.5),
+        p90: percentile(own, 0.9),
+        max: own[own.length - 1],
+      });
+    }
     for (const t of wanted) {
       const target = TARGET_MS[t];
       if (notOffered[t]) {
@@ -149,7 +168,10 @@ async function run(opts = {}) {
       const sorted = [...s.samples].sort((a, b) => a - b);
       const row = {
         transport: t,
-        state: s.state + (s.error ? `: ${s.error}` : "") + (s.media ? ` (${s.media})` : ""),
+        state:
+          s.state +
+          (s.error ? `: ${s.error}` : "") +
+          (s.media ? ` (${s.media}${s.extra ? `; ${s.extra}` : ""})` : ""),
         n: sorted.length,
         frames: s.frames,
         unreadable: s.bad,
@@ -177,6 +199,7 @@ async function run(opts = {}) {
     });
     return rows;
   } finally {
+    if (reader) await reader.stop();
     if (browser) await browser.close();
     if (nr) await nr.cleanup();
     if (relay) await relay.stop();

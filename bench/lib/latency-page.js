@@ -125,6 +125,17 @@ function client(cfg) {
         throw new Error(`WHEP answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
       await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
       r.state = "connecting";
+      // The receiver's own account of where the time goes: its jitter buffer's mean delay per frame.
+      r.extra = async () => {
+        let text = "";
+        (await pc.getStats()).forEach((s) => {
+          if (s.type === "inbound-rtp" && s.kind === "video" && s.jitterBufferEmittedCount) {
+            const ms = (1000 * s.jitterBufferDelay) / s.jitterBufferEmittedCount;
+            text = `jitter buffer ${Math.round(ms)} ms mean`;
+          }
+        });
+        return text;
+      };
       watchVideo(r, video);
     } catch (err) {
       fail(r, err);
@@ -224,19 +235,22 @@ function client(cfg) {
     const end = b.length ? b.end(b.length - 1).toFixed(2) : "-";
     return `t=${el.currentTime.toFixed(2)} end=${end} ready=${el.readyState} paused=${el.paused} ${el.videoWidth}x${el.videoHeight}`;
   };
-  window.benchSummary = () =>
+  window.benchSummary = async () =>
     Object.fromEntries(
-      Object.entries(results).map(([k, v]) => [
-        k,
-        {
-          state: v.state,
-          error: v.error,
-          frames: v.frames,
-          bad: v.bad,
-          samples: v.samples,
-          media: mediaState(v.el),
-        },
-      ]),
+      await Promise.all(
+        Object.entries(results).map(async ([k, v]) => [
+          k,
+          {
+            extra: v.extra ? await v.extra() : "",
+            state: v.state,
+            error: v.error,
+            frames: v.frames,
+            bad: v.bad,
+            samples: v.samples,
+            media: mediaState(v.el),
+          },
+        ]),
+      ),
     );
 }
 
