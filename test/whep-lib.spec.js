@@ -467,6 +467,47 @@ describe("WHEP core (mp4-samples, h264-rtp, whep-sdp, settings)", function () {
       }
     });
 
+    it("answers 415 in words for an H.265 path, and 503 before any video came", async function () {
+      const empty = new StreamServer({ path: "/cam" });
+      handler = (req, res) => empty.handle(req, res, req.url.replace(/^\/cam/, ""));
+      const none = await post("/cam/whep", offerSdp);
+      empty.close();
+      assert.strictEqual(none.status, 503);
+      assert.match(none.text, /No video has arrived/);
+      const hevc = execFileSync(
+        FFMPEG,
+        [
+          "-hide_banner",
+          "-loglevel",
+          "error",
+          "-f",
+          "lavfi",
+          "-i",
+          "testsrc2=size=160x120:rate=10",
+          "-t",
+          "1",
+        ]
+          .concat(["-c:v", "libx265", "-tag:v", "hvc1", "-x265-params", "log-level=error", "-f", "mp4"])
+          .concat(["-movflags", "empty_moov+default_base_moof+frag_keyframe", "pipe:1"]),
+        { maxBuffer: 16 << 20 },
+      );
+      const parts = [];
+      let codec = "";
+      new Mp4FragmentSplitter({
+        init: (d, info) => (parts.push(d), (codec = info.codec)),
+        fragment: (d) => parts.push(d),
+      }).push(hevc);
+      assert.match(codec, /^hvc1\./);
+      const s = new StreamServer({ path: "/cam" });
+      s.pushMp4(parts[0], { type: "init", codec, width: 160, height: 120 });
+      s.pushMp4(parts[1], { type: "fragment", keyframe: true });
+      handler = (req, res) => s.handle(req, res, req.url.replace(/^\/cam/, ""));
+      const r = await post("/cam/whep", offerSdp);
+      s.close();
+      assert.strictEqual(r.status, 415);
+      assert.match(r.text, /carries hvc1\.[^,]*, not H\.264/);
+    });
+
     it("answers 501 in words when werift cannot be loaded", async function () {
       const host = {
         authorized: () => true,
