@@ -91,12 +91,20 @@ function testFlow(dir) {
         "const p = msg.payload;\n" +
         "return [null, { payload: { action: msg.action, path: msg.path, jpeg: Buffer.isBuffer(p) && p[0] === 0xff && p[1] === 0xd8, bytes: Buffer.isBuffer(p) ? p.length : 0, client: !!(msg._client && msg._client.socketId) } }];",
       outputs: 2,
-      wires: [["rec"], ["debug"]],
+      wires: [["rec"], ["dbg-report"]],
     },
-    { id: "debug", z: TAB, type: "debug", active: true, tosidebar: true, complete: "payload", wires: [] },
+    {
+      id: "dbg-report",
+      z: TAB,
+      type: "debug",
+      active: true,
+      tosidebar: true,
+      complete: "payload",
+      wires: [],
+    },
     // an inject that asks the widget's node for a snapshot (msg.action), the node takes it itself
     {
-      id: "ask",
+      id: "ask-snapshot",
       z: TAB,
       type: "inject",
       props: [{ p: "action", v: "snapshot", vt: "str" }],
@@ -202,7 +210,7 @@ describe("ui-camera: the Dashboard 2 widget in a real Node-RED and Chromium", fu
   /** The debug messages of the test flow's "debug" node, payloads only. */
   const debugPayloads = () =>
     comms.messages
-      .filter((m) => m.topic === "debug" && m.data && m.data.id === "debug")
+      .filter((m) => m.topic === "debug" && m.data && m.data.id === "dbg-report")
       .map((m) => {
         try {
           return JSON.parse(m.data.msg);
@@ -255,6 +263,7 @@ describe("ui-camera: the Dashboard 2 widget in a real Node-RED and Chromium", fu
       {
         what: "the snapshot message",
         ms: 10000,
+        detail: () => JSON.stringify(comms.messages.slice(-5)).slice(0, 3000) + "\n" + nr.output.slice(-2000),
       },
     );
     assert.strictEqual(got.path, "/cam/front");
@@ -265,7 +274,7 @@ describe("ui-camera: the Dashboard 2 widget in a real Node-RED and Chromium", fu
 
   it("msg.action snapshot makes the node send the stream's latest picture", async function () {
     const before = debugPayloads().length;
-    const r = await nr.request("POST", "/inject/ask");
+    const r = await nr.request("POST", "/inject/ask-snapshot");
     assert.strictEqual(r.status, 200);
     const got = await until(
       () =>
@@ -275,6 +284,7 @@ describe("ui-camera: the Dashboard 2 widget in a real Node-RED and Chromium", fu
       {
         what: "the snapshot message",
         ms: 10000,
+        detail: () => JSON.stringify(comms.messages.slice(-5)).slice(0, 3000) + "\n" + nr.output.slice(-2000),
       },
     );
     assert.ok(got.jpeg && got.bytes > 1000, JSON.stringify(got));
