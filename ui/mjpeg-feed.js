@@ -4,7 +4,7 @@
 // and the dashboard keeps one, so beyond MAX_STREAMING paths a feed polls snapshot.jpg instead.
 /* global window, document, fetch, URL, Blob, TextDecoder, AbortController, setTimeout, clearTimeout */
 
-const MAX_STREAMING = 4;
+const MAX_STREAMING = 3;
 const POLL_MS = 250;
 const MAX_PART_BYTES = 16 * 1024 * 1024;
 const RETRY_MS = [1000, 2000, 4000, 8000, 10000];
