@@ -27,6 +27,10 @@ try {
   }
   fs.cpSync(path.join(root, "icons"), path.join(out, "icons"), { recursive: true });
   fs.cpSync(path.join(root, "locales"), path.join(out, "locales"), { recursive: true });
+  // The browser's <camrelay-player> (plain JS, no build step), served from beside player-route.js.
+  fs.cpSync(path.join(root, "nodes", "lib", "serve", "player"), path.join(out, "lib", "serve", "player"), {
+    recursive: true,
+  });
 } catch (err) {
   fs.rmSync(next, { recursive: true, force: true });
   throw err;
