@@ -29,6 +29,21 @@ export default tseslint.config(
     },
   },
   {
+    // The <camrelay-player> element: plain browser JavaScript shipped as it is (no build step).
+    files: ["nodes/lib/serve/player/**/*.js"],
+    languageOptions: {
+      sourceType: "script",
+      globals: {
+        window: "readonly", document: "readonly", location: "readonly", HTMLElement: "readonly",
+        customElements: "readonly", CustomEvent: "readonly", URL: "readonly", Blob: "readonly",
+        WebSocket: "readonly", MediaSource: "readonly", MediaStream: "readonly", fetch: "readonly",
+        RTCPeerConnection: "readonly", IntersectionObserver: "readonly", createImageBitmap: "readonly",
+        setTimeout: "readonly", clearTimeout: "readonly", setInterval: "readonly", clearInterval: "readonly",
+        console: "readonly",
+      },
+    },
+  },
+  {
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },

@@ -28,6 +28,10 @@ try {
   }
   fs.cpSync(path.join(root, "icons"), path.join(out, "icons"), { recursive: true });
   fs.cpSync(path.join(root, "locales"), path.join(out, "locales"), { recursive: true });
+  // The browser's <camrelay-player> (plain JS, no build step), served from beside player-route.js.
+  fs.cpSync(path.join(root, "nodes", "lib", "serve", "player"), path.join(out, "lib", "serve", "player"), {
+    recursive: true,
+  });
   // The ui-camera widget: ui/ (Vue) built by vite into the UMD bundle Dashboard 2 loads from resources/.
   execFileSync(
     process.execPath,
