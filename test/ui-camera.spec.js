@@ -139,12 +139,17 @@ function widgetsLive(page, ms = 1500) {
   return page.evaluate(async (ms) => {
     const probe = () =>
       [...document.querySelectorAll(".camrelay-ui-camera")].map((el) => {
-        const video = el.querySelector("video:not(.camrelay-ui-camera-clip)");
-        const img = el.querySelector("img.camrelay-ui-camera-img") || el.querySelector("camrelay-player img");
+        // camrelay's player keeps its <video>/<img> in an open shadow root; the MJPEG fallback an <img>
+        const shadow = el.querySelector("camrelay-player")?.shadowRoot;
+        const video = shadow?.querySelector("video:not([hidden])");
+        const img = shadow
+          ? shadow.querySelector("img.live:not([hidden])")
+          : el.querySelector("img.camrelay-ui-camera-img");
         return {
           state: el.dataset.state,
           transport: el.dataset.transport,
           video: video ? video.currentTime : null,
+          player: shadow ? el.querySelector("camrelay-player").transport : null,
           img: img && img.complete && img.naturalWidth > 0 ? img.src : null,
         };
       });
