@@ -134,32 +134,48 @@ function example04(dir) {
   return flow;
 }
 
-/** Per widget on the page: its state, what shows the picture, and whether that picture is moving. */
+/**
+ * Per widget on the page: its state, transport and whether its picture moves within `ms` (a <video>'s
+ * currentTime advances, or the pixels of the <img> change: an MJPEG <img> keeps one src).
+ */
 function widgetsLive(page, ms = 1500) {
   return page.evaluate(async (ms) => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 64;
+    canvas.height = 48;
+    const g = canvas.getContext("2d", { willReadFrequently: true });
+    const pixels = (img) => {
+      g.drawImage(img, 0, 0, 64, 48);
+      return Array.from(g.getImageData(0, 0, 64, 48).data);
+    };
     const probe = () =>
       [...document.querySelectorAll(".camrelay-ui-camera")].map((el) => {
         // camrelay's player keeps its <video>/<img> in an open shadow root; the MJPEG fallback an <img>
-        const shadow = el.querySelector("camrelay-player")?.shadowRoot;
-        const video = shadow?.querySelector("video:not([hidden])");
+        const player = el.querySelector("camrelay-player");
+        const shadow = player && player.shadowRoot;
+        const video = shadow && shadow.querySelector("video:not([hidden])");
         const img = shadow
           ? shadow.querySelector("img.live:not([hidden])")
           : el.querySelector("img.camrelay-ui-camera-img");
+        const shown = img && img.complete && img.naturalWidth > 0;
         return {
           state: el.dataset.state,
           transport: el.dataset.transport,
+          player: player ? player.transport : null,
           video: video ? video.currentTime : null,
-          player: shadow ? el.querySelector("camrelay-player").transport : null,
-          img: img && img.complete && img.naturalWidth > 0 ? img.src : null,
+          pixels: !video && shown ? pixels(img) : null,
         };
       });
     const a = probe();
     await new Promise((r) => setTimeout(r, ms));
     const b = probe();
-    return a.map((x, i) => ({
-      ...b[i],
-      moving: x.video !== null ? b[i].video > x.video : !!(x.img && b[i].img && x.img !== b[i].img),
-    }));
+    return a.map((x, i) => {
+      const y = b[i];
+      let moving = false;
+      if (x.video !== null && y.video !== null) moving = y.video > x.video;
+      else if (x.pixels && y.pixels) moving = x.pixels.some((v, j) => Math.abs(v - y.pixels[j]) > 8);
+      return { state: y.state, transport: y.transport, player: y.player, video: y.video, moving };
+    });
   }, ms);
 }
 
