@@ -120,10 +120,17 @@ export = (RED: NodeAPI) => {
     return found;
   }
 
-  /** Dashboard 2 registers its node types when it is installed. */
+  /** Whether @flowfuse/node-red-dashboard is installed where Node-RED (or this package) would load it from. */
   function dashboardInstalled(): boolean {
-    const registry = RED.nodes as unknown as { getType?: (type: string) => unknown };
-    return typeof registry.getType !== "function" || !!registry.getType("ui-group");
+    const userDir = (RED.settings as { userDir?: string }).userDir;
+    try {
+      require.resolve("@flowfuse/node-red-dashboard/package.json", {
+        paths: [userDir || "", __dirname].filter(Boolean),
+      });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   function UICamera(this: Node, config: UICameraDef) {

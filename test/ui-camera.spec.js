@@ -406,3 +406,40 @@ describe("ui-camera: the Dashboard 2 widget in a real Node-RED and Chromium", fu
     assert.deepStrictEqual(pageErrors, [], "no page errors");
   });
 });
+
+describe("ui-camera without a dashboard group (test helper, no dashboard loaded)", function () {
+  const helper = require("node-red-node-test-helper");
+  const uiCameraNode = require("../dist/nodes/ui-camera.js");
+  const streamOutNode = require("../dist/nodes/http-stream-out.js");
+  helper.init(require.resolve("node-red"));
+  require("./lib/i18n").useCatalogs(helper);
+
+  before(() => helper.startServer());
+  after(() => helper.stopServer());
+  afterEach(() => helper.unload());
+
+  it("loads beside camrelay's other nodes, says what is missing, and refuses input with that reason", async function () {
+    await helper.load(
+      [uiCameraNode, streamOutNode],
+      [
+        { id: "w", type: "ui-camera", group: "", stream: "", path: "/cam/x", wires: [[]] },
+        { id: "o", type: "http-stream-out", path: "/cam/x", wires: [[]] },
+      ],
+    );
+    const w = helper.getNode("w");
+    assert.ok(helper.getNode("o"), "http stream out runs");
+    const statuses = w.status.args.map((a) => a[0]);
+    assert.deepStrictEqual(
+      statuses[0],
+      { fill: "red", shape: "ring", text: "no group" },
+      JSON.stringify(statuses),
+    );
+    assert.match(String(w.warn.args[0]?.[0]), /no dashboard group: pick one/);
+    const err = await new Promise((resolve) => {
+      w.on("call:error", (call) => resolve(call.args[0]));
+      w.receive({ payload: "/cam/y" });
+    });
+    // The dashboard is installed in this repository, so the reason is the missing group.
+    assert.match(String(err), /no dashboard group/);
+  });
+});
