@@ -161,6 +161,7 @@ function widgetsLive(page, ms = 1500) {
         return {
           state: el.dataset.state,
           transport: el.dataset.transport,
+          source: el.dataset.source,
           player: player ? player.transport : null,
           video: video ? video.currentTime : null,
           pixels: !video && shown ? pixels(img) : null,
@@ -174,7 +175,14 @@ function widgetsLive(page, ms = 1500) {
       let moving = false;
       if (x.video !== null && y.video !== null) moving = y.video > x.video;
       else if (x.pixels && y.pixels) moving = x.pixels.some((v, j) => Math.abs(v - y.pixels[j]) > 8);
-      return { state: y.state, transport: y.transport, player: y.player, video: y.video, moving };
+      return {
+        state: y.state,
+        transport: y.transport,
+        source: y.source,
+        player: y.player,
+        video: y.video,
+        moving,
+      };
     });
   }, ms);
 }
@@ -366,13 +374,29 @@ describe("ui-camera: the Dashboard 2 widget in a real Node-RED and Chromium", fu
       what: "eight widgets",
       ms: 20000,
     });
-    await page.waitForFunction(
-      (n) => document.querySelectorAll('.camrelay-ui-camera[data-state="live"]').length === n,
-      WALL,
-      { timeout: 30000 },
-    );
+    await page
+      .waitForFunction(
+        (n) => document.querySelectorAll('.camrelay-ui-camera[data-state="live"]').length === n,
+        WALL,
+        { timeout: 30000 },
+      )
+      .catch(async (err) => {
+        const states = await page.evaluate(() =>
+          [...document.querySelectorAll(".camrelay-ui-camera")].map((el) => ({
+            state: el.dataset.state,
+            transport: el.dataset.transport,
+            player: el.querySelector("camrelay-player")?.transport ?? null,
+          })),
+        );
+        throw new Error(`${err.message}\n${JSON.stringify(states)}`);
+      });
     const widgets = await widgetsLive(page, 2000);
     assert.strictEqual(widgets.length, WALL);
+    const how = {};
+    for (const w of widgets)
+      how[`${w.source}:${w.player || w.transport}`] =
+        (how[`${w.source}:${w.player || w.transport}`] || 0) + 1;
+    console.log(`      (eight widgets play as ${JSON.stringify(how)})`);
     widgets.forEach((w, i) => assert.ok(w.moving && w.state === "live", `widget ${i}: ${JSON.stringify(w)}`));
   });
 

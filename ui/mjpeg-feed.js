@@ -198,3 +198,27 @@ export function loadPlayer(url) {
   });
   return playerLoad;
 }
+
+// The page's MJPEG pool: when a player stays "connecting" on MJPEG (its own <img> per element, as without
+// the shared WebSocket, e.g. behind a proxy that refuses the upgrade), browsers' six connections per host
+// are used up. Then every widget of the page whose player shows MJPEG moves to the pooled feeds above.
+let pooled = false;
+const poolListeners = new Set();
+
+/** True once the page moved its MJPEG pictures to the pooled feeds. */
+export function mjpegPooled() {
+  return pooled;
+}
+
+/** Moves the page to the pooled feeds (once); every listener is told. */
+export function poolMjpeg() {
+  if (pooled) return;
+  pooled = true;
+  for (const fn of [...poolListeners]) fn();
+}
+
+/** Calls `fn` when the page moves to the pooled feeds; returns the function that stops listening. */
+export function onMjpegPooled(fn) {
+  poolListeners.add(fn);
+  return () => poolListeners.delete(fn);
+}
