@@ -102,6 +102,14 @@ function testFlow(dir) {
       complete: "payload",
       wires: [],
     },
+    // an inject that shows another path in the widget (msg.payload), kept for pages opened later
+    {
+      id: "show-wall0",
+      z: TAB,
+      type: "inject",
+      props: [{ p: "payload", v: "/cam/wall0", vt: "str" }],
+      wires: [["widget"]],
+    },
     // an inject that asks the widget's node for a snapshot (msg.action), the node takes it itself
     {
       id: "ask-snapshot",
@@ -366,6 +374,19 @@ describe("ui-camera: the Dashboard 2 widget in a real Node-RED and Chromium", fu
     const refused = await fetch(url, { method: "DELETE" });
     assert.ok([401, 403].includes(refused.status), `DELETE without permission: ${refused.status}`);
     assert.strictEqual((await fetch(url, { method: "HEAD" })).status, 200, "the clip is still there");
+  });
+
+  it("msg.payload shows another path, on the open page and on one opened later", async function () {
+    const widget = page.locator(".camrelay-ui-camera").first();
+    assert.strictEqual(await widget.getAttribute("data-path"), "/cam/front");
+    assert.strictEqual((await nr.request("POST", "/inject/show-wall0")).status, 200);
+    await page.waitForSelector('.camrelay-ui-camera[data-path="/cam/wall0"][data-state="live"]', {
+      timeout: 15000,
+    });
+    await page.reload();
+    await page.waitForSelector('.camrelay-ui-camera[data-path="/cam/wall0"][data-state="live"]', {
+      timeout: 30000,
+    });
   });
 
   it("eight widgets on one page are all live", async function () {
