@@ -255,6 +255,8 @@ export = (RED: NodeAPI) => {
         if (msg.action !== undefined) {
           throw new Error(RED._("ui-camera.errors.badAction", { action: String(msg.action) }));
         }
+        // enabled, visible, class, ui_update alone: the dashboard's own business
+        if (msg.payload === undefined) return;
         const next = streamPath(msg.payload);
         if (!next) throw new Error(RED._("ui-camera.errors.badPayload"));
         current = next;
