@@ -78,6 +78,8 @@ function testFlow(dir) {
       group: "grp-front",
       stream: "out",
       label: "Front door",
+      x: 400,
+      y: 200,
       wires: [["route"]],
     }),
     {
@@ -216,6 +218,7 @@ describe("ui-camera: the Dashboard 2 widget in a real Node-RED and Chromium", fu
           default: { permissions: "read" },
         },
         logging: { console: { level: "info", metrics: false, audit: false } },
+        telemetry: { enabled: false }, // no update-notification prompt over the editor
       },
     });
     const r = await nr.request("POST", "/auth/token", {
@@ -257,7 +260,17 @@ describe("ui-camera: the Dashboard 2 widget in a real Node-RED and Chromium", fu
       });
 
   it("is in the editor's palette under Dashboard 2's category, and its bundle is served", async function () {
+    // The editor as the admin (anonymous users may only look): the token where the editor keeps it.
     await page.goto(`${nr.base}/`);
+    await page.evaluate(
+      (token) =>
+        window.localStorage.setItem(
+          "auth-tokens",
+          JSON.stringify({ access_token: token, expires_in: 3600, token_type: "Bearer" }),
+        ),
+      nr.token,
+    );
+    await page.reload();
     await page.waitForSelector('.red-ui-palette-node[data-palette-type="ui-camera"]', { timeout: 45000 });
     const categoryOf = (type) =>
       page
@@ -268,6 +281,21 @@ describe("ui-camera: the Dashboard 2 widget in a real Node-RED and Chromium", fu
     assert.match(ours, /dashboard/i);
     const label = await page.locator('.red-ui-palette-node[data-palette-type="ui-camera"]').innerText();
     assert.strictEqual(label.trim(), "camera");
+    // Its dialog lists the http stream out nodes to pick from, with the deployed one chosen.
+    await page.click(`#red-ui-tab-${TAB} a`);
+    const node = page.locator('g.red-ui-flow-node-group[id="widget"] rect.red-ui-flow-node');
+    await node.click();
+    await page.waitForTimeout(150);
+    await node.click();
+    await page.waitForSelector("#node-input-stream", { state: "visible", timeout: 10000 });
+    const options = await page.locator("#node-input-stream option").allTextContents();
+    assert.ok(options.includes("/cam/front") && options.includes("/cam/wall7"), `stream list: ${options}`);
+    assert.strictEqual(await page.inputValue("#node-input-stream"), "out");
+    assert.strictEqual(await page.locator(".ui-camera-path-row").isVisible(), false, "no path field then");
+    assert.deepStrictEqual(
+      await page.locator(".ui-camera-control:checked").evaluateAll((els) => els.map((e) => e.value)),
+      ["snapshot", "fullscreen", "audio", "record"],
+    );
     const res = await fetch(`${nr.base}/resources/@camrelay/node-red-camrelay/ui-camera.umd.js`);
     assert.strictEqual(res.status, 200);
     assert.match(await res.text(), /UICamera/);
