@@ -7,6 +7,7 @@ import { resolveFfmpegPath } from "./lib/ffmpeg";
 import { StreamServer, type MetricRow, type VideoDecoding } from "./lib/serve/stream-server";
 import { streamServerOptions } from "./lib/serve/stream-out-settings";
 import { recordingsFor } from "./lib/serve/recordings-node";
+import { dropPlayerRoute, usePlayerRoute } from "./lib/serve/player-route";
 import type { CameraSourceNode } from "./support/config-node";
 import { HttpMount, nodeRedSetting } from "./support/http-mount";
 import { StatusReporter } from "./support/status-reporter";
@@ -182,6 +183,10 @@ export = (RED: NodeAPI) => {
 
     const recordings = recordingsFor(RED, this, serverOptions(RED, this, config));
     if (!problem) {
+      // <httpNodeRoot>camrelay/player.js, kept while any http stream out serves.
+      usePlayerRoute(RED.httpNode, nodeRedSetting(RED, "httpNodeMiddleware"), (err) =>
+        RED.log.warn(RED._("http-stream-out.errors.playerJs", { error: err.message })),
+      );
       mount.open((req, res) => recordings.handle(req, res) || server.handle(req, res));
       showStatus();
     }
@@ -196,6 +201,7 @@ export = (RED: NodeAPI) => {
       server.close();
       recordings.close();
       mount.close();
+      if (!problem) dropPlayerRoute(RED.httpNode);
       reporter.clear();
       done();
     });
