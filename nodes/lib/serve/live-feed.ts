@@ -23,7 +23,10 @@ export type LiveState = "online" | "offline";
 export interface LiveSink {
   /** Compressed video: the current init and the current GOP at once, then every new fragment. */
   video?(ev: LiveVideoEvent): void;
-  /** JPEG frames: from a JPEG wire, or decoded from the video while any JPEG sink or MJPEG viewer wants it. */
+  /**
+   * JPEG frames: from a JPEG wire, or decoded from the video while any JPEG sink or MJPEG viewer wants it.
+   * May be a getter: the feed asks each time, so a sink can stop wanting JPEG (the decoder then stops).
+   */
   jpeg?(data: Buffer): void;
   /** The upstream went away or came back ("offline" also at once when the path is offline on open). */
   state?(s: LiveState): void;
@@ -31,6 +34,8 @@ export interface LiveSink {
   end?(reason: string): void;
   /** Bytes the transport holds but has not sent (status.json's `buffered`). */
   buffered?(): number;
+  /** Names the transport's connection in status.json (plays sharing one WebSocket show the same). */
+  readonly connection?: string;
 }
 
 /** A transport's handle on its viewer. */
@@ -184,6 +189,7 @@ class LiveEntry implements LiveViewer {
       kbps: this.kbps,
       pending: buffered > 0,
       buffered,
+      ...(typeof this.sink.connection === "string" ? { connection: this.sink.connection } : {}),
     };
   }
 }
@@ -231,7 +237,7 @@ export class LiveFeed {
     this.host.joined(address, kind);
     if (sink.video) this.startVideo(entry);
     if (this.host.offline()) safely(() => sink.state?.("offline"));
-    if (sink.jpeg) this.host.jpegWantChanged();
+    this.host.jpegWantChanged();
     return entry;
   }
 
@@ -239,7 +245,8 @@ export class LiveFeed {
   private startVideo(entry: LiveEntry): void {
     const init = this.host.currentInit();
     if (!init) return;
-    const send = entry.sink.video as NonNullable<LiveSink["video"]>;
+    const sink = entry.sink;
+    const send = (ev: LiveVideoEvent): void => sink.video?.(ev);
     safely(() => send({ type: "init", ...init }));
     const gop = this.host.currentGop();
     entry.needKey = gop.length === 0;
@@ -255,7 +262,8 @@ export class LiveFeed {
     this.host.admission.release(entry.group, false);
     if (byServer) safely(() => entry.sink.end?.(reason));
     this.host.left(entry.address, entry.kind);
-    if (entry.sink.jpeg) this.host.jpegWantChanged();
+    // Always: a sink whose jpeg() is a getter may have stopped wanting JPEG before it left.
+    this.host.jpegWantChanged();
   }
 
   /** A new init (not the same one announced again): every video sink starts over at the next keyframe. */
@@ -263,8 +271,8 @@ export class LiveFeed {
     for (const v of this.viewers) {
       if (!v.sink.video) continue;
       v.needKey = true;
-      const send = v.sink.video.bind(v.sink);
-      safely(() => send({ type: "init", ...init }));
+      const sink = v.sink;
+      safely(() => sink.video?.({ type: "init", ...init }));
     }
   }
 
@@ -276,8 +284,8 @@ export class LiveFeed {
         if (!keyframe) continue;
         v.needKey = false;
       }
-      const send = v.sink.video.bind(v.sink);
-      safely(() => send({ type: "fragment", data, keyframe, time, duration }));
+      const sink = v.sink;
+      safely(() => sink.video?.({ type: "fragment", data, keyframe, time, duration }));
     }
   }
 
