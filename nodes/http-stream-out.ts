@@ -11,6 +11,7 @@ import { liveRegistry } from "./lib/serve/live-feed";
 import { LiveWsEndpoint, wsPathFor } from "./lib/serve/ws-endpoint";
 import { makeGate, type ExpressLike } from "./lib/serve/ws-gate";
 import { recordingsFor } from "./lib/serve/recordings-node";
+import { dropPlayerRoute, usePlayerRoute } from "./lib/serve/player-route";
 import type { CameraSourceNode } from "./support/config-node";
 import { HttpMount, nodeRedSetting } from "./support/http-mount";
 import { StatusReporter } from "./support/status-reporter";
@@ -233,6 +234,10 @@ export = (RED: NodeAPI) => {
     const recordings = recordingsFor(RED, this, serverOptions(RED, this, config));
     let releaseWs = (): void => undefined;
     if (!problem) {
+      // <httpNodeRoot>camrelay/player.js, kept while any http stream out serves.
+      usePlayerRoute(RED.httpNode, nodeRedSetting(RED, "httpNodeMiddleware"), (err) =>
+        RED.log.warn(RED._("http-stream-out.errors.playerJs", { error: err.message })),
+      );
       mount.open((req, res) => recordings.handle(req, res) || server.handle(req, res));
       liveRegistry.set(server);
       releaseWs = useWsEndpoint(RED);
@@ -251,6 +256,7 @@ export = (RED: NodeAPI) => {
       releaseWs();
       recordings.close();
       mount.close();
+      if (!problem) dropPlayerRoute(RED.httpNode);
       reporter.clear();
       done();
     });
