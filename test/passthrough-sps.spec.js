@@ -1,0 +1,72 @@
+"use strict";
+// h264-sps: size, profile and level read from the SPS of real ffmpeg output (avcC in the init and in-band
+// before each IDR), cropping included (1080 lines are coded as 1088); damaged input gives undefined, never
+// a throw; spsChanged looks at size and profile only.
+const assert = require("assert");
+const { execFileSync } = require("child_process");
+const { Mp4FragmentSplitter } = require("../dist/nodes/lib/codec/fmp4-splitter");
+const { parseH264Sps, sampleSps, spsChanged } = require("../dist/nodes/lib/codec/h264-sps");
+const { ffmpegBuilds } = require("./lib/toolkit");
+
+const ffmpeg = ffmpegBuilds()[0].ffmpeg;
+
+/** fMP4 of 1 s of H.264 with the SPS repeated in-band (dump_extra), split. */
+function clip(size, profile) {
+  const out = execFileSync(ffmpeg, [
+    ...["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", `testsrc=size=${size}:rate=10`, "-t", "1"],
+    ...["-c:v", "libx264", "-preset", "veryfast", "-profile:v", profile, "-pix_fmt", "yuv420p", "-g", "5"],
+    ...["-bsf:v", "dump_extra", "-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-f", "mp4", "-"],
+  ]);
+  const got = { inits: [], keyframes: [] };
+  new Mp4FragmentSplitter({
+    init: (d, info) => got.inits.push(info),
+    fragment: (d, info) => info.keyframe && got.keyframes.push(info),
+  }).push(out);
+  return got;
+}
+
+describe("h264-sps: size and profile from H.264 parameter sets", function () {
+  this.timeout(30000);
+
+  for (const [size, profile, idc] of [
+    ["320x240", "baseline", 66],
+    ["1920x1080", "high", 100],
+    ["642x362", "main", 77],
+  ]) {
+    it(`${size} ${profile}: the init's SPS and the in-band one agree with the picture`, () => {
+      const [w, hgt] = size.split("x").map(Number);
+      const { inits, keyframes } = clip(size, profile);
+      assert.strictEqual(inits.length, 1);
+      assert.deepStrictEqual(
+        [inits[0].sps.width, inits[0].sps.height, inits[0].sps.profile],
+        [w, hgt, idc],
+        "from avcC",
+      );
+      assert.ok(keyframes.length >= 2, "keyframe fragments");
+      for (const k of keyframes) {
+        assert.ok(k.sps, "an in-band SPS before each IDR");
+        assert.strictEqual(spsChanged(inits[0].sps, k.sps), false);
+      }
+    });
+  }
+
+  it("damaged input: undefined, never a throw", () => {
+    assert.strictEqual(parseH264Sps(Buffer.from([0x67])), undefined);
+    assert.strictEqual(parseH264Sps(Buffer.from([0x65, 1, 2, 3, 4])), undefined, "not an SPS");
+    for (let i = 0; i < 200; i++) {
+      const b = Buffer.alloc(4 + (i % 40));
+      for (let k = 0; k < b.length; k++) b[k] = (i * 31 + k * 17) & 0xff;
+      b[0] = 0x67;
+      parseH264Sps(b);
+      sampleSps(b, 4);
+    }
+    assert.strictEqual(sampleSps(Buffer.from([0, 0, 0, 9, 0x67])), undefined, "NAL longer than the sample");
+  });
+
+  it("spsChanged: size or profile, not level", () => {
+    const a = { width: 640, height: 360, profile: 100, level: 30 };
+    assert.strictEqual(spsChanged(a, { ...a, level: 31 }), false);
+    assert.strictEqual(spsChanged(a, { ...a, width: 1280 }), true);
+    assert.strictEqual(spsChanged(a, { ...a, profile: 77 }), true);
+  });
+});
