@@ -78,7 +78,10 @@ function role(cmd, isRoot) {
     return /image2pipe/.test(c) && !/-f mp4/.test(c) ? "source ffmpeg (JPEG)" : "source ffmpeg";
   if (/pipe:0/.test(c) && /-c copy/.test(c)) return "recorder ffmpeg";
   if (/pipe:0/.test(c) && /-frames:v 1/.test(c)) return "snapshot decoder";
-  if (/pipe:0/.test(c) && /mjpeg/.test(c)) return "MJPEG decoder";
+  if (/pipe:0/.test(c) && /mjpeg/.test(c)) {
+    const fps = /floor\(t\*([\d.]+)\)/.exec(c)?.[1];
+    return `MJPEG decoder${fps ? ` ${fps} fps` : /skip_frame/.test(c) ? " keyframes" : ""}`;
+  }
   if (/pipe:0/.test(c)) return "transcode ffmpeg";
   return cmd[0] ? path.basename(cmd[0]) : "?";
 }
@@ -92,6 +95,7 @@ function perProcess(root) {
       const f = stat(pid);
       const p = all.find((x) => x.pid === pid);
       out.set(pid, {
+        parent: p?.ppid,
         role: role(p?.cmd ?? [], pid === root),
         own: (Number(f[11]) + Number(f[12])) / CLK_TCK,
         reaped: (Number(f[13]) + Number(f[14])) / CLK_TCK,
@@ -110,8 +114,10 @@ function byRole(before, after, seconds) {
   for (const [pid, a] of after) {
     const b = before.get(pid);
     add(a.role, a.own - (b?.own ?? 0));
-    const reaped = a.reaped - (b?.reaped ?? 0);
-    if (reaped > 0) add(`exited children of ${a.role} (snapshot decoders, probes...)`, reaped);
+    let reaped = a.reaped - (b?.reaped ?? 0);
+    // Children that were running at the start and exited: their CPU before the window is not in it.
+    for (const [cpid, c] of before) if (!after.has(cpid) && c.parent === pid) reaped -= c.own;
+    if (reaped > 0.005) add(`exited children of ${a.role} (snapshot decoders, probes...)`, reaped);
   }
   return roles;
 }
@@ -121,11 +127,22 @@ async function measure(rootPid) {
   const c0 = treeCpu(rootPid);
   const p0 = perProcess(rootPid);
   const t0 = Date.now();
+  // Processes that start and end inside the window (their CPU lands in the parent's reaped children).
+  const seen = new Map();
+  const poll = setInterval(() => {
+    for (const [pid, p] of perProcess(rootPid)) if (!p0.has(pid)) seen.set(pid, p.role);
+  }, 250);
   await wait(SECONDS * 1000);
+  clearInterval(poll);
+  const p1 = perProcess(rootPid);
+  const shortLived = {};
+  for (const [pid, r] of seen) if (!p1.has(pid)) shortLived[r] = (shortLived[r] ?? 0) + 1;
+  for (const [pid, p] of p0) if (!p1.has(pid)) shortLived[`${p.role} (running at the start)`] = 1;
   const cpu = treeCpu(rootPid) - c0;
   const seconds = (Date.now() - t0) / 1000;
   return {
-    roles: byRole(p0, perProcess(rootPid), seconds),
+    roles: byRole(p0, p1, seconds),
+    shortLived,
     load: os.loadavg()[0],
     cpu: (100 * cpu) / seconds,
     rss: treeRss(rootPid) / 1048576,
@@ -361,6 +378,8 @@ async function main() {
         );
         for (const [who, pct] of Object.entries(r.roles).sort((x, y) => y[1] - x[1]))
           console.log(`    ${pct.toFixed(1).padStart(6)} %  ${who}`);
+        for (const [who, n] of Object.entries(r.shortLived))
+          console.log(`    started and ended: ${n} x ${who}`);
       }
     } finally {
       await cam.stop();

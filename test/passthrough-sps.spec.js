@@ -70,3 +70,39 @@ describe("h264-sps: size and profile from H.264 parameter sets", function () {
     assert.strictEqual(spsChanged(a, { ...a, profile: 77 }), true);
   });
 });
+
+describe("Mp4FragmentSplitter: any chunking gives the same pieces", function () {
+  this.timeout(30000);
+  it("1-byte, 7-byte, random and whole-file chunks split alike (one buffer per fragment, in order)", () => {
+    const file = execFileSync(ffmpeg, [
+      ...["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15"],
+      ...["-f", "lavfi", "-i", "sine=f=440:sample_rate=44100", "-t", "2", "-c:v", "libx264"],
+      ...["-preset", "ultrafast", "-g", "15", "-c:a", "aac", "-frag_duration", "250000"],
+      ...["-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-f", "mp4", "-"],
+    ]);
+    const split = (sizes) => {
+      const pieces = [];
+      const s = new Mp4FragmentSplitter({
+        init: (d, info) => pieces.push(["init", Buffer.from(d), info.codec]),
+        fragment: (d, info) => pieces.push(["fragment", Buffer.from(d), info.keyframe, info.startSec]),
+      });
+      let pos = 0;
+      let k = 0;
+      while (pos < file.length) {
+        const n = sizes(k++);
+        s.push(file.subarray(pos, pos + n));
+        pos += n;
+      }
+      return pieces;
+    };
+    const whole = split(() => file.length);
+    assert.ok(whole.length > 8, "init and fragments");
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) % 5000;
+    for (const sizes of [() => 1, () => 7, () => 1 + random(), () => 65536]) {
+      const got = split(sizes);
+      assert.strictEqual(got.length, whole.length);
+      got.forEach((p, i) => assert.deepStrictEqual(p, whole[i], `piece ${i}`));
+    }
+  });
+});

@@ -417,24 +417,99 @@ export class Mp4FragmentSplitter {
         return;
       }
       if (this.buffered < size) return;
+      if (head.toString("latin1", 4, 8) === "moof" && !this.pendingMoof) {
+        // moof + mdat taken in one piece: the fragment is one buffer, copied at most once.
+        if (this.buffered < size + 8) return;
+        const next = this.peek(size, 8);
+        if (next.toString("latin1", 4, 8) === "mdat") {
+          const mdatSize = next.readUInt32BE(0);
+          if (mdatSize >= 8 && mdatSize <= this.maxBoxBytes) {
+            if (this.buffered < size + mdatSize) return;
+            this.onFragment(this.take(size + mdatSize), size);
+            continue;
+          }
+        }
+      }
       this.onBox(this.take(size));
     }
+  }
+
+  /** `n` bytes at `offset` of what is buffered (the caller checked they are there). */
+  private peek(offset: number, n: number): Buffer {
+    const out = Buffer.alloc(n);
+    let skip = offset;
+    let got = 0;
+    for (const c of this.chunks) {
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      got += c.copy(out, got, skip, Math.min(c.length, skip + n - got));
+      skip = 0;
+      if (got >= n) break;
+    }
+    return out;
   }
 
   /** The first chunk, holding at least the 16 bytes of a box header when that much is buffered. */
   private head(): Buffer | undefined {
     if (this.buffered < 8) return undefined;
-    if (this.chunks[0].length < 16 && this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)];
+    // A header split over chunks: join just the first few (not everything buffered).
+    if (this.chunks[0].length < 16 && this.chunks.length > 1) {
+      let k = 1;
+      let len = this.chunks[0].length;
+      while (len < 16 && k < this.chunks.length) len += this.chunks[k++].length;
+      this.chunks.splice(0, k, Buffer.concat(this.chunks.slice(0, k)));
+    }
     return this.chunks[0];
   }
 
+  /** The first `n` buffered bytes: a view when they are in one chunk, else one copy of just those bytes. */
   private take(n: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
-    const box = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.buffered = rest.length;
+    const first = this.chunks[0];
+    let box: Buffer;
+    if (first.length >= n) {
+      box = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      box = Buffer.allocUnsafe(n);
+      let got = 0;
+      while (got < n) {
+        const c = this.chunks[0];
+        const want = n - got;
+        if (c.length <= want) {
+          c.copy(box, got);
+          got += c.length;
+          this.chunks.shift();
+        } else {
+          c.copy(box, got, 0, want);
+          got += want;
+          this.chunks[0] = c.subarray(want);
+        }
+      }
+    }
+    this.buffered -= n;
     return box;
+  }
+
+  /** One fragment: `data` = moof (its first `moofSize` bytes) + mdat. */
+  private onFragment(data: Buffer, moofSize: number): void {
+    const m = parseMoof(data, 8, moofSize, this.defaultDuration, this.videoTrackId);
+    this.fragments++;
+    let sps: SpsInfo | undefined;
+    if (m.keyframe && this.nalLengthSize && m.dataOffset !== undefined && m.firstSize) {
+      const at = m.dataOffset;
+      if (at >= moofSize && at + m.firstSize <= data.length)
+        sps = sampleSps(data.subarray(at, at + m.firstSize), this.nalLengthSize);
+    }
+    this.handlers.fragment(data, {
+      startSec: m.decodeTime / this.timescale,
+      durationSec: m.duration / this.timescale,
+      samples: m.samples,
+      keyframe: m.keyframe,
+      ...(sps ? { sps } : {}),
+    });
   }
 
   private onBox(box: Buffer): void {
@@ -471,22 +546,7 @@ export class Mp4FragmentSplitter {
         if (!this.pendingMoof) break;
         const moof = this.pendingMoof;
         this.pendingMoof = undefined;
-        const m = parseMoof(moof, 8, moof.length, this.defaultDuration, this.videoTrackId);
-        this.fragments++;
-        const data = Buffer.concat([moof, box]);
-        let sps: SpsInfo | undefined;
-        if (m.keyframe && this.nalLengthSize && m.dataOffset !== undefined && m.firstSize) {
-          const at = m.dataOffset;
-          if (at >= moof.length && at + m.firstSize <= data.length)
-            sps = sampleSps(data.subarray(at, at + m.firstSize), this.nalLengthSize);
-        }
-        this.handlers.fragment(data, {
-          startSec: m.decodeTime / this.timescale,
-          durationSec: m.duration / this.timescale,
-          samples: m.samples,
-          keyframe: m.keyframe,
-          ...(sps ? { sps } : {}),
-        });
+        this.onFragment(Buffer.concat([moof, box]), moof.length);
         break;
       }
       default:
