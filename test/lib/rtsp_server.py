@@ -7,7 +7,7 @@
 #   /h264aac  H.264 + AAC       /h264  H.264 only       /h265aac  H.265 + AAC      /h265  H.265 only
 #   /switch   H.264 only whose size changes on the command "size W H" on stdin (a new SPS in-band)
 #   /live     = /h264 (the name the issue 10 tests used)
-#   /busy     H.264 of noise at 4x RTSP_BITRATE: a camera whose every frame is expensive (slow viewers fall behind)
+#   /busy     H.264 of noise at 8x RTSP_BITRATE: a camera whose every frame is expensive (slow viewers fall behind)
 # Commands on stdin, one a line, each answered "ok ..." or "error ..." on stdout:
 #   size W H       switch /switch (and every later client of it) to W x H
 #   kick           close every client session (a camera that drops its viewers)
@@ -109,7 +109,7 @@ def mount(path, launch, on_configure=None):
 mounts = server.get_mount_points()
 mount("/h264", video("h264", width, height))
 mount("/live", video("h264", width, height))
-mount("/busy", video("h264", width, height, pattern="snow", rate=bitrate * 4))
+mount("/busy", video("h264", width, height, pattern="snow", rate=bitrate * 8))
 if AAC:
     mount("/h264aac", video("h264", width, height) + audio())
 if HEVC:
