@@ -106,3 +106,76 @@ describe("Mp4FragmentSplitter: any chunking gives the same pieces", function () 
     }
   });
 });
+
+describe("ffmpeg source: an in-band SPS change restarts ffmpeg, never in a loop", function () {
+  this.timeout(60000);
+  it("a file whose SPS switches 320x240 -> 640x360: one restart; the restart brings the old init back, so no more", async () => {
+    const { FfmpegSource } = require("../dist/nodes/lib/sources/ffmpeg-source");
+    const fs = require("fs");
+    const os = require("os");
+    const path = require("path");
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-sps-"));
+    const part = (size, seconds, file) =>
+      execFileSync(ffmpeg, [
+        ...["-v", "error", "-y", "-f", "lavfi", "-i", `testsrc=size=${size}:rate=15`, "-t", String(seconds)],
+        ...[
+          "-c:v",
+          "libx264",
+          "-preset",
+          "ultrafast",
+          "-g",
+          "15",
+          "-pix_fmt",
+          "yuv420p",
+          "-bsf:v",
+          "dump_extra",
+        ],
+        ...["-f", "h264", path.join(tmp, file)],
+      ]);
+    part("320x240", 2, "a.h264");
+    part("640x360", 3, "b.h264");
+    const raw = path.join(tmp, "ab.h264");
+    fs.writeFileSync(raw, Buffer.concat(["a.h264", "b.h264"].map((f) => fs.readFileSync(path.join(tmp, f)))));
+    // In MPEG-TS (raw H.264 cannot be looped by ffmpeg): the SPS of each part stays in-band.
+    const file = path.join(tmp, "ab.ts");
+    execFileSync(ffmpeg, ["-v", "error", "-y", "-f", "h264", "-r", "15", "-i", raw, "-c", "copy", file]);
+    // The file plays looped at its real speed: 320x240 for 2 s, then 640x360 in-band, again and again.
+    const source = new FfmpegSource({
+      name: "c",
+      url: file,
+      fps: 0,
+      maxFrameBytes: 4 << 20,
+      ffmpegPath: ffmpeg,
+      options: { video: "copy", loop: true },
+    });
+    const inits = [];
+    const warnings = [];
+    let closed;
+    source.on("init", (i) => inits.push(i));
+    source.on("warning", (w) => warnings.push(w.message));
+    source.on("close", (e) => (closed = e));
+    source.start();
+    try {
+      const until = async (test, ms) => {
+        const end = Date.now() + ms;
+        while (!test() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+        return test();
+      };
+      assert.ok(await until(() => source.spsRestarts === 1, 20000), "restarted for the new SPS");
+      assert.ok(await until(() => inits.length >= 2, 10000), "a new init after the restart");
+      // The restarted ffmpeg reads the file from its start: the init is 320x240 again, not what the restart was for.
+      assert.ok(
+        await until(() => warnings.some((w) => /still announces/.test(w)), 10000),
+        `said once that the restart did not help: ${warnings.join(" / ")}`,
+      );
+      // More loops (640x360 in-band every 5 s, also more than 10 s after the restart): no more restarts.
+      await new Promise((r) => setTimeout(r, 14000));
+      assert.strictEqual(source.spsRestarts, 1, "no restart loop");
+      assert.strictEqual(closed, undefined, "the source never failed");
+      assert.ok(warnings.filter((w) => /restarting ffmpeg/.test(w)).length === 1, warnings.join(" / "));
+    } finally {
+      source.stop();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
