@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "dist.*/**", "node_modules/**", "docs/**", "coverage/**", "test/fixtures/**"] },
+  { ignores: ["dist/**", "dist.*/**", "resources/**", "resources.*/**", "node_modules/**", "docs/**", "coverage/**", "test/fixtures/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -26,6 +26,21 @@ export default tseslint.config(
     rules: {
       "@typescript-eslint/no-require-imports": "off",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+    },
+  },
+  {
+    // The <camrelay-player> element: plain browser JavaScript shipped as it is (no build step).
+    files: ["nodes/lib/serve/player/**/*.js"],
+    languageOptions: {
+      sourceType: "script",
+      globals: {
+        window: "readonly", document: "readonly", location: "readonly", HTMLElement: "readonly",
+        customElements: "readonly", CustomEvent: "readonly", URL: "readonly", Blob: "readonly",
+        WebSocket: "readonly", MediaSource: "readonly", MediaStream: "readonly", fetch: "readonly",
+        RTCPeerConnection: "readonly", IntersectionObserver: "readonly", createImageBitmap: "readonly",
+        setTimeout: "readonly", clearTimeout: "readonly", setInterval: "readonly", clearInterval: "readonly",
+        console: "readonly",
+      },
     },
   },
   {

@@ -19,6 +19,7 @@ export function renderStatusPage(title: string): string {
 body{font:14px/1.4 system-ui,sans-serif;margin:1em;color:#222;background:#fafafa}
 h1{font-size:1.3em;margin:0 0 .5em}
 .live{max-width:100%;background:#333;display:block;margin-bottom:1em;min-height:120px}
+camrelay-player.live{width:640px;aspect-ratio:4/3}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;margin:0 0 1em}
 dt{color:#666}dd{margin:0;font-variant-numeric:tabular-nums}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums}
@@ -27,7 +28,7 @@ th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
 .err{color:#b00}
 </style></head><body>
 <h1>${t}</h1>
-<img class="live" id="live" alt="live view">
+<div id="liveBox"><img class="live" id="live" alt="live view" hidden></div>
 <dl>
 <dt>upstream</dt><dd id="upstream">-</dd>
 <dt>viewers</dt><dd id="viewerCount">-</dd>
@@ -47,7 +48,32 @@ th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
   var base = location.pathname.replace(/\\/status\\/?$/, "/");
   var token = new URLSearchParams(location.search).get("token");
   var q = token ? "?token=" + encodeURIComponent(token) : "";
-  document.getElementById("live").src = base + q;
+  var playerTried = false;
+  /**
+   * The stream through camrelay's <camrelay-player> (<httpNodeRoot>camrelay/player.js, found from
+   * status.json's path: base = root + path); the MJPEG <img> when the player cannot be loaded.
+   */
+  function showLive(path) {
+    if (playerTried) return;
+    playerTried = true;
+    var img = document.getElementById("live");
+    var fallback = function () { img.hidden = false; img.src = base + q; };
+    var tail = path.replace(/\\/+$/, "") + "/";
+    if (base.toLowerCase().slice(-tail.length) !== tail.toLowerCase()) return fallback();
+    var rootPath = base.slice(0, base.length - tail.length) + "/";
+    var s = document.createElement("script");
+    s.src = rootPath + "camrelay/player.js";
+    s.onload = function () {
+      var p = document.createElement("camrelay-player");
+      p.className = "live";
+      p.id = "player";
+      p.setAttribute("src", path);
+      if (token) p.setAttribute("token", token);
+      img.replaceWith(p);
+    };
+    s.onerror = fallback;
+    document.head.appendChild(s);
+  }
   function set(id, v) { document.getElementById(id).textContent = v; }
   function bytes(n) {
     var u = ["B", "KB", "MB", "GB", "TB"], i = 0;
@@ -63,6 +89,7 @@ th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
       if (!r.ok) throw new Error("status.json: HTTP " + r.status);
       return r.json();
     }).then(function (s) {
+      showLive(s.path || "/");
       set("upstream", s.upstream); set("viewerCount", s.viewerCount + (s.maxClients ? " / " + s.maxClients : ""));
       set("framesIn", s.framesIn); set("fpsIn", s.fpsIn.toFixed(1)); set("bytesOut", bytes(s.bytesOut));
       set("sent", s.framesSent + " / " + s.framesSkipped); set("dropped", s.viewersDropped);
@@ -81,7 +108,15 @@ th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
         body.appendChild(tr);
       });
       set("error", "");
-    }).catch(function (e) { set("error", e.message); });
+    }).catch(function (e) {
+      set("error", e.message);
+      if (!playerTried) {
+        playerTried = true;
+        var img = document.getElementById("live");
+        img.hidden = false;
+        img.src = base + q;
+      }
+    });
   }
   refresh();
   setInterval(refresh, 2000);
