@@ -209,7 +209,7 @@ describe("issue 13: ffmpeg-transcode copies compressed input", function () {
       const meta = probe(build.ffprobe, info.file);
       const duration = Number(meta.format.duration);
       console.log(
-        `      recorded ${duration.toFixed(2)} s (msg.recording.duration ${info.duration.toFixed(2)} s)`,
+        `      recorded ${duration.toFixed(2)} s (msg.recording.duration ${info.duration.toFixed(2)} s, reason ${info.reason}${info.error ? `: ${info.error}` : ""}, ${messages.length} part(s))`,
       );
       assert.ok(
         duration >= 9 - 0.3 && duration <= 9 + 1 + 0.3,
