@@ -6,6 +6,10 @@ import { decodeKeyframe, Mp4Decoder } from "./lib/codec/mp4-decoder";
 import { resolveFfmpegPath } from "./lib/ffmpeg";
 import { StreamServer, type MetricRow, type VideoDecoding } from "./lib/serve/stream-server";
 import { streamServerOptions } from "./lib/serve/stream-out-settings";
+import type { Server } from "http";
+import { liveRegistry } from "./lib/serve/live-feed";
+import { LiveWsEndpoint, wsPathFor } from "./lib/serve/ws-endpoint";
+import { makeGate, type ExpressLike } from "./lib/serve/ws-gate";
 import { recordingsFor } from "./lib/serve/recordings-node";
 import { dropPlayerRoute, usePlayerRoute } from "./lib/serve/player-route";
 import type { CameraSourceNode } from "./support/config-node";
@@ -133,6 +137,49 @@ function videoDecoding(fps: number): VideoDecoding {
   };
 }
 
+/** The shared WebSocket endpoint of each RED.server and how many http stream out nodes keep it. */
+const wsEndpoints = new WeakMap<object, { endpoint: LiveWsEndpoint; users: number }>();
+
+/**
+ * Keeps the `<httpNodeRoot>camrelay/ws` upgrade listener on RED.server while at least one http stream
+ * out runs (one listener per server, whatever the number of nodes); returns the node's release.
+ */
+function useWsEndpoint(RED: NodeAPI): () => void {
+  const server = (RED as { server?: unknown }).server as Server | undefined;
+  const path = wsPathFor(nodeRedSetting(RED, "httpNodeRoot"));
+  if (!server || typeof server.on !== "function" || path === undefined) return () => undefined;
+  let entry = wsEndpoints.get(server);
+  if (!entry) {
+    const app: unknown = RED.httpNode;
+    const endpoint = new LiveWsEndpoint({
+      path,
+      paths: liveRegistry,
+      gate: makeGate({
+        httpNodeAuth: nodeRedSetting(RED, "httpNodeAuth") ?? nodeRedSetting(RED, "httpAuth"),
+        httpNodeMiddleware: nodeRedSetting(RED, "httpNodeMiddleware"),
+        app:
+          typeof app === "function" || (typeof app === "object" && app !== null)
+            ? (app as ExpressLike)
+            : undefined,
+      }),
+    });
+    server.on("upgrade", endpoint.onUpgrade);
+    entry = { endpoint, users: 0 };
+    wsEndpoints.set(server, entry);
+  }
+  const held = entry;
+  held.users++;
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--held.users > 0) return;
+    server.off("upgrade", held.endpoint.onUpgrade);
+    held.endpoint.close();
+    if (wsEndpoints.get(server) === held) wsEndpoints.delete(server);
+  };
+}
+
 export = (RED: NodeAPI) => {
   function HttpStreamOut(this: Node<HttpStreamOutCredentials>, config: HttpStreamOutDef) {
     RED.nodes.createNode(this, config);
@@ -182,12 +229,15 @@ export = (RED: NodeAPI) => {
     });
 
     const recordings = recordingsFor(RED, this, serverOptions(RED, this, config));
+    let releaseWs = (): void => undefined;
     if (!problem) {
       // <httpNodeRoot>camrelay/player.js, kept while any http stream out serves.
       usePlayerRoute(RED.httpNode, nodeRedSetting(RED, "httpNodeMiddleware"), (err) =>
         RED.log.warn(RED._("http-stream-out.errors.playerJs", { error: err.message })),
       );
       mount.open((req, res) => recordings.handle(req, res) || server.handle(req, res));
+      liveRegistry.set(server);
+      releaseWs = useWsEndpoint(RED);
       showStatus();
     }
 
@@ -198,7 +248,9 @@ export = (RED: NodeAPI) => {
     });
 
     this.on("close", (_removed: boolean, done: () => void) => {
+      liveRegistry.delete(server);
       server.close();
+      releaseWs();
       recordings.close();
       mount.close();
       if (!problem) dropPlayerRoute(RED.httpNode);

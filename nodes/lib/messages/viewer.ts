@@ -1,7 +1,7 @@
 import type { NodeMessage } from "node-red";
 
 export type ViewerEvent = "connect" | "disconnect";
-export type ViewerMessageKind = "mjpeg" | "mp4" | "hls";
+export type ViewerMessageKind = "mjpeg" | "mp4" | "hls" | "ws" | "webrtc";
 
 /** The viewer a `viewers` message is about. */
 export interface ViewerRef {
@@ -35,7 +35,7 @@ export function viewerMessage(e: {
   };
 }
 
-const KINDS: readonly string[] = ["mjpeg", "mp4", "hls"];
+const KINDS: readonly string[] = ["mjpeg", "mp4", "hls", "ws", "webrtc"];
 
 /** Reads a viewer message back; undefined when msg is not one. */
 export function viewerFromMessage(msg: {

@@ -14,6 +14,16 @@ import {
   type VideoStats,
 } from "./metrics";
 import { JpegOutput } from "./jpeg-output";
+import {
+  LiveFeed,
+  liveOriginAllowed,
+  type LiveAccess,
+  type LiveKind,
+  type LiveRefusal,
+  type LiveServer,
+  type LiveSink,
+  type LiveViewer,
+} from "./live-feed";
 import { DEFAULT_TEXTS, Placeholder, type PlaceholderCard } from "./placeholder";
 import { reply, replyBusy } from "./reply";
 import { answerMethod, matchRoute, parseRequestUrl, type RouteName } from "./routes";
@@ -29,6 +39,7 @@ export { MJPEG_BOUNDARY, mjpegPart } from "./mjpeg-fanout";
 export type { MetricRow, StreamStats, Upstream, VideoStats } from "./metrics";
 export type { PlaceholderCard } from "./placeholder";
 export type { VideoDecoding, LiveDecoder, DecodedPicture } from "./video-jpeg";
+export type { LiveAccess, LiveKind, LiveRefusal, LiveSink, LiveVideoEvent, LiveViewer } from "./live-feed";
 
 /** JPEG frames seen on the wire this recently: snapshots and MJPEG use them, not decoded video. */
 export const JPEG_FRESH_MS = 5000;
@@ -105,13 +116,15 @@ interface RequestContext {
  * `/index.m3u8`, `/init.mp4`, `/seg-<n>.m4s`. A facade: access, admission, the MJPEG viewers, snapshot
  * waiters, the placeholder, the fMP4 output and the metrics are parts of their own.
  */
-export class StreamServer {
+export class StreamServer implements LiveServer {
   readonly path: string;
   /** Counters shared by every viewer, so totals survive viewers that leave. */
   readonly totals: StreamTotals = { framesSent: 0, framesSkipped: 0, bytesOut: 0 };
   private readonly maxKbps: number;
   private readonly access: Access;
   private readonly admission: Admission;
+  /** WebSocket and WHEP viewers (live-feed.ts). */
+  private readonly live: LiveFeed;
   private readonly title: string;
   private readonly offlineAfterMs: number;
   private readonly stallTimeoutMs: number;
@@ -176,17 +189,38 @@ export class StreamServer {
             if (this.closed || !this.videoOnly()) return;
             this.fps.add(1, performance.now());
             this.jpeg.push(frame);
+            this.live.jpeg(frame.data);
           },
           problem: (message) => this.options.onProblem?.(message),
         })
       : undefined;
+    this.live = new LiveFeed({
+      totals: this.totals,
+      admission: this.admission,
+      maxKbps: this.maxKbps,
+      currentInit: () => {
+        const init = this.fmp4.store.init;
+        if (!init) return undefined;
+        const { codec, width, height } = this.fmp4.video;
+        return { data: init.data, codec, width, height, initId: init.id };
+      },
+      currentGop: () => this.fmp4.store.gop,
+      offline: () => this.jpeg.offline,
+      held: () => this.viewerCount + this.jpeg.waiters.size,
+      closed: () => this.closed,
+      joined: (address, kind) =>
+        this.options.onViewer?.({ event: "connect", viewer: { address, kind }, count: this.viewerCount }),
+      left: (address, kind) =>
+        this.options.onViewer?.({ event: "disconnect", viewer: { address, kind }, count: this.viewerCount }),
+      jpegWantChanged: () => this.updateDecoder(),
+    });
     this.handlers = this.routeHandlers();
     this.timer = setInterval(() => this.tick(), options.tickMs ?? 250);
     this.timer.unref();
   }
 
   get viewerCount(): number {
-    return this.jpeg.viewers.size + this.fmp4.viewers.size + this.fmp4.hls.size;
+    return this.jpeg.viewers.size + this.fmp4.viewers.size + this.fmp4.hls.size + this.live.size;
   }
 
   /** The camera name the frames carry (empty until one says). */
@@ -224,13 +258,19 @@ export class StreamServer {
     this.lastFrameAt = t;
     this.lastWireJpegAt = t;
     this.updateDecoder();
-    if (this.jpeg.push(frame)) this.options.onChange?.();
+    const wasOffline = this.jpeg.push(frame);
+    this.live.jpeg(frame.data);
+    if (wasOffline) {
+      this.live.state("online");
+      this.options.onChange?.();
+    }
   }
 
   /** Upstream says the camera is gone: show the placeholder now instead of the last frame. */
   setOffline(): void {
     if (this.closed || this.jpeg.offline) return;
     this.jpeg.setOffline();
+    this.live.state("offline");
     this.options.onChange?.();
   }
 
@@ -246,6 +286,12 @@ export class StreamServer {
     if (result === "no init") return;
     this.lastFrameAt = performance.now();
     const wasOffline = this.jpeg.markLive();
+    if (wasOffline) this.live.state("online");
+    if (result === "init") {
+      const init = this.live.host.currentInit();
+      if (init) this.live.init(init);
+    } else if (result === "keyframe" || result === "fragment")
+      this.live.fragment(data, result === "keyframe", info.time, info.duration);
     const video = this.videoJpeg;
     if (video) {
       if (camera) video.camera = camera;
@@ -265,9 +311,54 @@ export class StreamServer {
     return this.lastWireJpegAt === 0 || performance.now() - this.lastWireJpegAt > JPEG_FRESH_MS;
   }
 
-  /** The live decoder runs while an MJPEG viewer watches a video-only wire, and never otherwise. */
+  /** The live decoder runs while an MJPEG viewer or a JPEG live sink watches a video-only wire, and never otherwise. */
   private updateDecoder(): void {
-    this.videoJpeg?.setWanted(!this.closed && this.jpeg.viewers.size > 0 && this.videoOnly());
+    const wanted = this.jpeg.viewers.size > 0 || this.live.jpegSinks > 0;
+    this.videoJpeg?.setWanted(!this.closed && wanted && this.videoOnly());
+  }
+
+  // ---- live viewers (WebSocket, WHEP) ---------------------------------------------------------
+
+  /** The current video's codec string (all tracks), or "" before the first init. */
+  get liveCodec(): string {
+    return this.fmp4.store.init === undefined ? "" : this.fmp4.video.codec;
+  }
+
+  /** JPEG frames arrive on the wire now (fresh), not only decoded from video. */
+  get liveJpeg(): boolean {
+    return this.lastWireJpegAt > 0 && performance.now() - this.lastWireJpegAt <= JPEG_FRESH_MS;
+  }
+
+  /**
+   * May this request open a live viewer? The token (as `?token=` or `Authorization: Bearer`; `token`
+   * is the one the transport was given), the Origin against the CORS setting, closed, the limits.
+   */
+  liveAccess(req: IncomingMessage, token: string | null): LiveAccess {
+    if (!this.access.authorized(req, token))
+      return { ok: false, status: 401, error: "a valid token is required" };
+    if (!liveOriginAllowed(req, this.options.cors ?? ""))
+      return {
+        ok: false,
+        status: 403,
+        error: `pages from ${String(req.headers.origin)} may not open this stream`,
+      };
+    if (this.closed) return { ok: false, status: 503, error: "the stream is closed" };
+    const refusal = this.admission.refusal(
+      this.viewerCount + this.jpeg.waiters.size,
+      addressGroup(clientAddress(req)),
+    );
+    if (refusal !== undefined) return { ok: false, status: 503, error: refusal.trim() };
+    return { ok: true };
+  }
+
+  /**
+   * A WebSocket or WHEP viewer: counted in the limits, status.json and the viewer messages until its
+   * `close()`; a video sink gets the current init and GOP at once. Refused when over a limit or closed.
+   */
+  openLive(kind: LiveKind, address: string, sink: LiveSink): LiveViewer | LiveRefusal {
+    const viewer = this.live.open(kind, address, sink);
+    this.options.onChange?.();
+    return viewer;
   }
 
   /** `snapshot.jpg?wait=1` on a video-only wire: the next keyframe, decoded, answers the waiters. */
@@ -403,6 +494,7 @@ export class StreamServer {
       this.jpeg.viewers.sampleKbps();
       this.fmp4.viewers.sampleKbps();
       for (const s of this.fmp4.hls.values()) s.sampleKbps();
+      this.live.sampleKbps(t);
     }
     this.options.onChange?.();
   }
@@ -429,7 +521,7 @@ export class StreamServer {
       snapshotWaiters: this.jpeg.waiters.size,
       maxKbps: this.maxKbps,
       pendingFrames: mjpeg.pending + mp4.pending,
-      viewers: [...mjpeg.viewers, ...mp4.viewers, ...hls],
+      viewers: [...mjpeg.viewers, ...mp4.viewers, ...hls, ...this.live.infos()],
       fmp4: {
         init: store.init !== undefined,
         segments: store.segments.length,
@@ -477,6 +569,7 @@ export class StreamServer {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.live.close("the stream closed (redeploy)");
     this.videoJpeg?.close();
     this.jpeg.close();
     this.fmp4.clear();

@@ -3,7 +3,7 @@ import type { ServerResponse } from "http";
 /** What a viewer may queue while its socket is busy (fMP4 fragments of one GOP); JPEG parts queue one. */
 export const DEFAULT_MAX_QUEUE_BYTES = 8 * 1024 * 1024;
 
-export type ViewerKind = "mjpeg" | "mp4" | "hls";
+export type ViewerKind = "mjpeg" | "mp4" | "hls" | "ws" | "webrtc";
 
 /** Counters shared by every viewer of one server, so totals survive viewers that leave. */
 export interface StreamTotals {
