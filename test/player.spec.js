@@ -15,6 +15,26 @@ const { until } = require("./lib/toolkit");
 const CAMERAS = 12;
 const TAB = "c0a1e5f0d1a30001";
 
+const script = `<script src="/camrelay/player.js"></script>`;
+const players = (attrs = "") =>
+  Array.from(
+    { length: CAMERAS },
+    (_, i) => `<camrelay-player src="/cam/${i + 1}" ${attrs}></camrelay-player>`,
+  ).join("\n");
+const pages = {
+  "twelve.html": testPage(`${script}${players()}`),
+  "bare.html": testPage(
+    Array.from({ length: CAMERAS }, (_, i) => `<img src="/cam/${i + 1}/" alt="">`).join("\n"),
+  ),
+  "video-mse.html": testPage(`${script}<camrelay-player src="/video" transport="mse"></camrelay-player>`),
+  "video-hls.html": testPage(`${script}<camrelay-player src="/video" transport="hls"></camrelay-player>`),
+  "video-auto.html": testPage(`${script}<camrelay-player src="/video"></camrelay-player>`),
+  "one.html": testPage(`${script}<camrelay-player id="p" src="/cam/1"></camrelay-player>`),
+  "scroll.html": testPage(
+    `${script}<div style="width:100%;height:3000px"></div><camrelay-player id="p" src="/cam/2"></camrelay-player>`,
+  ),
+};
+
 /** Twelve 160x120 test-pattern cameras on /cam/1../cam/12, an H.264 path /video, and GET /ctl/:action for camera 1. */
 function flows() {
   const nodes = [{ id: TAB, type: "tab", label: "player" }];
@@ -104,6 +124,20 @@ function flows() {
       wires: [["cc1"], ["ctlres"]],
     },
     { id: "ctlres", type: "http response", z: TAB, statusCode: "", wires: [] },
+    // The test pages, served by Node-RED itself: Chromium's local network access checks refuse a
+    // WebSocket to 127.0.0.1 from a page the test fulfils without a real address.
+    { id: "pg", type: "http in", z: TAB, url: "/player-test/:name", method: "get", wires: [["pgfn"]] },
+    {
+      id: "pgfn",
+      type: "function",
+      z: TAB,
+      func:
+        `const pages = ${JSON.stringify(pages)};\n` +
+        "msg.payload = pages[msg.req.params.name] || 'no such page';\n" +
+        "msg.headers = { 'Content-Type': 'text/html; charset=utf-8' };\nreturn msg;",
+      outputs: 1,
+      wires: [["ctlres"]],
+    },
   );
   return nodes;
 }
@@ -144,12 +178,18 @@ function pictureHashes(page, selector) {
   }, selector);
 }
 
-/** How many of the elements' pictures change between two looks `gapMs` apart (a live picture changes). */
-async function changing(page, selector, gapMs = 2000) {
-  const a = await pictureHashes(page, selector);
-  await page.waitForTimeout(gapMs);
-  const b = await pictureHashes(page, selector);
-  return a.map((h, i) => h !== null && b[i] !== null && h !== b[i]);
+/** For each element: does its picture change within `ms` (looked at every 250 ms; a live picture changes)? */
+async function changing(page, selector, ms = 2000) {
+  const first = await pictureHashes(page, selector);
+  const moved = first.map(() => false);
+  for (let t = 0; t < ms; t += 250) {
+    await page.waitForTimeout(250);
+    const now = await pictureHashes(page, selector);
+    now.forEach((h, i) => {
+      if (h !== null && first[i] !== null && h !== first[i]) moved[i] = true;
+    });
+  }
+  return moved;
 }
 
 /** Each player's data-state and data-transport. */
@@ -162,6 +202,23 @@ function states(page) {
   );
 }
 
+/** Waits until every player matching `selector` reports `state`; the error lists states and events seen. */
+async function waitState(page, selector, state, ms) {
+  try {
+    await page.waitForFunction(
+      ([sel, st]) => [...document.querySelectorAll(sel)].every((p) => p.getAttribute("data-state") === st),
+      [selector, state],
+      { timeout: ms },
+    );
+  } catch (err) {
+    const seen = await page.evaluate(() => window.camrelayEvents || []).catch(() => []);
+    const now = await states(page).catch(() => []);
+    throw new Error(
+      `${err.message.split("\n")[0]}: states ${JSON.stringify(now)}; events ${JSON.stringify(seen.slice(-30))}`,
+    );
+  }
+}
+
 describe("<camrelay-player> in Chromium with a real Node-RED", function () {
   this.timeout(60000);
   let nodeRed;
@@ -172,10 +229,11 @@ describe("<camrelay-player> in Chromium with a real Node-RED", function () {
     this.timeout(90000);
     nodeRed = await startNodeRed({ flows: flows() });
     browser = await launchChromium({ viewport: { width: 1280, height: 720 } });
-    // Pages under /player-test/ are answered by the browser itself, from Node-RED's origin.
-    await browser.context.route(`${nodeRed.base}/player-test/**`, (route) => {
-      const name = new URL(route.request().url()).pathname.split("/").pop();
-      route.fulfill({ status: 200, contentType: "text/html", body: pages[name] });
+    await browser.context.addInitScript(() => {
+      window.camrelayEvents = [];
+      window.addEventListener("camrelay-state", (e) =>
+        window.camrelayEvents.push({ src: e.target.getAttribute("src"), ...e.detail }),
+      );
     });
     // The fMP4 path needs ffmpeg running before its players start.
     await until(
@@ -193,30 +251,12 @@ describe("<camrelay-player> in Chromium with a real Node-RED", function () {
     if (nodeRed) await nodeRed.stop();
   });
 
-  afterEach(function () {
+  afterEach(async function () {
+    // A failed test leaves its page open: close it, or its MJPEG connections starve the next pages.
+    for (const page of browser.context.pages()) await page.close().catch(() => {});
     const errors = pageErrors.splice(0);
     assert.deepStrictEqual(errors, [], "no uncaught errors in the pages");
   });
-
-  const script = `<script src="/camrelay/player.js"></script>`;
-  const players = (attrs = "") =>
-    Array.from(
-      { length: CAMERAS },
-      (_, i) => `<camrelay-player src="/cam/${i + 1}" ${attrs}></camrelay-player>`,
-    ).join("\n");
-  const pages = {
-    "twelve.html": testPage(`${script}${players()}`),
-    "bare.html": testPage(
-      Array.from({ length: CAMERAS }, (_, i) => `<img src="/cam/${i + 1}/" alt="">`).join("\n"),
-    ),
-    "video-mse.html": testPage(`${script}<camrelay-player src="/video" transport="mse"></camrelay-player>`),
-    "video-hls.html": testPage(`${script}<camrelay-player src="/video" transport="hls"></camrelay-player>`),
-    "video-auto.html": testPage(`${script}<camrelay-player src="/video"></camrelay-player>`),
-    "one.html": testPage(`${script}<camrelay-player id="p" src="/cam/1"></camrelay-player>`),
-    "scroll.html": testPage(
-      `${script}<div style="width:100%;height:3000px"></div><camrelay-player id="p" src="/cam/2"></camrelay-player>`,
-    ),
-  };
 
   async function open(name) {
     const page = await browser.context.newPage();
@@ -242,14 +282,7 @@ describe("<camrelay-player> in Chromium with a real Node-RED", function () {
 
   it("twelve cameras on one page are all live through the player, over one WebSocket", async function () {
     const page = await open("twelve.html");
-    await page.waitForFunction(
-      () =>
-        [...document.querySelectorAll("camrelay-player")].every(
-          (p) => p.getAttribute("data-state") === "live",
-        ),
-      null,
-      { timeout: 20000 },
-    );
+    await waitState(page, "camrelay-player", "live", 20000);
     const live = await changing(page, "camrelay-player");
     const s = await states(page);
     console.log(`      player transports: ${s.map((x) => x.transport).join(", ")}`);
@@ -276,13 +309,7 @@ describe("<camrelay-player> in Chromium with a real Node-RED", function () {
       ["video-hls.html", "hls"],
     ]) {
       const page = await open(name);
-      await page.waitForFunction(
-        () => document.querySelector("camrelay-player").getAttribute("data-state") === "live",
-        null,
-        {
-          timeout: 20000,
-        },
-      );
+      await waitState(page, "camrelay-player", "live", 20000);
       const [s] = await states(page);
       assert.strictEqual(s.transport, transport);
       const t0 = await page.evaluate(
@@ -312,13 +339,7 @@ describe("<camrelay-player> in Chromium with a real Node-RED", function () {
       window.addEventListener("camrelay-state", (e) => window.reportState(e.detail)),
     );
     await page.goto(`${nodeRed.base}/player-test/video-auto.html`, { waitUntil: "domcontentloaded" });
-    await page.waitForFunction(
-      () => document.querySelector("camrelay-player").getAttribute("data-state") === "live",
-      null,
-      {
-        timeout: 20000,
-      },
-    );
+    await waitState(page, "camrelay-player", "live", 20000);
     const [s] = await states(page);
     assert.strictEqual(posted, 1, "the player asked WHEP first");
     assert.notStrictEqual(s.transport, "webrtc");
@@ -335,33 +356,15 @@ describe("<camrelay-player> in Chromium with a real Node-RED", function () {
   it("shows offline when the camera stops and is live again by itself when it comes back", async function () {
     const page = await open("one.html");
     const state = () => page.evaluate(() => document.getElementById("p").getAttribute("data-state"));
-    await page.waitForFunction(
-      () => document.getElementById("p").getAttribute("data-state") === "live",
-      null,
-      {
-        timeout: 15000,
-      },
-    );
+    await waitState(page, "#p", "live", 15000);
     assert.strictEqual((await fetch(`${nodeRed.base}/ctl/stop`)).status, 200);
-    await page.waitForFunction(
-      () => document.getElementById("p").getAttribute("data-state") === "offline",
-      null,
-      {
-        timeout: 15000,
-      },
-    );
+    await waitState(page, "#p", "offline", 15000);
     const card = await page.evaluate(
       () => !document.getElementById("p").shadowRoot.querySelector("img.card").hidden,
     );
     assert.ok(card, "the offline card is shown");
     assert.strictEqual((await fetch(`${nodeRed.base}/ctl/start`)).status, 200);
-    await page.waitForFunction(
-      () => document.getElementById("p").getAttribute("data-state") === "live",
-      null,
-      {
-        timeout: 20000,
-      },
-    );
+    await waitState(page, "#p", "live", 20000);
     const [moved] = await changing(page, "camrelay-player", 1500);
     assert.ok(moved, `live again and moving (state ${await state()})`);
     await page.close();
@@ -373,13 +376,7 @@ describe("<camrelay-player> in Chromium with a real Node-RED", function () {
     await page.waitForTimeout(2500);
     assert.strictEqual(await viewers(), 0, "off-screen from the start: no viewer");
     await page.evaluate(() => document.getElementById("p").scrollIntoView());
-    await page.waitForFunction(
-      () => document.getElementById("p").getAttribute("data-state") === "live",
-      null,
-      {
-        timeout: 15000,
-      },
-    );
+    await waitState(page, "#p", "live", 15000);
     await until(async () => (await viewers()) === 1, { what: "one viewer on /cam/2", ms: 5000, every: 200 });
     await page.evaluate(() => window.scrollTo(0, 0));
     await until(async () => (await viewers()) === 0, {
@@ -394,13 +391,7 @@ describe("<camrelay-player> in Chromium with a real Node-RED", function () {
 
   it("the snapshot() method gives a JPEG Blob and emits camrelay-snapshot", async function () {
     const page = await open("one.html");
-    await page.waitForFunction(
-      () => document.getElementById("p").getAttribute("data-state") === "live",
-      null,
-      {
-        timeout: 15000,
-      },
-    );
+    await waitState(page, "#p", "live", 15000);
     const r = await page.evaluate(async () => {
       const p = document.getElementById("p");
       let detail = null;
@@ -424,13 +415,8 @@ describe("<camrelay-player> in Chromium with a real Node-RED", function () {
     const page = await browser.context.newPage();
     page.on("pageerror", (err) => pageErrors.push(`status: ${err.message}`));
     await page.goto(`${nodeRed.base}/cam/3/status`, { waitUntil: "domcontentloaded" });
-    await page.waitForFunction(
-      () => document.querySelector("camrelay-player")?.getAttribute("data-state") === "live",
-      null,
-      {
-        timeout: 15000,
-      },
-    );
+    await page.waitForSelector("camrelay-player", { timeout: 15000 });
+    await waitState(page, "camrelay-player", "live", 15000);
     const [moved] = await changing(page, "camrelay-player", 1500);
     assert.ok(moved, "the status page's picture changes");
     await page.close();

@@ -721,6 +721,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
       this.applyMuted();
       document.addEventListener("visibilitychange", this.onVisibility);
       if (typeof IntersectionObserver === "function") {
+        this._visible = false; // until the observer's first report: a player below the fold never starts
         this.observer = new IntersectionObserver((entries) => {
           this._visible = entries[entries.length - 1].isIntersecting;
           this.updateRunning();
@@ -779,18 +780,23 @@ button:hover{background:rgba(0,0,0,.85)}`;
     }
 
     /** Runs the transport while the element is in the page, the page is visible and the element on screen. */
+    wanted() {
+      return this._connected && !document.hidden && this._visible && !!this.src;
+    }
+
     updateRunning() {
-      const want = this._connected && !document.hidden && this._visible && !!this.src;
+      const want = this.wanted();
       clearTimeout(this._stopTimer);
       if (want) {
-        if (!this._current && !this._retry) this.begin();
-      } else if (this._current || this._retry) {
+        if (!this._current && !this._retry && !this._starting) this.begin();
+      } else if (this._current || this._retry || this._starting) {
         this._stopTimer = setTimeout(() => this.halt(), this._connected ? HIDDEN_STOP_MS : 0);
       }
     }
 
     /** Stops the transport and any retry (hidden, off-screen, removed or restarting). */
     halt() {
+      this._starting = 0;
       clearTimeout(this._retry);
       this._retry = 0;
       if (this._current) this._current.stop();
@@ -819,8 +825,12 @@ button:hover{background:rgba(0,0,0,.85)}`;
       this.setState("connecting");
       const stale = !this._hint || Date.now() - this._hint.at > 30000;
       if (stale && (this.getAttribute("transport") || "auto") === "auto") {
-        this._hint = await this.fetchHint(url, token);
-        if (!this._connected || this._current || !this.src) return;
+        const ticket = (this._starting = (this._tickets = (this._tickets || 0) + 1));
+        const hint = await this.fetchHint(url, token);
+        const cancelled = this._starting !== ticket;
+        if (!cancelled) this._starting = 0;
+        if (streamUrls(this.src).url === url) this._hint = hint;
+        if (cancelled || !this.wanted() || this._current || streamUrls(this.src).url !== url) return;
       }
       const plan = this.plan();
       const name = plan[0] || "mjpeg";
@@ -930,7 +940,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
       clearTimeout(this._retry);
       this._retry = setTimeout(() => {
         this._retry = 0;
-        if (this._connected && !document.hidden && this._visible) this.begin();
+        if (this.wanted()) this.begin();
       }, delay);
     }
 
