@@ -2,6 +2,7 @@
 // ffmpeg (libx264 -g 15 at 15 fps, 0.25 s fragments): a new video sink gets the init and the current GOP
 // at once, JPEG sinks get wire JPEGs or the video decoded (only while wanted), limits, token and Origin are
 // checked, status.json and viewer events show kind "ws"/"webrtc", and close() ends every live viewer.
+/* global document, window */ // in page.evaluate() code
 "use strict";
 const assert = require("assert");
 const { StreamServer } = require("../dist/nodes/lib/serve/stream-server");
@@ -585,6 +586,12 @@ describe("the shared WebSocket <httpNodeRoot>camrelay/ws in Node-RED", function 
     assert.strictEqual(stats.viewers[0].kind, "ws");
     assert.ok(stats.viewers[0].bytesSent > clip.init.length);
     assert.strictEqual((await statusJson("/j")).viewers[0].kind, "ws");
+    assert.match(stats.viewers[0].connection, /^ws-\d+$/);
+    assert.strictEqual(
+      (await statusJson("/j")).viewers[0].connection,
+      stats.viewers[0].connection,
+      "one socket",
+    );
     await h.until(() => events.length === 1, "viewer connect message");
     assert.strictEqual(events[0].event, "connect");
     assert.strictEqual(events[0].viewer.kind, "ws");
@@ -783,5 +790,242 @@ describe("the shared WebSocket <httpNodeRoot>camrelay/ws in Node-RED", function 
     const again = await open();
     again.send({ type: "play", id: 1, path: "/a" });
     await h.until(() => again.texts.length === 1, "a play after the redeploy");
+  });
+});
+
+// ---- real Node-RED + real Chromium: three MSE paths and a JPEG path over one WebSocket ----------------
+
+const { startNodeRed } = require("./lib/browser-nodered");
+const { launchChromium } = require("./lib/browser-chromium");
+
+/** The page: three <video>s and an <img>, fed by a minimal MSE client over one WebSocket. */
+const LIVE_PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>camrelay ws test</title></head>
+<body style="margin:0;background:#222">
+<video id="v1" muted autoplay playsinline width="320" height="240"></video>
+<video id="v2" muted autoplay playsinline width="320" height="240"></video>
+<video id="v3" muted autoplay playsinline width="320" height="240"></video>
+<img id="j" width="320" height="240">
+<script>
+window.log = []; window.jpegs = 0; window.sockets = 0;
+const paths = ["/live/1", "/live/2", "/live/3", "/live/j"];
+const families = ["avc1.42E01E", "mp4a.40.2"].filter((c) => MediaSource.isTypeSupported('video/mp4; codecs="' + c + '"')).map((c) => c.split(".")[0]);
+const ws = new WebSocket("ws://" + location.host + "/camrelay/ws?path=" + paths.join("&path="));
+window.sockets++;
+ws.binaryType = "arraybuffer";
+const plays = paths.map((p, i) => ({ id: i + 1, el: document.getElementById(i < 3 ? "v" + (i + 1) : "j"), queue: [], sb: null }));
+ws.onopen = () => plays.forEach((p, i) => ws.send(JSON.stringify({ type: "play", id: p.id, path: paths[i], codecs: families, mjpeg: true })));
+ws.onclose = (e) => window.log.push({ type: "close", code: e.code });
+const pump = (p) => { if (p.sb && !p.sb.updating && p.queue.length) p.sb.appendBuffer(p.queue.shift()); };
+function chase(p) {
+  const b = p.sb.buffered, v = p.el;
+  if (!b.length) return;
+  const end = b.end(b.length - 1);
+  if (v.currentTime < b.start(0) || end - v.currentTime > 3) v.currentTime = Math.max(b.start(0), end - 0.5);
+  if (v.paused) v.play().catch(() => {});
+}
+ws.onmessage = (e) => {
+  if (typeof e.data === "string") {
+    const m = JSON.parse(e.data), p = plays[m.id - 1];
+    window.log.push(m);
+    if (m.type !== "mse") return;
+    const ms = new MediaSource();
+    p.sb = null; p.queue = [];
+    p.el.src = URL.createObjectURL(ms);
+    ms.addEventListener("sourceopen", () => {
+      p.sb = ms.addSourceBuffer(m.mime);
+      p.sb.addEventListener("updateend", () => { chase(p); pump(p); });
+      pump(p);
+    }, { once: true });
+    return;
+  }
+  const dv = new DataView(e.data), p = plays[dv.getUint32(1) - 1], body = e.data.slice(5);
+  if (dv.getUint8(0) === 2) {
+    window.jpegs++;
+    const url = URL.createObjectURL(new Blob([body], { type: "image/jpeg" }));
+    p.el.onload = () => URL.revokeObjectURL(url);
+    p.el.src = url;
+  } else { p.queue.push(body); pump(p); }
+};
+window.picture = (id) => {
+  const el = document.getElementById(id), c = document.createElement("canvas");
+  c.width = 64; c.height = 48;
+  const g = c.getContext("2d");
+  g.drawImage(el, 0, 0, 64, 48);
+  const d = g.getImageData(0, 0, 64, 48).data;
+  let h = 0;
+  for (let i = 0; i < d.length; i += 4) h = (h * 31 + d[i] + d[i + 1] * 7 + d[i + 2] * 13) >>> 0;
+  return h;
+};
+</script></body></html>`;
+
+/** Three test-pattern cameras through ffmpeg-transcode fmp4, and one JPEG-only camera. */
+function browserFlow() {
+  const flow = [{ id: "wstab", type: "tab", label: "live ws" }];
+  const camera = (n) => ({
+    id: `wscam${n}`,
+    type: "camera-source",
+    name: `cam ${n}`,
+    protocol: "test",
+    url: "320x240",
+    fps: 10,
+    linger: 10,
+    alwaysOn: false,
+    watchdog: 10,
+    maxFrameKB: 4096,
+    mode: "stream",
+  });
+  for (const n of [1, 2, 3]) {
+    flow.push(camera(n));
+    flow.push({
+      id: `wsconn${n}`,
+      type: "camera-connect",
+      z: "wstab",
+      camera: `wscam${n}`,
+      autoStart: true,
+      stats: 0,
+      wires: [[`wsenc${n}`], []],
+    });
+    flow.push({
+      id: `wsenc${n}`,
+      type: "ffmpeg-transcode",
+      z: "wstab",
+      preset: "fmp4",
+      quality: 30,
+      keyframeInterval: 1,
+      encoder: "libx264",
+      wires: [[`wsout${n}`]],
+    });
+    flow.push({
+      id: `wsout${n}`,
+      type: "http-stream-out",
+      z: "wstab",
+      path: `/live/${n}`,
+      maxClients: 10,
+      wires: [[]],
+    });
+  }
+  flow.push(camera(4));
+  flow.push({
+    id: "wsconn4",
+    type: "camera-connect",
+    z: "wstab",
+    camera: "wscam4",
+    autoStart: true,
+    stats: 0,
+    wires: [["wsout4"], []],
+  });
+  flow.push({
+    id: "wsout4",
+    type: "http-stream-out",
+    z: "wstab",
+    path: "/live/j",
+    maxClients: 10,
+    wires: [[]],
+  });
+  // The page comes from Node-RED itself (core http in/out): Chromium blocks a routed page's WebSocket to
+  // 127.0.0.1 (local network access checks), not one from the same server.
+  flow.push({
+    id: "wspage",
+    type: "http in",
+    z: "wstab",
+    url: "/camrelay-ws-test",
+    method: "get",
+    wires: [["wspagefn"]],
+  });
+  flow.push({
+    id: "wspagefn",
+    type: "function",
+    z: "wstab",
+    func: `msg.payload = ${JSON.stringify(LIVE_PAGE)};\nmsg.headers = { "Content-Type": "text/html; charset=utf-8" };\nreturn msg;`,
+    wires: [["wspageres"]],
+  });
+  flow.push({ id: "wspageres", type: "http response", z: "wstab", statusCode: "200", wires: [] });
+  return flow;
+}
+
+describe("in Chromium: MSE for three paths and MJPEG for a fourth over one WebSocket", function () {
+  this.timeout(90000);
+  let nodeRed;
+  let browser;
+  let page;
+  const pageErrors = [];
+
+  before(async function () {
+    nodeRed = await startNodeRed({ flows: browserFlow() });
+    browser = await launchChromium({ viewport: { width: 1300, height: 300 } });
+    page = await browser.context.newPage();
+    page.on("pageerror", (err) => pageErrors.push(err.message));
+  });
+  after(async function () {
+    this.timeout(30000);
+    if (browser) await browser.close();
+    if (nodeRed) await nodeRed.stop();
+  });
+
+  const status = async (p) => (await fetch(`${nodeRed.base}${p}/status.json`)).json();
+
+  it("plays /live/1, /live/2 and /live/3 as MSE and /live/j as JPEG frames on one socket", async function () {
+    await page.goto(`${nodeRed.base}/camrelay-ws-test`);
+    const state = () =>
+      page.evaluate(() => ({
+        log: window.log,
+        jpegs: window.jpegs,
+        times: ["v1", "v2", "v3"].map((id) => document.getElementById(id).currentTime),
+        errors: ["v1", "v2", "v3"].map((id) => document.getElementById(id).error?.message ?? null),
+      }));
+    try {
+      await page.waitForFunction(
+        () =>
+          ["v1", "v2", "v3"].every((id) => document.getElementById(id).currentTime > 0.3) &&
+          window.jpegs >= 3,
+        null,
+        { timeout: 45000 },
+      );
+    } catch {
+      throw new Error(
+        `not playing: ${JSON.stringify(await state())} ${pageErrors}\n${nodeRed.log().slice(-3000)}`,
+      );
+    }
+    const first = await state();
+    const pictures = await page.evaluate(() => ["v1", "v2", "v3", "j"].map((id) => window.picture(id)));
+    await page.waitForFunction(
+      (t) => ["v1", "v2", "v3"].every((id, i) => document.getElementById(id).currentTime > t[i] + 1),
+      first.times,
+      { timeout: 20000 },
+    );
+    const later = await page.evaluate(() => ["v1", "v2", "v3", "j"].map((id) => window.picture(id)));
+    pictures.forEach((p, i) => assert.notStrictEqual(later[i], p, `picture ${i + 1} changed`));
+    const s = await state();
+    assert.deepStrictEqual(s.errors, [null, null, null]);
+    const kinds = Object.fromEntries(s.log.filter((m) => m.id).map((m) => [m.id, m.type]));
+    assert.deepStrictEqual([kinds[1], kinds[2], kinds[3], kinds[4]], ["mse", "mse", "mse", "mjpeg"]);
+    assert.match(s.log.find((m) => m.type === "mse").codec, /^avc1\./);
+    assert.ok(
+      await page.evaluate(() => document.getElementById("j").naturalWidth === 320),
+      "the JPEG frames show in the <img>",
+    );
+    assert.strictEqual(await page.evaluate(() => window.sockets), 1);
+    // On the server: each path has one ws viewer, and all four are the same connection.
+    const viewers = [];
+    for (const p of ["/live/1", "/live/2", "/live/3", "/live/j"]) {
+      const st = await status(p);
+      const ws = st.viewers.filter((v) => v.kind === "ws");
+      assert.strictEqual(ws.length, 1, `${p}: ${JSON.stringify(st.viewers)}`);
+      viewers.push(ws[0]);
+    }
+    assert.strictEqual(new Set(viewers.map((v) => v.connection)).size, 1, "one WebSocket carries all four");
+    assert.deepStrictEqual(pageErrors, []);
+  });
+
+  it("a redeploy closes the page's socket", async function () {
+    const res = await fetch(`${nodeRed.base}/flows`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Node-RED-Deployment-Type": "reload" },
+      body: JSON.stringify(browserFlow()),
+    });
+    assert.ok(res.ok, `deploy answered ${res.status}`);
+    await page.waitForFunction(() => window.log.some((m) => m.type === "close"), null, { timeout: 20000 });
+    const close = await page.evaluate(() => window.log.find((m) => m.type === "close"));
+    assert.ok([1001, 1012].includes(close.code), `close code ${close.code}`);
   });
 });

@@ -31,6 +31,8 @@ export interface LiveSink {
   end?(reason: string): void;
   /** Bytes the transport holds but has not sent (status.json's `buffered`). */
   buffered?(): number;
+  /** Names the transport's connection in status.json (plays sharing one WebSocket show the same). */
+  readonly connection?: string;
 }
 
 /** A transport's handle on its viewer. */
@@ -184,6 +186,7 @@ class LiveEntry implements LiveViewer {
       kbps: this.kbps,
       pending: buffered > 0,
       buffered,
+      ...(typeof this.sink.connection === "string" ? { connection: this.sink.connection } : {}),
     };
   }
 }

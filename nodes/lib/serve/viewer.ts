@@ -25,6 +25,8 @@ export interface ViewerInfo {
   pending: boolean;
   /** Bytes written but not yet taken by the kernel (Node's socket queue). */
   buffered: number;
+  /** WebSocket and WebRTC viewers: their connection's name (plays sharing one WebSocket show the same). */
+  connection?: string;
 }
 
 /**

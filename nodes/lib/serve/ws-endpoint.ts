@@ -307,6 +307,10 @@ class Play implements LiveSink {
     return this.conn.ws.bufferedAmount + (this.pendingJpeg?.length ?? 0);
   }
 
+  get connection(): string {
+    return this.conn.name;
+  }
+
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
@@ -318,8 +322,12 @@ class Play implements LiveSink {
 }
 
 /** One accepted WebSocket and its plays. */
+let socketsOpened = 0;
+
 class LiveSocket {
   readonly plays = new Map<number, Play>();
+  /** "ws-<n>", the socket's name in status.json. */
+  readonly name = `ws-${++socketsOpened}`;
   alive = true;
   private closing = false;
   readonly address: string;
@@ -513,8 +521,9 @@ export class LiveWsEndpoint {
   }
 
   /** What status pages and tests read: per socket, its plays and the bytes waiting in it. */
-  info(): { address: string; plays: number; buffered: number }[] {
+  info(): { name: string; address: string; plays: number; buffered: number }[] {
     return [...this.sockets].map((s) => ({
+      name: s.name,
       address: s.address,
       plays: s.plays.size,
       buffered: s.ws.bufferedAmount,
