@@ -27,7 +27,7 @@ interface HttpStreamOutDef extends NodeDef {
   mjpegFps?: number | string;
 }
 
-type HttpStreamOutCredentials = { token: unknown };
+type HttpStreamOutCredentials = { token: unknown; turnPassword?: unknown };
 
 function isCameraSource(node: Node | null): node is CameraSourceNode {
   return node !== null && node.type === "camera-source" && "camera" in node;
@@ -110,6 +110,7 @@ function takeInput(
 function serverOptions(RED: NodeAPI, node: Node<HttpStreamOutCredentials>, config: HttpStreamOutDef) {
   return streamServerOptions(config, {
     token: node.credentials?.token,
+    turnPassword: node.credentials?.turnPassword,
     httpNodeCors: nodeRedSetting(RED, "httpNodeCors"),
     texts: {
       waiting: RED._("http-stream-out.placeholder.waiting"),
@@ -206,6 +207,8 @@ export = (RED: NodeAPI) => {
       reporter.show(statusOf(RED, server));
     };
     const options = serverOptions(RED, this, config);
+    for (const error of options.webrtc?.problems ?? [])
+      this.warn(RED._("http-stream-out.errors.webrtc", { error }));
     /** Decoding problems already reported (each once, until the node restarts). */
     const problemsShown = new Set<string>();
     const server: StreamServer = new StreamServer({
@@ -260,6 +263,6 @@ export = (RED: NodeAPI) => {
   }
 
   RED.nodes.registerType("http-stream-out", HttpStreamOut, {
-    credentials: { token: { type: "password" } },
+    credentials: { token: { type: "password" }, turnPassword: { type: "password" } },
   });
 };

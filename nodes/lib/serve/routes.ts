@@ -41,6 +41,14 @@ export function matchRoute(pathname: string): Route | undefined {
   return seg ? { name: "segment", seq: Number(seg[1]) } : undefined;
 }
 
+/** WHEP below the mount point: "/whep" -> {} (POST an offer), "/whep/<id>" -> { id } (DELETE), else undefined. */
+export function whepRoute(pathname: string): { id?: string } | undefined {
+  const p = pathname.length > 1 && pathname.endsWith("/") ? pathname.slice(0, -1) : pathname;
+  if (p === "/whep") return {};
+  const m = /^\/whep\/([A-Za-z0-9_-]{1,64})$/.exec(p);
+  return m ? { id: m[1] } : undefined;
+}
+
 /**
  * Answers what is not GET or HEAD (a CORS preflight 204, else 405) and returns undefined; for GET and
  * HEAD returns whether it is HEAD.

@@ -1,5 +1,6 @@
 import { numberSetting } from "../settings";
 import type { StreamServerOptions } from "./stream-server";
+import type { WhepConfig } from "./whep";
 
 /** The http stream out settings as the editor saves them (strings or numbers, or absent in old flows). */
 export interface StreamOutSettings {
@@ -12,6 +13,11 @@ export interface StreamOutSettings {
   offlineAfter?: unknown;
   stallTimeout?: unknown;
   mjpegFps?: unknown;
+  /** WebRTC (WHEP): STUN/TURN URLs, one per line; the TURN user; a UDP port range "min-max"; ICE over TCP. */
+  iceServers?: unknown;
+  turnUser?: unknown;
+  udpPorts?: unknown;
+  iceTcp?: unknown;
 }
 
 /**
@@ -74,6 +80,55 @@ export interface StreamOutContext {
   /** settings.js's httpNodeCors, used when the node has no cors of its own. */
   httpNodeCors?: unknown;
   texts?: StreamServerOptions["texts"];
+  /** The TURN password credential. */
+  turnPassword?: unknown;
+}
+
+const ICE_URL = /^(stun|stuns|turn|turns):[^\s]+$/i;
+
+/** "40000-40100" -> [40000, 40100]; "" -> undefined; anything else -> an Error in words. */
+export function parseUdpPorts(value: unknown): [number, number] | undefined | Error {
+  const text = typeof value === "number" ? String(value) : typeof value === "string" ? value.trim() : "";
+  if (text === "") return undefined;
+  const m = /^(\d{1,5})\s*-\s*(\d{1,5})$/.exec(text);
+  const min = m ? Number(m[1]) : NaN;
+  const max = m ? Number(m[2]) : NaN;
+  if (!m || min < 1024 || max > 65535 || min >= max)
+    return new Error(
+      `UDP ports "${text}" is not a range min-max with 1024 <= min < max <= 65535: any port is used`,
+    );
+  return [min, max];
+}
+
+/**
+ * The WebRTC settings as werift takes them, and what was wrong with them in words (each ignored): a line of
+ * iceServers that is no stun:/turn: URL, a UDP port range that cannot be used.
+ */
+export function webrtcConfig(
+  config: StreamOutSettings,
+  turnPassword: unknown,
+): { config: WhepConfig; problems: string[] } {
+  const problems: string[] = [];
+  const user = typeof config.turnUser === "string" ? config.turnUser.trim() : "";
+  const password = typeof turnPassword === "string" ? turnPassword : "";
+  const lines = typeof config.iceServers === "string" ? config.iceServers.split(/[\r\n]+/) : [];
+  const iceServers: WhepConfig["iceServers"] = [];
+  for (const raw of lines) {
+    const url = raw.trim();
+    if (url === "" || url.startsWith("#")) continue;
+    if (!ICE_URL.test(url)) {
+      problems.push(`ICE server "${url.slice(0, 80)}" is not a stun: or turn: URL: left out`);
+      continue;
+    }
+    const turn = /^turns?:/i.test(url);
+    iceServers.push(
+      turn && (user || password) ? { urls: url, username: user, credential: password } : { urls: url },
+    );
+  }
+  const ports = parseUdpPorts(config.udpPorts);
+  if (ports instanceof Error) problems.push(ports.message);
+  const iceTcp = config.iceTcp === true || config.iceTcp === "true";
+  return { config: { iceServers, portRange: ports instanceof Error ? undefined : ports, iceTcp }, problems };
 }
 
 /** The StreamServer options for one node's settings (without the node's callbacks). */
@@ -95,5 +150,6 @@ export function streamServerOptions(
     stallTimeoutMs: num(config.stallTimeout, "stallTimeout") * 1000,
     mjpegFps: Math.min(30, num(config.mjpegFps, "mjpegFps")),
     texts,
+    webrtc: webrtcConfig(config, context.turnPassword),
   };
 }

@@ -26,10 +26,11 @@ import {
 } from "./live-feed";
 import { DEFAULT_TEXTS, Placeholder, type PlaceholderCard } from "./placeholder";
 import { reply, replyBusy } from "./reply";
-import { answerMethod, matchRoute, parseRequestUrl, type RouteName } from "./routes";
+import { answerMethod, matchRoute, parseRequestUrl, whepRoute, type RouteName } from "./routes";
 import { renderStatusPage } from "./status-page";
 import { VideoJpeg, type VideoDecoding } from "./video-jpeg";
 import { StreamViewer, type StreamTotals, type ViewerKind } from "./viewer";
+import { WhepEndpoint, type WhepConfig } from "./whep";
 import type { ViewerGroup } from "./viewer-group";
 
 // The names the server always exported, from the parts that hold them now.
@@ -90,6 +91,8 @@ export interface StreamServerOptions {
   onProblem?: (message: string) => void;
   /** Something a status line shows has changed (called at most once per tick plus on events). */
   onChange?: () => void;
+  /** WebRTC (WHEP at `<path>/whep`): ICE servers, UDP ports, ICE-TCP, and what was wrong with the settings. */
+  webrtc?: { config: WhepConfig; problems: string[] };
 }
 
 /** What `onViewer` is told: one object per viewer that came or went. */
@@ -125,6 +128,8 @@ export class StreamServer implements LiveServer {
   private readonly admission: Admission;
   /** WebSocket and WHEP viewers (live-feed.ts). */
   private readonly live: LiveFeed;
+  /** `<path>/whep`: WebRTC viewers, fed by the live feed. */
+  readonly whep: WhepEndpoint;
   private readonly title: string;
   private readonly offlineAfterMs: number;
   private readonly stallTimeoutMs: number;
@@ -214,6 +219,17 @@ export class StreamServer implements LiveServer {
         this.options.onViewer?.({ event: "disconnect", viewer: { address, kind }, count: this.viewerCount }),
       jpegWantChanged: () => this.updateDecoder(),
     });
+    this.whep = new WhepEndpoint(
+      {
+        authorized: (req, token) => this.access.authorized(req, token),
+        liveAccess: (req, token) => this.liveAccess(req, token),
+        openLive: (kind, address, sink) => this.openLive(kind, address, sink),
+        videoCodec: () => this.liveCodec || undefined,
+        hasHadFrames: () => this.hasHadFrames,
+        closed: () => this.closed,
+      },
+      { config: options.webrtc?.config ?? { iceServers: [], iceTcp: false } },
+    );
     this.handlers = this.routeHandlers();
     this.timer = setInterval(() => this.tick(), options.tickMs ?? 250);
     this.timer.unref();
@@ -405,6 +421,8 @@ export class StreamServer implements LiveServer {
       reply(res, 400, "text/plain", "Bad Request: the path could not be read\n", false);
       return;
     }
+    // WHEP takes POST, DELETE and its own CORS preflight, and checks the token itself.
+    if (whepRoute(parsed.pathname)) return this.whep.handle(req, res, parsed);
     const head = answerMethod(req, res);
     if (head === undefined) return;
     if (!this.access.authorized(req, parsed.searchParams.get("token"))) {
@@ -569,6 +587,7 @@ export class StreamServer implements LiveServer {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.whep.close();
     this.live.close("the stream closed (redeploy)");
     this.videoJpeg?.close();
     this.jpeg.close();

@@ -1,0 +1,296 @@
+// The Node-RED-free parts of WebRTC (WHEP): samples out of real ffmpeg fMP4 (mp4-samples), the RFC 6184
+// packetizer (h264-rtp), reading the browser's offer (whep-sdp) and the node's WebRTC settings.
+"use strict";
+const assert = require("assert");
+const { execFileSync } = require("child_process");
+const { parseInitTracks, parseFragmentSamples } = require("../dist/nodes/lib/codec/mp4-samples");
+const { H264Packetizer, splitAvcc, nalType, NAL } = require("../dist/nodes/lib/codec/h264-rtp");
+const { readOffer, chooseH264, h264ProfileOf } = require("../dist/nodes/lib/serve/whep-sdp");
+const { webrtcConfig, parseUdpPorts } = require("../dist/nodes/lib/serve/stream-out-settings");
+const { Mp4FragmentSplitter } = require("../dist/nodes/lib/codec/fmp4-splitter");
+const { ffmpegBuilds } = require("./lib/toolkit");
+
+const FFMPEG = ffmpegBuilds()[0].ffmpeg;
+
+/** Two seconds of 320x240 H.264 (+ AAC when `audio`) as fMP4 split into init and fragments. */
+function fmp4({ audio = false, profile = "high", gop = 25 } = {}) {
+  const args = ["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"];
+  if (audio) args.push("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000");
+  args.push("-t", "2", "-c:v", "libx264", "-profile:v", profile, "-pix_fmt", "yuv420p", "-g", String(gop));
+  args.push("-bf", "0", "-x264-params", "keyint_min=" + gop);
+  if (audio) args.push("-c:a", "aac", "-b:a", "64k");
+  args.push(
+    "-f",
+    "mp4",
+    "-movflags",
+    "empty_moov+default_base_moof+frag_keyframe",
+    "-frag_duration",
+    "250000",
+  );
+  args.push("pipe:1");
+  const out = execFileSync(FFMPEG, args, { maxBuffer: 64 << 20 });
+  const parts = { init: null, fragments: [] };
+  const splitter = new Mp4FragmentSplitter({
+    init: (data) => (parts.init = data),
+    fragment: (data, info) => parts.fragments.push({ data, info }),
+  });
+  splitter.push(out);
+  return parts;
+}
+
+/** Reassembles RTP packets (single NAL and FU-A) into the NAL units they carry. */
+function depacketize(packets) {
+  const nals = [];
+  let fu = null;
+  for (const pkt of packets) {
+    const payload = pkt.subarray(12);
+    const type = payload[0] & 0x1f;
+    if (type === NAL.FU_A) {
+      const start = payload[1] & 0x80;
+      const end = payload[1] & 0x40;
+      if (start) fu = [Buffer.from([(payload[0] & 0xe0) | (payload[1] & 0x1f)])];
+      assert.ok(fu, "an FU-A continuation without a start");
+      fu.push(payload.subarray(2));
+      if (end) {
+        nals.push(Buffer.concat(fu));
+        fu = null;
+      }
+    } else nals.push(payload);
+  }
+  assert.strictEqual(fu, null, "every FU-A ended");
+  return nals;
+}
+
+describe("WHEP core (mp4-samples, h264-rtp, whep-sdp, settings)", function () {
+  this.timeout(60000);
+  let video;
+  let av;
+  before(function () {
+    video = fmp4();
+    av = fmp4({ audio: true, profile: "main" });
+  });
+
+  describe("mp4-samples", function () {
+    it("reads the tracks of an init: id, timescale, avcC parameter sets and profile", function () {
+      const tracks = parseInitTracks(video.init);
+      assert.strictEqual(tracks.tracks.length, 1);
+      const v = tracks.video;
+      assert.strictEqual(v.kind, "video");
+      assert.strictEqual(v.format, "avc1");
+      assert.strictEqual(v.width, 320);
+      assert.strictEqual(v.height, 240);
+      assert.ok(v.timescale > 0);
+      assert.strictEqual(v.avc.lengthSize, 4);
+      assert.strictEqual(v.avc.sps.length, 1);
+      assert.strictEqual(v.avc.pps.length, 1);
+      assert.strictEqual(nalType(v.avc.sps[0]), NAL.SPS);
+      assert.strictEqual(nalType(v.avc.pps[0]), NAL.PPS);
+      assert.strictEqual(v.avc.profileLevelId.slice(0, 2), "64", "high profile");
+      assert.strictEqual(v.avc.profileLevelId, v.avc.sps[0].toString("hex", 1, 4));
+      const both = parseInitTracks(av.init);
+      assert.strictEqual(both.tracks.length, 2);
+      assert.strictEqual(both.audio.format, "mp4a");
+      assert.strictEqual(both.audio.timescale, 48000);
+      assert.strictEqual(both.video.avc.profileLevelId.slice(0, 2), "4d", "main profile");
+    });
+
+    it("gives every sample of every fragment with times, durations and keyframes in order", function () {
+      const tracks = parseInitTracks(video.init);
+      const all = video.fragments.flatMap((f) => parseFragmentSamples(f.data, tracks));
+      assert.strictEqual(all.length, 50, "2 s at 25 fps");
+      const step = tracks.video.timescale / 25;
+      all.forEach((s, i) => {
+        assert.strictEqual(s.trackId, tracks.video.id);
+        assert.strictEqual(s.dts, i * step, `dts of sample ${i}`);
+        assert.strictEqual(s.duration, step);
+        assert.strictEqual(s.keyframe, i % 25 === 0, `keyframe flag of sample ${i}`);
+        const nals = splitAvcc(s.data, 4);
+        assert.ok(nals.length >= 1);
+        if (s.keyframe)
+          assert.ok(
+            nals.some((n) => nalType(n) === NAL.IDR),
+            `sample ${i} has an IDR`,
+          );
+        else assert.ok(!nals.some((n) => nalType(n) === NAL.IDR), `sample ${i} has no IDR`);
+      });
+      // Fragments of 250 ms or less, each fragment's first sample is its keyframe flag.
+      for (const f of video.fragments) {
+        const samples = parseFragmentSamples(f.data, tracks);
+        assert.ok(samples.length <= 7, `a fragment of ${samples.length} samples`);
+        assert.strictEqual(samples[0].keyframe, f.info.keyframe);
+      }
+    });
+
+    it("separates the audio track's samples from the video's", function () {
+      const tracks = parseInitTracks(av.init);
+      const all = av.fragments.flatMap((f) => parseFragmentSamples(f.data, tracks));
+      const v = all.filter((s) => s.trackId === tracks.video.id);
+      const a = all.filter((s) => s.trackId === tracks.audio.id);
+      assert.strictEqual(v.length, 50);
+      assert.ok(a.length >= 90, `${a.length} AAC frames in 2 s`); // 48000 / 1024 per second
+      assert.ok(
+        a.slice(0, -1).every((s) => s.duration === 1024),
+        "AAC frames of 1024 samples",
+      );
+    });
+
+    it("refuses cut or lying boxes with an error in words, never a crash", function () {
+      const tracks = parseInitTracks(video.init);
+      const frag = video.fragments[0].data;
+      assert.throws(() => parseFragmentSamples(frag.subarray(0, frag.length - 100), tracks), /mp4: /);
+      assert.throws(() => parseInitTracks(Buffer.from("not an mp4 at all")), /mp4: /);
+      assert.throws(() => parseInitTracks(video.init.subarray(0, 40)), /mp4: /);
+      const other = parseInitTracks(av.init);
+      other.tracks = other.tracks.filter((t) => t.kind === "audio");
+      assert.throws(() => parseFragmentSamples(frag, other), /track \d+, which the init does not have/);
+      // random damage: an Error or samples inside the buffer, never anything else
+      for (let i = 0; i < 300; i++) {
+        const bad = Buffer.from(frag);
+        for (let k = 0; k < 4; k++)
+          bad[Math.floor(Math.random() * Math.min(bad.length, 400))] = Math.random() * 256;
+        try {
+          for (const s of parseFragmentSamples(bad, tracks)) assert.ok(s.data.length <= bad.length);
+        } catch (err) {
+          assert.ok(err instanceof Error && /^mp4: |out of range|outside/.test(err.message), err.message);
+        }
+      }
+    });
+  });
+
+  describe("h264-rtp", function () {
+    it("cuts a big NAL into FU-A fragments under the MTU and reassembles to the same bytes", function () {
+      const p = new H264Packetizer({ mtu: 1200, payloadType: 102, ssrc: 0x1234, sequence: 65534 });
+      const nal = Buffer.alloc(5000, 7);
+      nal[0] = 0x65; // IDR, NRI 3
+      const small = Buffer.from([0x06, 1, 2, 3]); // SEI
+      p.setParameterSets([Buffer.from([0x67, 0x64, 0, 0x1f])], [Buffer.from([0x68, 0xee])]);
+      const packets = p.packetize([small, nal], 123456);
+      assert.ok(
+        packets.every((pkt) => pkt.length <= 1200 - 32 + 12),
+        "room for extensions under 1200",
+      );
+      const nals = depacketize(packets);
+      assert.deepStrictEqual(
+        nals.map((n) => nalType(n)),
+        [NAL.SEI, NAL.SPS, NAL.PPS, NAL.IDR],
+        "SPS and PPS go right before the IDR",
+      );
+      assert.ok(nals[3].equals(nal));
+      const seqs = packets.map((pkt) => pkt.readUInt16BE(2));
+      assert.deepStrictEqual(seqs.slice(0, 4), [65534, 65535, 0, 1], "sequence numbers wrap");
+      packets.forEach((pkt, i) => {
+        assert.strictEqual(pkt[0], 0x80);
+        assert.strictEqual(pkt[1] & 0x7f, 102);
+        assert.strictEqual(!!(pkt[1] & 0x80), i === packets.length - 1, "marker on the last packet only");
+        assert.strictEqual(pkt.readUInt32BE(4), 123456);
+        assert.strictEqual(pkt.readUInt32BE(8), 0x1234);
+      });
+    });
+
+    it("keeps in-band parameter sets, drops access unit delimiters, leaves P pictures alone", function () {
+      const p = new H264Packetizer();
+      const sps = Buffer.from([0x67, 0x42, 0xe0, 0x1f, 9]);
+      const pps = Buffer.from([0x68, 0xce]);
+      const aud = Buffer.from([0x09, 0xf0]);
+      const idr = Buffer.from([0x65, 1, 2]);
+      const inband = depacketize(p.packetize([aud, sps, pps, idr], 1));
+      assert.deepStrictEqual(inband.map(nalType), [NAL.SPS, NAL.PPS, NAL.IDR]);
+      const later = depacketize(p.packetize([Buffer.from([0x65, 3])], 2));
+      assert.deepStrictEqual(later.map(nalType), [NAL.SPS, NAL.PPS, NAL.IDR], "remembered from in-band");
+      assert.ok(later[0].equals(sps));
+      const pframe = depacketize(p.packetize([Buffer.from([0x41, 4, 5])], 3));
+      assert.deepStrictEqual(pframe.map(nalType), [1]);
+      assert.throws(() => splitAvcc(Buffer.from([0, 0, 0, 9, 1]), 4), /runs past its sample/);
+      assert.throws(() => new H264Packetizer({ mtu: 50 }), /too small/);
+      assert.strictEqual(p.packetize([idr], 2 ** 32 + 5)[0].readUInt32BE(4), 5, "32-bit timestamps wrap");
+    });
+
+    it("packetizes a real fMP4 stream and the NAL units come back unchanged", function () {
+      const tracks = parseInitTracks(video.init);
+      const p = new H264Packetizer();
+      p.setParameterSets(tracks.video.avc.sps, tracks.video.avc.pps);
+      let pictures = 0;
+      for (const f of video.fragments)
+        for (const s of parseFragmentSamples(f.data, tracks)) {
+          const nals = splitAvcc(s.data, 4).filter((n) => nalType(n) !== NAL.AUD);
+          const back = depacketize(p.packetize(nals, s.pts * 90));
+          const expected = s.keyframe && !nals.some((n) => nalType(n) === NAL.SPS) ? 2 : 0;
+          assert.strictEqual(back.length, nals.length + expected);
+          assert.ok(back.slice(back.length - 1)[0].equals(nals[nals.length - 1]));
+          pictures++;
+        }
+      assert.strictEqual(pictures, 50);
+    });
+  });
+
+  describe("whep-sdp", function () {
+    const offer = [
+      "v=0",
+      "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+      "a=rtpmap:111 opus/48000/2",
+      "m=video 9 UDP/TLS/RTP/SAVPF 96 102 104 106 108 127",
+      "a=rtpmap:96 VP8/90000",
+      "a=rtpmap:102 H264/90000",
+      "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+      "a=rtpmap:104 H264/90000",
+      "a=fmtp:104 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f",
+      "a=rtpmap:106 H264/90000",
+      "a=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+      "a=rtpmap:108 H264/90000",
+      "a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f",
+      "a=rtpmap:127 H264/90000",
+      "a=fmtp:127 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640034",
+      "",
+    ].join("\r\n");
+
+    it("reads the H.264 variants and Opus of an offer and picks the camera's profile", function () {
+      const s = readOffer(offer);
+      assert.strictEqual(s.opus, true);
+      assert.strictEqual(s.video, true);
+      assert.strictEqual(s.h264.length, 5);
+      assert.strictEqual(chooseH264(s.h264, "4d001f").payloadType, 108, "exact");
+      assert.strictEqual(chooseH264(s.h264, "64001f").payloadType, 127, "same profile, other level");
+      assert.strictEqual(chooseH264(s.h264, "f4001f").payloadType, 106, "else constrained baseline");
+      assert.strictEqual(
+        chooseH264(
+          s.h264.filter((h) => h.packetizationMode === 0),
+          "42001f",
+        ),
+        undefined,
+      );
+      assert.strictEqual(readOffer("v=0\r\nm=video 0 RTP/AVP 96\r\n").video, false, "port 0 is no video");
+      assert.strictEqual(h264ProfileOf("avc1.64001f,mp4a.40.2"), "64001f");
+      assert.strictEqual(h264ProfileOf("hvc1.1.6.L93.B0"), undefined);
+      assert.strictEqual(h264ProfileOf("avc1"), "42e01f");
+    });
+  });
+
+  describe("WebRTC settings", function () {
+    it("reads STUN/TURN lines, the TURN login, a UDP range and ICE over TCP; says what it left out", function () {
+      const { config, problems } = webrtcConfig(
+        {
+          iceServers: "stun:stun.l.google.com:19302\n\n# a comment\nturn:host:3478?transport=udp\nhttp://x\n",
+          turnUser: "me",
+          udpPorts: "40000-40100",
+          iceTcp: true,
+        },
+        "secret",
+      );
+      assert.deepStrictEqual(config.iceServers, [
+        { urls: "stun:stun.l.google.com:19302" },
+        { urls: "turn:host:3478?transport=udp", username: "me", credential: "secret" },
+      ]);
+      assert.deepStrictEqual(config.portRange, [40000, 40100]);
+      assert.strictEqual(config.iceTcp, true);
+      assert.strictEqual(problems.length, 1);
+      assert.match(problems[0], /"http:\/\/x" is not a stun: or turn: URL/);
+      assert.deepStrictEqual(webrtcConfig({}, undefined), {
+        config: { iceServers: [], portRange: undefined, iceTcp: false },
+        problems: [],
+      });
+      assert.strictEqual(parseUdpPorts(""), undefined);
+      for (const bad of ["40000", "5-10", "50000-40000", "40000-70000", "a-b"])
+        assert.match(parseUdpPorts(bad).message, /not a range min-max/, bad);
+    });
+  });
+});
