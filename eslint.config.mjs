@@ -37,7 +37,7 @@ export default tseslint.config(
         window: "readonly", document: "readonly", location: "readonly", HTMLElement: "readonly",
         customElements: "readonly", CustomEvent: "readonly", URL: "readonly", Blob: "readonly",
         WebSocket: "readonly", MediaSource: "readonly", MediaStream: "readonly", fetch: "readonly",
-        RTCPeerConnection: "readonly", IntersectionObserver: "readonly", createImageBitmap: "readonly",
+        RTCPeerConnection: "readonly", AbortController: "readonly", IntersectionObserver: "readonly", createImageBitmap: "readonly",
         setTimeout: "readonly", clearTimeout: "readonly", setInterval: "readonly", clearInterval: "readonly",
         console: "readonly",
       },

@@ -29,6 +29,9 @@ const pages = {
   "video-mse.html": testPage(`${script}<camrelay-player src="/video" transport="mse"></camrelay-player>`),
   "video-hls.html": testPage(`${script}<camrelay-player src="/video" transport="hls"></camrelay-player>`),
   "video-auto.html": testPage(`${script}<camrelay-player src="/video"></camrelay-player>`),
+  "webrtc-jpeg.html": testPage(
+    `${script}<camrelay-player src="/cam/4" transport="webrtc"></camrelay-player>`,
+  ),
   "one.html": testPage(`${script}<camrelay-player id="p" src="/cam/1"></camrelay-player>`),
   "scroll.html": testPage(
     `${script}<div style="width:100%;height:3000px"></div><camrelay-player id="p" src="/cam/2"></camrelay-player>`,
@@ -283,10 +286,16 @@ describe("<camrelay-player> in Chromium with a real Node-RED", function () {
   it("twelve cameras on one page are all live through the player, over one WebSocket", async function () {
     const page = await open("twelve.html");
     await waitState(page, "camrelay-player", "live", 20000);
-    const live = await changing(page, "camrelay-player");
+    const live = await changing(page, "camrelay-player", 3000);
     const s = await states(page);
     console.log(`      player transports: ${s.map((x) => x.transport).join(", ")}`);
-    assert.deepStrictEqual(live, Array(CAMERAS).fill(true), "every player's picture changes");
+    const events = await page.evaluate(() => window.camrelayEvents);
+    const stuck = live.map((ok, i) => (ok ? null : `/cam/${i + 1}`)).filter(Boolean);
+    assert.deepStrictEqual(
+      stuck,
+      [],
+      `every player's picture changes; events of those that did not: ${JSON.stringify(events.filter((e) => stuck.includes(e.src)))}`,
+    );
     const ws = page.sockets.filter((u) => /\/camrelay\/ws/.test(u));
     assert.strictEqual(ws.length, 1, `one shared WebSocket for the page: ${page.sockets.join(", ")}`);
     await page.close();
@@ -323,6 +332,37 @@ describe("<camrelay-player> in Chromium with a real Node-RED", function () {
       assert.ok(t1 > t0, `${transport}: currentTime advances (${t0} -> ${t1})`);
       await page.close();
     }
+  });
+
+  it("plays the H.264 path over WebRTC in auto mode; the session ends with the page", async function () {
+    const viewers = async () => (await (await fetch(`${nodeRed.base}/video/status.json`)).json()).viewers;
+    const page = await open("video-auto.html");
+    await waitState(page, "camrelay-player", "live", 20000);
+    const [s] = await states(page);
+    const events = await page.evaluate(() => window.camrelayEvents);
+    assert.strictEqual(s.transport, "webrtc", JSON.stringify(events));
+    const [moved] = await changing(page, "camrelay-player", 1500);
+    assert.ok(moved, "the WebRTC picture changes");
+    assert.ok(
+      (await viewers()).some((v) => v.kind === "webrtc"),
+      "a webrtc viewer in status.json",
+    );
+    await page.close();
+    await until(async () => !(await viewers()).some((v) => v.kind === "webrtc"), {
+      what: "the WebRTC session ended with the page",
+      ms: 15000,
+      every: 250,
+    });
+  });
+
+  it("forced WebRTC on a JPEG-only path reports the server's 415 in words", async function () {
+    const page = await open("webrtc-jpeg.html");
+    await waitState(page, "camrelay-player", "error", 15000);
+    const events = await page.evaluate(() => window.camrelayEvents);
+    const refusal = events.find((e) => e.state === "error");
+    assert.strictEqual(refusal.transport, "webrtc");
+    assert.match(refusal.error, /^WHEP 415: .+/);
+    await page.close();
   });
 
   it("falls back from WebRTC when the WHEP endpoint refuses (415) and still plays the H.264 path", async function () {

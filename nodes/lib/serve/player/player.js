@@ -280,7 +280,7 @@
         if (this.stopped) return;
         if (pc.connectionState === "failed" || pc.connectionState === "closed") ctx.fail("WebRTC connection " + pc.connectionState);
       };
-      this.timer = setTimeout(() => !this.stopped && ctx.fail("no video over WebRTC within 4 s", true), WEBRTC_VIDEO_TIMEOUT_MS);
+      ctx.showVideo();
       ctx.video.onplaying = () => {
         clearTimeout(this.timer);
         ctx.live();
@@ -291,7 +291,15 @@
         if (this.stopped) return;
         const headers = { "Content-Type": "application/sdp" };
         if (ctx.token) headers.Authorization = "Bearer " + ctx.token;
-        const res = await fetch(ctx.url + "whep", { method: "POST", headers, body: pc.localDescription.sdp });
+        // The first session on a server loads the WebRTC library: allow the answer a while.
+        const abort = new AbortController();
+        const answerTimer = setTimeout(() => abort.abort(), 15000);
+        const res = await fetch(ctx.url + "whep", {
+          method: "POST",
+          headers,
+          body: pc.localDescription.sdp,
+          signal: abort.signal,
+        }).finally(() => clearTimeout(answerTimer));
         if (this.stopped) return;
         if (res.status !== 201 && res.status !== 200) {
           const words = (await res.text().catch(() => "")).trim().slice(0, 200);
@@ -300,7 +308,14 @@
         }
         const location = res.headers.get("Location");
         if (location) this.resource = new URL(location, ctx.url).href;
-        await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+        const answer = await res.text();
+        if (this.stopped) return;
+        // From the answer on, the picture should come within about 4 s, else MSE takes over.
+        this.timer = setTimeout(
+          () => !this.stopped && ctx.fail("no video over WebRTC within 4 s", true),
+          WEBRTC_VIDEO_TIMEOUT_MS,
+        );
+        await pc.setRemoteDescription({ type: "answer", sdp: answer });
       } catch (err) {
         if (!this.stopped) ctx.fail("WebRTC: " + (err && err.message ? err.message : err), true);
       }
@@ -310,16 +325,18 @@
       this.stopped = true;
       clearTimeout(this.timer);
       this.ctx.video.onplaying = null;
-      if (this.pc) {
-        this.pc.ontrack = this.pc.onconnectionstatechange = null;
-        this.pc.close();
-      }
-      this.pc = null;
+      // DELETE first: closing the connection also ends the session on the server, and then DELETE finds none.
       if (this.resource) {
         const headers = this.ctx.token ? { Authorization: "Bearer " + this.ctx.token } : {};
         fetch(this.resource, { method: "DELETE", headers, keepalive: true }).catch(() => {});
       }
       this.resource = null;
+      const pc = this.pc;
+      this.pc = null;
+      if (pc) {
+        pc.ontrack = pc.onconnectionstatechange = null;
+        setTimeout(() => pc.close(), 500);
+      }
       this.ctx.video.srcObject = null;
     }
   }
@@ -695,6 +712,8 @@ button:hover{background:rgba(0,0,0,.85)}`;
       this._lastProgress = 0;
       this._hint = null;
       this.onVisibility = () => this.updateRunning();
+      // Leaving the page: end the transport now (WHEP DELETE with keepalive) rather than by the server's timeout.
+      this.onPageHide = () => this.halt();
     }
 
     get transport() {
@@ -720,6 +739,8 @@ button:hover{background:rgba(0,0,0,.85)}`;
       this.applyControls();
       this.applyMuted();
       document.addEventListener("visibilitychange", this.onVisibility);
+      window.addEventListener("pagehide", this.onPageHide);
+      window.addEventListener("pageshow", this.onVisibility);
       if (typeof IntersectionObserver === "function") {
         this._visible = false; // until the observer's first report: a player below the fold never starts
         this.observer = new IntersectionObserver((entries) => {
@@ -735,6 +756,8 @@ button:hover{background:rgba(0,0,0,.85)}`;
     disconnectedCallback() {
       this._connected = false;
       document.removeEventListener("visibilitychange", this.onVisibility);
+      window.removeEventListener("pagehide", this.onPageHide);
+      window.removeEventListener("pageshow", this.onVisibility);
       if (this.observer) this.observer.disconnect();
       this.observer = null;
       clearInterval(this._stall);
