@@ -32,6 +32,10 @@ const pages = {
   "webrtc-jpeg.html": testPage(
     `${script}<camrelay-player src="/cam/4" transport="webrtc"></camrelay-player>`,
   ),
+  "token.html": testPage(
+    `${script}<camrelay-player id="yes" src="/cam/5" token="s3cret"></camrelay-player>` +
+      `<camrelay-player id="no" src="/cam/5"></camrelay-player>`,
+  ),
   "one.html": testPage(`${script}<camrelay-player id="p" src="/cam/1"></camrelay-player>`),
   "scroll.html": testPage(
     `${script}<div style="width:100%;height:3000px"></div><camrelay-player id="p" src="/cam/2"></camrelay-player>`,
@@ -459,6 +463,30 @@ describe("<camrelay-player> in Chromium with a real Node-RED", function () {
     await waitState(page, "camrelay-player", "live", 15000);
     const [moved] = await changing(page, "camrelay-player", 1500);
     assert.ok(moved, "the status page's picture changes");
+    await page.close();
+  });
+
+  it("a path with a token: the player given the token plays, one without says 401 in words", async function () {
+    const nodes = flows().map((n) => (n.id === "out5" ? { ...n, credentials: { token: "s3cret" } } : n));
+    const r = await fetch(`${nodeRed.base}/flows`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Node-RED-Deployment-Type": "nodes" },
+      body: JSON.stringify(nodes),
+    });
+    assert.ok(r.status === 204 || r.status === 200, `deploy: ${r.status}`);
+    await until(async () => (await fetch(`${nodeRed.base}/cam/5/status.json`)).status === 401, {
+      what: "/cam/5 asks for the token",
+      ms: 10000,
+      every: 200,
+    });
+    const page = await open("token.html");
+    await waitState(page, "#yes", "live", 15000);
+    await waitState(page, "#no", "error", 15000);
+    const events = await page.evaluate(() => window.camrelayEvents);
+    const refusal = events.find((e) => e.src === "/cam/5" && e.state === "error");
+    assert.match(refusal.error, /token/i);
+    const [moved] = await changing(page, "#yes", 1500);
+    assert.ok(moved, "the picture with the token changes");
     await page.close();
   });
 
