@@ -33,6 +33,16 @@ async function makeClip({ seconds = 4, size = "320x240" } = {}) {
   return clip;
 }
 
+/** Bytes of each GOP of a clip. */
+function gopBytes(clip) {
+  const gops = [];
+  for (const f of clip.fragments) {
+    if (f.keyframe || gops.length === 0) gops.push(0);
+    gops[gops.length - 1] += f.data.length;
+  }
+  return gops;
+}
+
 /** A request as liveAccess reads it. */
 function fakeReq({ address = "10.0.0.1", headers = {} } = {}) {
   return { headers, socket: { remoteAddress: address } };
@@ -193,6 +203,11 @@ describe("live feed (StreamServer.openLive / liveAccess)", function () {
     assert.strictEqual(ws.framesSent, 2);
     assert.strictEqual(ws.address, "10.0.0.1");
     assert.strictEqual(s.stats().bytesOut, 1500);
+    const metrics = s.metrics();
+    assert.match(metrics, /^camrelay_viewers_by_kind\{path="\/cam",kind="ws"\} 1$/m);
+    assert.match(metrics, /^camrelay_viewers_by_kind\{path="\/cam",kind="webrtc"\} 1$/m);
+    assert.match(metrics, /^camrelay_viewers_by_kind\{path="\/cam",kind="mjpeg"\} 0$/m);
+    assert.strictEqual(metrics.match(/# TYPE camrelay_viewers_by_kind gauge/g).length, 1, "TYPE once");
     assert.deepStrictEqual(
       events.map((e) => [e.event, e.viewer.kind, e.count]),
       [
@@ -498,6 +513,7 @@ describe("the shared WebSocket <httpNodeRoot>camrelay/ws in Node-RED", function 
     { id: "j", type: "http-stream-out", path: "/j", wires: [[]] },
     { id: "t", type: "http-stream-out", path: "/t", wires: [[]] },
     { id: "m", type: "http-stream-out", path: "/m", maxClients: 1, wires: [[]] },
+    { id: "k", type: "http-stream-out", path: "/k", maxKbps: 100, wires: [[]] },
     { id: "events", type: "helper" },
   ];
   async function load(flow = FLOW) {
@@ -657,6 +673,26 @@ describe("the shared WebSocket <httpNodeRoot>camrelay/ws in Node-RED", function 
     assert.strictEqual(c.ws.readyState, WebSocket.OPEN);
   });
 
+  it("a path the browser cannot play with MSE comes as JPEG frames decoded from the video when mjpeg is accepted", async function () {
+    const node = await load();
+    sendInit(node("a"));
+    sendFragment(node("a"), 0);
+    let i = 1;
+    const feed = setInterval(() => sendFragment(node("a"), i++), 100);
+    try {
+      const c = await open();
+      c.send({ type: "play", id: 5, path: "/a", codecs: ["hvc1"], mjpeg: true });
+      await h.until(() => c.of(5).length >= 2, "decoded JPEG frames", 20000);
+      assert.deepStrictEqual(c.textsOf(5)[0], { type: "mjpeg", id: 5 });
+      assert.ok(c.of(5).every((b) => b.kind === 2 && b.payload[0] === 0xff && b.payload[1] === 0xd8));
+      assert.strictEqual((await statusJson("/a")).video.decoderRunning, true);
+      c.send({ type: "stop", id: 5 });
+      await h.until(async () => (await statusJson("/a")).video.decoderRunning === false, "decoder stopped");
+    } finally {
+      clearInterval(feed);
+    }
+  });
+
   it("allows 64 plays on one socket, then answers 503 in words", async function () {
     await load();
     const c = await open();
@@ -771,6 +807,49 @@ describe("the shared WebSocket <httpNodeRoot>camrelay/ws in Node-RED", function 
     assert.ok(gaps > 0, "some GOPs were dropped");
   });
 
+  it("honours maxKbps per play: whole GOPs are skipped, what goes out starts on keyframes", async function () {
+    const node = await load();
+    sendInit(node("k"));
+    const c = await open();
+    c.send({ type: "play", id: 1, path: "/k" });
+    await h.until(() => c.of(1).length === 1, "init");
+    const offeredBytes = clip.fragments.reduce((n, f) => n + f.data.length, 0) * 8; // 8 loops
+    const t = Date.now();
+    for (let l = 0; l < 8; l++) {
+      for (let i = 0; i < clip.fragments.length; i++) sendFragment(node("k"), l * clip.fragments.length + i);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const seconds = (Date.now() - t) / 1000;
+    const st = (await statusJson("/k")).viewers[0];
+    console.log(
+      `      maxKbps 100: offered ${((offeredBytes * 8) / 1000 / seconds).toFixed(0)} kbit/s for ${seconds.toFixed(1)} s, sent ${st.bytesSent} bytes, skipped ${st.framesSkipped}`,
+    );
+    // One second's budget plus one GOP of debt at the most (the bucket lets a started GOP finish).
+    const maxGop = Math.max(...gopBytes(clip));
+    assert.ok(st.bytesSent <= 12500 * (seconds + 1) + 2 * maxGop + clip.init.length, `${st.bytesSent} bytes`);
+    assert.ok(st.framesSkipped > 0);
+    const keys = new Set(
+      clip.fragments.filter((f) => f.keyframe).map((f) => f.data.toString("base64", 0, 64)),
+    );
+    const got = c.of(1).filter((b) => b.kind === 1);
+    assert.ok(got.length > 0);
+    assert.ok(keys.has(got[0].payload.toString("base64", 0, 64)), "starts on a keyframe fragment");
+  });
+
+  it("runs express-style httpNodeMiddleware (res.status().send()) and its answer goes out before accept", async function () {
+    helper.settings({
+      httpNodeMiddleware: [
+        (req, res, next) => (req.headers["x-deny"] ? res.status(403).send("no cameras for you") : next()),
+      ],
+    });
+    await load();
+    const denied = await refusal(`${wsUrl}?path=/a`, { headers: { "X-Deny": "1" } });
+    assert.strictEqual(denied.status, 403);
+    assert.strictEqual(denied.body, "no cameras for you");
+    const c = await open("?path=/a");
+    assert.strictEqual(c.ws.readyState, WebSocket.OPEN);
+  });
+
   it("a redeploy closes the sockets and removes the one upgrade listener", async function () {
     const server = helper._server;
     const baseline = server.listeners("upgrade").length;
@@ -790,6 +869,70 @@ describe("the shared WebSocket <httpNodeRoot>camrelay/ws in Node-RED", function 
     const again = await open();
     again.send({ type: "play", id: 1, path: "/a" });
     await h.until(() => again.texts.length === 1, "a play after the redeploy");
+  });
+});
+
+describe("LiveWsEndpoint on a plain HTTP server", function () {
+  this.timeout(20000);
+  const http = require("http");
+  const { LiveWsEndpoint } = require("../dist/nodes/lib/serve/ws-endpoint");
+  let web;
+  let endpoint;
+  let url;
+  const clients = [];
+
+  beforeEach(async function () {
+    const s = new StreamServer({ path: "/p" });
+    endpoint = new LiveWsEndpoint({
+      path: "/camrelay/ws",
+      paths: { get: (p) => (p === "/p" ? s : undefined) },
+      pingMs: 150,
+    });
+    web = http.createServer((req, res) => res.end("plain http still works\n"));
+    web.on("upgrade", endpoint.onUpgrade);
+    web.on("upgrade", (req, socket) => {
+      if (req.url.startsWith("/other")) socket.end("HTTP/1.1 418 I'm a teapot\r\nConnection: close\r\n\r\n");
+    });
+    await new Promise((r) => web.listen(0, "127.0.0.1", r));
+    url = `ws://127.0.0.1:${web.address().port}`;
+    endpoint.server = s;
+  });
+  afterEach(async function () {
+    while (clients.length) clients.pop().ws.terminate();
+    endpoint.close();
+    endpoint.server.close();
+    web.closeAllConnections();
+    await new Promise((r) => web.close(r));
+  });
+
+  it("closes a socket that stops answering pings, keeps one that answers", async function () {
+    const dead = client(`${url}/camrelay/ws`, { autoPong: false });
+    const live = client(`${url}/camrelay/ws`);
+    clients.push(dead, live);
+    await Promise.all([dead.opened, live.opened]);
+    assert.strictEqual(endpoint.socketCount, 2);
+    await h.until(() => dead.closed !== null, "the silent socket closed", 3000);
+    await new Promise((r) => setTimeout(r, 400));
+    assert.strictEqual(live.closed, null);
+    assert.strictEqual(endpoint.socketCount, 1);
+  });
+
+  it("leaves other upgrade paths to their own listeners", async function () {
+    const err = await refusal(`${url}/other/ws`);
+    assert.strictEqual(err.status, 418);
+    assert.strictEqual(endpoint.socketCount, 0);
+  });
+
+  it("close() ends every socket with 1001 and refuses later upgrades", async function () {
+    const c = client(`${url}/camrelay/ws`);
+    clients.push(c);
+    await c.opened;
+    c.send({ type: "play", id: 3, path: "/p" });
+    await h.until(() => endpoint.server.viewerCount === 1, "play counted");
+    endpoint.close();
+    await h.until(() => c.closed !== null, "closed");
+    assert.strictEqual(c.closed.code, 1001);
+    assert.strictEqual(endpoint.server.viewerCount, 0);
   });
 });
 
@@ -940,6 +1083,24 @@ function browserFlow() {
     wires: [["wspageres"]],
   });
   flow.push({ id: "wspageres", type: "http response", z: "wstab", statusCode: "200", wires: [] });
+  // Node-RED's own WebSocket nodes on the same server: an echo at /ws/echo.
+  flow.push({ id: "wsecholistener", type: "websocket-listener", path: "/ws/echo", wholemsg: "false" });
+  flow.push({
+    id: "wsechoin",
+    type: "websocket in",
+    z: "wstab",
+    server: "wsecholistener",
+    client: "",
+    wires: [["wsechoout"]],
+  });
+  flow.push({
+    id: "wsechoout",
+    type: "websocket out",
+    z: "wstab",
+    server: "wsecholistener",
+    client: "",
+    wires: [],
+  });
   return flow;
 }
 
@@ -1015,6 +1176,18 @@ describe("in Chromium: MSE for three paths and MJPEG for a fourth over one WebSo
     }
     assert.strictEqual(new Set(viewers.map((v) => v.connection)).size, 1, "one WebSocket carries all four");
     assert.deepStrictEqual(pageErrors, []);
+  });
+
+  it("leaves Node-RED's own WebSocket nodes and the editor's comms working beside it", async function () {
+    const echo = new WebSocket(`ws://127.0.0.1:${nodeRed.port}/ws/echo`);
+    await new Promise((resolve, reject) => echo.once("open", resolve).once("error", reject));
+    const answer = new Promise((resolve) => echo.once("message", (d) => resolve(d.toString())));
+    echo.send("hello camera");
+    assert.strictEqual(await answer, "hello camera");
+    echo.close();
+    const comms = client(`ws://127.0.0.1:${nodeRed.port}/comms`);
+    await comms.opened;
+    comms.ws.close();
   });
 
   it("a redeploy closes the page's socket", async function () {

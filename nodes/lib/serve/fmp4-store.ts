@@ -11,6 +11,14 @@ export interface Mp4Init {
   height: number;
 }
 
+/** One fragment as a low-latency HLS part (`part-<seq>.<n>.m4s`): a piece of a segment, playable as it arrives. */
+export interface Mp4Part {
+  data: Buffer;
+  duration: number;
+  /** Starts with a keyframe (the first part of every segment): INDEPENDENT=YES. */
+  independent: boolean;
+}
+
 export interface Mp4Segment {
   /** Media sequence number given by the store: keeps rising across inits, so URIs never repeat. */
   seq: number;
@@ -20,6 +28,11 @@ export interface Mp4Segment {
   initId: number;
   /** First segment after a new init that replaced an earlier one. */
   discontinuity: boolean;
+  /**
+   * The fragments it was made of, as views into `data` (no copy), while the input says which fragments
+   * start a GOP; undefined for whole-GOP fragments (no parts: the segment is one piece anyway).
+   */
+  parts?: Mp4Part[];
 }
 
 /**
@@ -39,14 +52,26 @@ export interface StoredFragment {
   closed?: Mp4Segment;
 }
 
-/** The GOP being collected: the fragments since its keyframe fragment. */
+/** The GOP being collected: the fragments since its keyframe fragment (the parts of the next segment). */
 interface OpenSegment {
-  parts: Buffer[];
+  parts: Mp4Part[];
   bytes: number;
   duration: number;
   time: number;
   initId: number;
+  discontinuity: boolean;
+  /** The input flags keyframes: the fragments are published as parts while the GOP is open. */
+  partial: boolean;
 }
+
+/** Where a low-latency part is or will be: listed now, the next one (the preload hint), or neither. */
+export type PartState = "listed" | "next" | "none";
+
+/** Seconds a segment may run over a whole number before the target duration rises to the next one. */
+const TARGET_SLACK = 0.1;
+
+/** Parts are listed for the segments of the last this many target durations (RFC 8216bis 4.4.4.9). */
+const PART_WINDOW_TARGETS = 3;
 
 export interface Fmp4StoreOptions {
   maxSegments?: number;
@@ -70,7 +95,10 @@ export class Fmp4Store {
   private nextInitId = 1;
   private bytes = 0;
   private discontinuitySeq = 0;
-  private targetDuration = 1;
+  /** EXT-X-TARGETDURATION: the longest segment so far, whole seconds rounded up (TARGET_SLACK aside). */
+  targetDuration = 1;
+  /** Longest part so far (PART-TARGET); 0 while the input has sent no part (no low-latency tags then). */
+  private partTarget = 0;
   private pendingDiscontinuity = false;
   private open: OpenSegment | undefined;
   /** Fragments since the latest keyframe fragment of the current init (what a joiner gets). */
@@ -91,10 +119,11 @@ export class Fmp4Store {
       width: info.width,
       height: info.height,
     };
+    // The GOP of the old init cannot be continued with the new one; listed as far as it came (its parts
+    // may have been published already, so its sequence number must not be given to another GOP).
+    this.closeOpen();
     this.init = init;
     this.inits.set(init.id, init);
-    // The GOP of the old init can neither be finished nor played with the new one.
-    this.open = undefined;
     this.gopParts = [];
     this.dropUnusedInits();
     return init;
@@ -117,22 +146,34 @@ export class Fmp4Store {
     let closed: Mp4Segment | undefined;
     if (key) {
       closed = this.closeOpen();
-      this.open = { parts: [], bytes: 0, duration: 0, time: info.time, initId: this.init.id };
+      const partial = info.keyframe !== undefined;
+      const discontinuity = this.pendingDiscontinuity;
+      this.open = {
+        parts: [],
+        bytes: 0,
+        duration: 0,
+        time: info.time,
+        initId: this.init.id,
+        discontinuity,
+        partial,
+      };
+      this.pendingDiscontinuity = false;
       this.gopParts = [];
     }
     const open = this.open;
     if (open === undefined) return { key, kept: false };
-    open.parts.push(data);
+    open.parts.push({ data, duration, independent: key });
     open.bytes += data.length;
     open.duration += duration;
+    if (open.partial) this.partTarget = Math.max(this.partTarget, Math.ceil(duration * 1000) / 1000);
     this.gopParts.push(data);
     if (info.keyframe === undefined) closed = this.closeOpen();
     else if (open.bytes > this.maxBytes) {
-      // A GOP larger than the whole store: give it up and start again at the next keyframe.
-      this.open = undefined;
+      // A GOP larger than the whole store: listed as far as it came, the rest skipped up to the next keyframe.
+      closed = this.closeOpen();
       this.gopParts = [];
       this.pendingDiscontinuity = true;
-      return { key, kept: false };
+      return { key, kept: true, closed };
     } else this.trim();
     return { key, kept: true, closed };
   }
@@ -147,17 +188,33 @@ export class Fmp4Store {
     const open = this.open;
     this.open = undefined;
     if (open === undefined || open.parts.length === 0) return undefined;
-    const data = open.parts.length === 1 ? open.parts[0] : Buffer.concat(open.parts, open.bytes);
+    const data =
+      open.parts.length === 1
+        ? open.parts[0].data
+        : Buffer.concat(
+            open.parts.map((p) => p.data),
+            open.bytes,
+          );
     const seg: Mp4Segment = {
       seq: this.nextSeq++,
       data,
       duration: open.duration,
       time: open.time,
       initId: open.initId,
-      discontinuity: this.pendingDiscontinuity,
+      discontinuity: open.discontinuity,
     };
-    this.pendingDiscontinuity = false;
-    this.targetDuration = Math.max(this.targetDuration, Math.ceil(seg.duration - 0.001));
+    if (open.partial) {
+      // The parts become views into the segment, so the fragments' own buffers can go.
+      let at = 0;
+      seg.parts = open.parts.map((p) => {
+        const view = data.subarray(at, at + p.data.length);
+        at += p.data.length;
+        return { ...p, data: view };
+      });
+    }
+    // Whole seconds up, but a GOP a frame or two over a second (camera clocks, a first GOP of 1.024 s) stays
+    // at 1: the spec rounds to the nearest, and a doubled target doubles every classic player's hold-back.
+    this.targetDuration = Math.max(this.targetDuration, Math.ceil(seg.duration - TARGET_SLACK));
     this.segments.push(seg);
     this.bytes += data.length;
     this.trim();
@@ -198,29 +255,96 @@ export class Fmp4Store {
     return id === undefined ? this.init : this.inits.get(id);
   }
 
+  /** Sequence number the GOP being collected gets when it is complete (its parts are listed under it). */
+  get openSeq(): number {
+    return this.nextSeq;
+  }
+
+  /** Parts of the GOP being collected so far (none while no GOP is open or the input has no keyframe flags). */
+  get openParts(): readonly Mp4Part[] {
+    return this.open?.partial ? this.open.parts : [];
+  }
+
+  /** The input sends fragments flagged as GOP starts or not: the playlist carries low-latency parts. */
+  get lowLatency(): boolean {
+    return this.partTarget > 0;
+  }
+
+  /** Part `n` of segment `seq`, listed or open; undefined when gone or not there yet. */
+  part(seq: number, n: number): Mp4Part | undefined {
+    if (seq === this.nextSeq) return this.openParts[n];
+    return this.segment(seq)?.parts?.[n];
+  }
+
+  /**
+   * Where part `n` of segment `seq` stands: "listed" (it can be served), "next" (the one the preload hint
+   * names: it comes with the next fragment unless that one starts a GOP) or "none".
+   */
+  partState(seq: number, n: number): PartState {
+    if (this.part(seq, n) !== undefined) return "listed";
+    return this.lowLatency && seq === this.nextSeq && n === this.openParts.length ? "next" : "none";
+  }
+
+  /**
+   * Whether a playlist now holds segment `seq` complete (`part` undefined) or its part `part`, or anything
+   * later: what a blocking reload (`_HLS_msn`, `_HLS_part`) waits for.
+   */
+  reached(seq: number, part?: number): boolean {
+    if (part === undefined) return seq < this.nextSeq;
+    if (seq < this.nextSeq) return true;
+    return seq === this.nextSeq && part < this.openParts.length;
+  }
+
   /** The live media playlist; `query` (e.g. "token=abc") is appended to every URI. */
   playlist(query = ""): string {
     const q = query === "" ? "" : `?${query}`;
     const first = this.segments[0];
-    const lines = [
-      "#EXTM3U",
-      "#EXT-X-VERSION:7",
-      `#EXT-X-TARGETDURATION:${this.targetDuration}`,
-      `#EXT-X-MEDIA-SEQUENCE:${first ? first.seq : this.nextSeq}`,
-    ];
+    const lines = ["#EXTM3U", "#EXT-X-VERSION:7", `#EXT-X-TARGETDURATION:${this.targetDuration}`];
+    const ll = this.lowLatency;
+    if (ll) {
+      // hls.js and Apple players in low-latency mode stay PART-HOLD-BACK behind the newest part.
+      const holdBack = (this.partTarget * 3).toFixed(3);
+      lines.push(`#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=${holdBack}`);
+      lines.push(`#EXT-X-PART-INF:PART-TARGET=${this.partTarget.toFixed(3)}`);
+    }
+    lines.push(`#EXT-X-MEDIA-SEQUENCE:${first ? first.seq : this.nextSeq}`);
     if (this.discontinuitySeq > 0) lines.push(`#EXT-X-DISCONTINUITY-SEQUENCE:${this.discontinuitySeq}`);
+    const partLine = (seq: number, n: number, p: Mp4Part): string =>
+      `#EXT-X-PART:DURATION=${p.duration.toFixed(3)},URI="part-${seq}.${n}.m4s${q}"` +
+      (p.independent ? ",INDEPENDENT=YES" : "");
+    // Parts only near the live edge: the segments that end within PART_WINDOW_TARGETS target durations.
+    const openParts = this.openParts;
+    let edge = openParts.reduce((sum, p) => sum + p.duration, 0);
+    let partsFrom = this.segments.length;
+    while (partsFrom > 0 && edge < PART_WINDOW_TARGETS * this.targetDuration) {
+      partsFrom--;
+      edge += this.segments[partsFrom].duration;
+    }
     let initId = -1;
-    for (const seg of this.segments) {
-      if (seg.discontinuity) lines.push("#EXT-X-DISCONTINUITY");
-      if (seg.initId !== initId) {
-        initId = seg.initId;
+    const head = (s: { discontinuity: boolean; initId: number; time: number }): void => {
+      if (s.discontinuity) lines.push("#EXT-X-DISCONTINUITY");
+      if (s.initId !== initId) {
+        initId = s.initId;
         lines.push(`#EXT-X-MAP:URI="init.mp4?v=${initId}${query === "" ? "" : `&${query}`}"`);
       }
       // Only a date RFC 3339 can write (a time from outside readMp4Info must not make the playlist throw).
-      if (Number.isFinite(seg.time) && seg.time >= 0 && seg.time <= MAX_EPOCH_MS)
-        lines.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(seg.time).toISOString()}`);
+      if (Number.isFinite(s.time) && s.time >= 0 && s.time <= MAX_EPOCH_MS)
+        lines.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(s.time).toISOString()}`);
+    };
+    this.segments.forEach((seg, i) => {
+      head(seg);
+      if (ll && i >= partsFrom) seg.parts?.forEach((p, n) => lines.push(partLine(seg.seq, n, p)));
       lines.push(`#EXTINF:${seg.duration.toFixed(3)},`);
       lines.push(`seg-${seg.seq}.m4s${q}`);
+    });
+    if (ll) {
+      // The open GOP: its parts so far (no EXTINF yet, classic players skip them), then the next one's name.
+      const open = this.open;
+      if (open?.partial && openParts.length > 0) {
+        head(open);
+        openParts.forEach((p, n) => lines.push(partLine(this.nextSeq, n, p)));
+      }
+      lines.push(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part-${this.nextSeq}.${openParts.length}.m4s${q}"`);
     }
     return lines.join("\n") + "\n";
   }
@@ -232,6 +356,7 @@ export class Fmp4Store {
     this.bytes = 0;
     this.open = undefined;
     this.gopParts = [];
+    this.partTarget = 0;
   }
 
   private dropUnusedInits(): void {

@@ -5,6 +5,9 @@ import type { ViewerInfo } from "./viewer";
 /** Distinct User-Agents one address may turn into HLS sessions; more share one session of that address. */
 export const HLS_SESSIONS_PER_ADDRESS = 16;
 
+/** Blocking requests (playlist reloads, hinted parts) one HLS session may have waiting at once. */
+export const HLS_HELD_PER_SESSION = 4;
+
 /** An HLS client, known by address and user agent, alive while it keeps requesting. */
 export class HlsSession {
   framesSent = 0;
@@ -13,6 +16,8 @@ export class HlsSession {
   private kbpsBytes = 0;
   private kbpsAt: number;
   lastSeen: number;
+  /** Requests of this client held open until the part they ask for exists (low-latency HLS). */
+  held = 0;
 
   constructor(
     readonly address: string,
@@ -108,7 +113,7 @@ export class HlsSessions {
   /** Lets go of the sessions that asked for nothing for `idleMs`, calling `left` for each. */
   expire(left: (session: HlsSession) => void, now = performance.now()): void {
     for (const [key, s] of this.sessions) {
-      if (now - s.lastSeen > this.idleMs) {
+      if (s.held === 0 && now - s.lastSeen > this.idleMs) {
         this.sessions.delete(key);
         this.admission.release(s.group, true);
         left(s);

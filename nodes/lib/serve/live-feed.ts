@@ -23,7 +23,10 @@ export type LiveState = "online" | "offline";
 export interface LiveSink {
   /** Compressed video: the current init and the current GOP at once, then every new fragment. */
   video?(ev: LiveVideoEvent): void;
-  /** JPEG frames: from a JPEG wire, or decoded from the video while any JPEG sink or MJPEG viewer wants it. */
+  /**
+   * JPEG frames: from a JPEG wire, or decoded from the video while any JPEG sink or MJPEG viewer wants it.
+   * May be a getter: the feed asks each time, so a sink can stop wanting JPEG (the decoder then stops).
+   */
   jpeg?(data: Buffer): void;
   /** The upstream went away or came back ("offline" also at once when the path is offline on open). */
   state?(s: LiveState): void;
@@ -234,7 +237,7 @@ export class LiveFeed {
     this.host.joined(address, kind);
     if (sink.video) this.startVideo(entry);
     if (this.host.offline()) safely(() => sink.state?.("offline"));
-    if (sink.jpeg) this.host.jpegWantChanged();
+    this.host.jpegWantChanged();
     return entry;
   }
 
@@ -259,7 +262,8 @@ export class LiveFeed {
     this.host.admission.release(entry.group, false);
     if (byServer) safely(() => entry.sink.end?.(reason));
     this.host.left(entry.address, entry.kind);
-    if (entry.sink.jpeg) this.host.jpegWantChanged();
+    // Always: a sink whose jpeg() is a getter may have stopped wanting JPEG before it left.
+    this.host.jpegWantChanged();
   }
 
   /** A new init (not the same one announced again): every video sink starts over at the next keyframe. */

@@ -1,4 +1,4 @@
-import type { ViewerInfo } from "./viewer";
+import type { ViewerInfo, ViewerKind } from "./viewer";
 
 /** The stream's counters as `<path>/status.json` and `<path>/metrics` show them. */
 
@@ -104,6 +104,20 @@ export function streamMetricRows(s: StreamStats): MetricRow[] {
   ];
 }
 
+/** Every viewer kind, in the order `camrelay_viewers_by_kind` lists them. */
+export const VIEWER_KINDS: readonly ViewerKind[] = ["mjpeg", "mp4", "hls", "ws", "webrtc"];
+
+/** Viewers now by kind (MJPEG, stream.mp4, HLS, the shared WebSocket, WebRTC), one labelled row each. */
+export function viewerKindRows(viewers: readonly ViewerInfo[]): MetricRow[] {
+  return VIEWER_KINDS.map((kind) => ({
+    name: "camrelay_viewers_by_kind",
+    type: "gauge",
+    help: "Viewers connected now, by transport.",
+    value: viewers.filter((v) => v.kind === kind).length,
+    labels: { kind },
+  }));
+}
+
 /** The video's rows: what it is (an info gauge with labels), fragments in, whether a decoder runs. */
 function videoMetricRows(v: VideoStats | null | undefined): MetricRow[] {
   if (!v) return [];
@@ -145,10 +159,13 @@ function videoMetricRows(v: VideoStats | null | undefined): MetricRow[] {
 /** Prometheus text format (0.0.4): HELP, TYPE and one sample per row, each labelled with the path. */
 export function renderMetrics(path: string, rows: MetricRow[]): string {
   const pathLabel = `path="${promLabel(path)}"`;
+  // HELP and TYPE once per metric: rows of one name with different labels follow each other.
   return rows
-    .map((r) => {
+    .map((r, i) => {
       const labels = [pathLabel, ...Object.entries(r.labels ?? {}).map(([k, v]) => `${k}="${promLabel(v)}"`)];
-      return `# HELP ${r.name} ${r.help}\n# TYPE ${r.name} ${r.type}\n${r.name}{${labels.join(",")}} ${r.value}\n`;
+      const sample = `${r.name}{${labels.join(",")}} ${r.value}\n`;
+      if (i > 0 && rows[i - 1].name === r.name) return sample;
+      return `# HELP ${r.name} ${r.help}\n# TYPE ${r.name} ${r.type}\n${sample}`;
     })
     .join("");
 }

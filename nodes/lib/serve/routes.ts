@@ -8,8 +8,10 @@ export type RouteName =
 
 export interface Route {
   name: RouteName;
-  /** The number in `seg-<n>.m4s`. */
+  /** The number in `seg-<n>.m4s` or `part-<n>.<part>.m4s`. */
   seq?: number;
+  /** The part in `part-<n>.<part>.m4s` (a low-latency HLS part, served by the segment handler). */
+  part?: number;
 }
 
 const EXACT: Record<string, RouteName> = {
@@ -33,12 +35,23 @@ export function parseRequestUrl(url: string): URL | undefined {
   }
 }
 
+const PART = /^\/part-(\d+)\.(\d+)\.m4s$/;
+
 /** The route of a path (one trailing slash ignored), or undefined for 404. */
 export function matchRoute(pathname: string): Route | undefined {
   const path = pathname.length > 1 && pathname.endsWith("/") ? pathname.slice(0, -1) : pathname;
   if (Object.prototype.hasOwnProperty.call(EXACT, path)) return { name: EXACT[path] };
   const seg = /^\/seg-(\d+)\.m4s$/.exec(path);
-  return seg ? { name: "segment", seq: Number(seg[1]) } : undefined;
+  if (seg) return { name: "segment", seq: Number(seg[1]) };
+  const part = PART.exec(path);
+  return part ? { name: "segment", seq: Number(part[1]), part: Number(part[2]) } : undefined;
+}
+
+/** The part number when `url` names `part-<n>.<part>.m4s` (below any mount point), else undefined. */
+export function partOfUrl(url: string | undefined): number | undefined {
+  const pathname = parseRequestUrl(url ?? "/")?.pathname ?? "";
+  const m = /\/part-\d+\.(\d+)\.m4s\/?$/.exec(pathname);
+  return m ? Number(m[1]) : undefined;
 }
 
 /** WHEP below the mount point: "/whep" -> {} (POST an offer), "/whep/<id>" -> { id } (DELETE), else undefined. */

@@ -7,6 +7,7 @@ import { HlsSessions } from "./hls-sessions";
 import {
   renderMetrics,
   streamMetricRows,
+  viewerKindRows,
   videoFormat,
   type MetricRow,
   type StreamStats,
@@ -571,8 +572,10 @@ export class StreamServer implements LiveServer {
   }
 
   metrics(): string {
+    const stats = this.stats();
     return renderMetrics(this.path, [
-      ...streamMetricRows(this.stats()),
+      ...streamMetricRows(stats),
+      ...viewerKindRows(stats.viewers),
       ...(this.options.extraMetrics?.() ?? []),
     ]);
   }

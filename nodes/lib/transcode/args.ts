@@ -232,17 +232,23 @@ function teeEscape(value: string): string {
   return value.replace(/[\\:|[\]=]/g, (c) => `\\${c}`);
 }
 
+/** Fragment length inside a GOP of the live fMP4 (µs): each fragment is a low-latency HLS part. */
+export const LIVE_PART_US = 250000;
+
 /**
  * fMP4 on stdout (fragments cut at each keyframe, flushed at once), plus with `hlsDirectory` a standard HLS
  * directory written by ffmpeg's hls muxer through tee (1 s segments, old ones deleted; a failing directory
- * does not stop the live stream: onfail=ignore).
+ * does not stop the live stream: onfail=ignore). With `segmentSeconds` (the live hls/fmp4 presets name it)
+ * fragments are also cut every LIVE_PART_US inside a GOP, flagged keyframe or not by the splitter, so
+ * http-stream-out publishes them as low-latency HLS parts; without, one fragment per GOP.
  */
-export function fmp4PipeArgs(hlsDirectory?: string, segmentSeconds = 1): string[] {
-  if (!hlsDirectory) return ["-movflags", FMP4_FLAGS, "-flush_packets", "1", "-f", "mp4", "pipe:1"];
+export function fmp4PipeArgs(hlsDirectory?: string, segmentSeconds?: number): string[] {
+  const parts = segmentSeconds === undefined ? [] : ["-frag_duration", String(LIVE_PART_US)];
+  if (!hlsDirectory) return ["-movflags", FMP4_FLAGS, ...parts, "-flush_packets", "1", "-f", "mp4", "pipe:1"];
   const dir = hlsDirectory.replace(/\/+$/, "");
   const hls = [
     "f=hls",
-    `hls_time=${segmentSeconds}`,
+    `hls_time=${segmentSeconds ?? 1}`,
     "hls_list_size=6",
     "bsfs/v=h264_mp4toannexb",
     "hls_flags=delete_segments+independent_segments+program_date_time",
@@ -259,7 +265,8 @@ export function fmp4PipeArgs(hlsDirectory?: string, segmentSeconds = 1): string[
     "1",
     "-f",
     "tee",
-    `[f=mp4:movflags=${FMP4_FLAGS}]pipe:1|[${hls}]${teeEscape(`${dir}/${HLS_PLAYLIST_FILE}`)}`,
+    `[f=mp4:movflags=${FMP4_FLAGS}${parts.length ? `:frag_duration=${LIVE_PART_US}` : ""}]pipe:1|` +
+      `[${hls}]${teeEscape(`${dir}/${HLS_PLAYLIST_FILE}`)}`,
   ];
 }
 

@@ -159,6 +159,8 @@ export class LiveTranscoder extends EventEmitter<LiveTranscoderEvents> {
           seq: this.seq++,
           duration: info.durationSec,
           time: Math.round(info.time),
+          // Fragments inside a GOP (LIVE_PART_US) say so: a store groups them into one segment per GOP.
+          keyframe: info.keyframe,
           ...init,
         },
       });
