@@ -8,7 +8,11 @@ const { H264Packetizer, splitAvcc, nalType, NAL } = require("../dist/nodes/lib/c
 const { readOffer, chooseH264, h264ProfileOf } = require("../dist/nodes/lib/serve/whep-sdp");
 const { webrtcConfig, parseUdpPorts } = require("../dist/nodes/lib/serve/stream-out-settings");
 const { Mp4FragmentSplitter } = require("../dist/nodes/lib/codec/fmp4-splitter");
-const { ffmpegBuilds } = require("./lib/toolkit");
+const { StreamServer } = require("../dist/nodes/lib/serve/stream-server");
+const { WhepEndpoint } = require("../dist/nodes/lib/serve/whep");
+const { OggOpusReader, OpusFeed } = require("../dist/nodes/lib/serve/whep-audio");
+const { ffmpegBuilds, until } = require("./lib/toolkit");
+const http = require("http");
 
 const FFMPEG = ffmpegBuilds()[0].ffmpeg;
 
@@ -223,6 +227,78 @@ describe("WHEP core (mp4-samples, h264-rtp, whep-sdp, settings)", function () {
     });
   });
 
+  describe("whep-audio", function () {
+    it("converts the fMP4's AAC into 20 ms Opus RTP packets, fed in any chunking, each fragment once", async function () {
+      const rtp = [];
+      const feed = new OpusFeed({ ffmpegPath: FFMPEG, onRtp: (p) => rtp.push(p) });
+      feed.feed(
+        { type: "init", data: av.init, codec: "avc1.4d000d,mp4a.40.2", width: 320, height: 240 },
+        false,
+      );
+      feed.feed({ type: "init", data: Buffer.from(av.init), codec: "", width: 0, height: 0 }, false);
+      for (const f of av.fragments) {
+        const ev = { type: "fragment", data: f.data, keyframe: f.info.keyframe, time: 0, duration: 0 };
+        feed.feed(ev, false);
+        feed.feed(ev, false); // a second viewer's sink: the same Buffer, written once
+      }
+      assert.strictEqual(feed.counts.fragments, av.fragments.length);
+      await until(() => rtp.length >= 95, {
+        ms: 15000,
+        what: "2 s of Opus",
+        detail: () => `${rtp.length} packets`,
+      });
+      await feed.stop();
+      assert.strictEqual(feed.counts.restarts, 0, "the same init again is no restart");
+      assert.ok(rtp.length <= 110, `${rtp.length} packets of 20 ms for 2 s (+ AAC priming)`);
+      rtp.forEach((p, i) => {
+        assert.strictEqual(p[0], 0x80);
+        if (i > 0) {
+          assert.strictEqual(p.readUInt16BE(2), (rtp[i - 1].readUInt16BE(2) + 1) & 0xffff);
+          assert.strictEqual((p.readUInt32BE(4) - rtp[i - 1].readUInt32BE(4)) >>> 0, 960);
+        }
+        assert.ok(p.length > 13, "an Opus payload after the header");
+      });
+    });
+
+    it("reads Ogg pages in any chunking and leaves out OpusHead and OpusTags", function () {
+      const page = (packets, headerType = 0) => {
+        const lacing = [];
+        for (const p of packets) {
+          let n = p.length;
+          while (n >= 255) {
+            lacing.push(255);
+            n -= 255;
+          }
+          lacing.push(n);
+        }
+        const head = Buffer.alloc(27);
+        head.write("OggS", 0, "latin1");
+        head[5] = headerType;
+        head[26] = lacing.length;
+        return Buffer.concat([head, Buffer.from(lacing), ...packets]);
+      };
+      const big = Buffer.alloc(600, 3);
+      const stream = Buffer.concat([
+        page([Buffer.from("OpusHead\x01\x02")], 2),
+        page([Buffer.from("OpusTags....")]),
+        page([Buffer.from([1, 2, 3]), big]),
+        Buffer.from("junk"),
+        page([Buffer.from([9])]),
+      ]);
+      for (const step of [1, 7, stream.length]) {
+        const got = [];
+        const r = new OggOpusReader((p) => got.push(p));
+        for (let i = 0; i < stream.length; i += step) r.push(stream.subarray(i, i + step));
+        assert.deepStrictEqual(
+          got.map((p) => p.length),
+          [3, 600, 1],
+          `chunks of ${step}`,
+        );
+        assert.ok(got[1].equals(big));
+      }
+    });
+  });
+
   describe("whep-sdp", function () {
     const offer = [
       "v=0",
@@ -291,6 +367,111 @@ describe("WHEP core (mp4-samples, h264-rtp, whep-sdp, settings)", function () {
       assert.strictEqual(parseUdpPorts(""), undefined);
       for (const bad of ["40000", "5-10", "50000-40000", "40000-70000", "a-b"])
         assert.match(parseUdpPorts(bad).message, /not a range min-max/, bad);
+    });
+  });
+
+  describe("the WHEP endpoint on a StreamServer (real werift, plain http)", function () {
+    let httpServer;
+    let handler;
+    let offerSdp;
+    const url = (p) => `http://127.0.0.1:${httpServer.address().port}${p}`;
+    const post = (p, body, headers = {}) =>
+      fetch(url(p), {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp", ...headers },
+        body,
+      }).then(async (r) => ({ status: r.status, text: await r.text(), location: r.headers.get("location") }));
+    before(async function () {
+      httpServer = http.createServer((req, res) => handler(req, res));
+      await new Promise((r) => httpServer.listen(0, "127.0.0.1", r));
+      // A browser-like offer (recvonly H.264, mode 1) made by a second werift peer.
+      const w = require("werift");
+      const client = new w.RTCPeerConnection({
+        codecs: {
+          video: [
+            new w.RTCRtpCodecParameters({
+              mimeType: "video/H264",
+              clockRate: 90000,
+              parameters: "profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1",
+            }),
+          ],
+        },
+      });
+      client.addTransceiver("video", { direction: "recvonly" });
+      await client.setLocalDescription(await client.createOffer());
+      offerSdp = client.localDescription.sdp;
+      await client.close();
+    });
+    after(() => new Promise((r) => httpServer.close(r)));
+
+    /** A StreamServer with the ffmpeg fMP4 pushed in (init + first fragment). */
+    function serverWith(options) {
+      const s = new StreamServer({ path: "/cam", ...options });
+      s.pushMp4(video.init, { type: "init", codec: "avc1.64000d", width: 320, height: 240 });
+      s.pushMp4(video.fragments[0].data, { type: "fragment", keyframe: true, duration: 0.25 });
+      handler = (req, res) => s.handle(req, res, req.url.replace(/^\/cam/, ""));
+      return s;
+    }
+
+    it("answers 503 in words over maxClients, and 201 once a slot is free", async function () {
+      const s = serverWith({ maxClients: 1 });
+      try {
+        const other = s.openLive("ws", "10.0.0.9", { video() {} });
+        const busy = await post("/cam/whep", offerSdp);
+        assert.strictEqual(busy.status, 503);
+        assert.match(busy.text, /\w+ \w+/);
+        other.close();
+        const ok = await post("/cam/whep", offerSdp);
+        assert.strictEqual(ok.status, 201, ok.text);
+        assert.strictEqual(s.stats().viewers.filter((v) => v.kind === "webrtc").length, 1);
+      } finally {
+        s.close();
+      }
+      assert.strictEqual(s.whep.size, 0, "close ends the session");
+      assert.strictEqual(s.viewerCount, 0);
+    });
+
+    it("ICE over TCP adds passive TCP candidates; UDP ports keep every UDP candidate in the range", async function () {
+      const s = serverWith({
+        webrtc: webrtcConfig({ iceTcp: true, udpPorts: "41000-41050" }, undefined),
+      });
+      try {
+        const r = await post("/cam/whep", offerSdp);
+        assert.strictEqual(r.status, 201, r.text);
+        const candidates = r.text.split(/\r?\n/).filter((l) => l.startsWith("a=candidate:"));
+        const udp = candidates.filter((c) => / udp /i.test(c));
+        const tcp = candidates.filter((c) => / tcp /i.test(c));
+        assert.ok(udp.length > 0, r.text);
+        assert.ok(
+          tcp.some((c) => /tcptype passive/.test(c)),
+          `passive TCP candidates:\n${candidates.join("\n")}`,
+        );
+        for (const c of udp) {
+          const port = Number(c.split(" ")[5]);
+          assert.ok(port >= 41000 && port <= 41050, c);
+        }
+      } finally {
+        s.close();
+      }
+    });
+
+    it("answers 501 in words when werift cannot be loaded", async function () {
+      const host = {
+        authorized: () => true,
+        liveAccess: () => ({ ok: true }),
+        openLive: () => assert.fail("no viewer without werift"),
+        videoCodec: () => "avc1.64001f",
+        hasHadFrames: () => true,
+        closed: () => false,
+      };
+      const endpoint = new WhepEndpoint(host, {
+        config: { iceServers: [], iceTcp: false },
+        loadWerift: () => Promise.reject(new Error("Cannot find module 'werift'")),
+      });
+      handler = (req, res) => endpoint.handle(req, res, new URL(req.url, "http://x"));
+      const r = await post("/whep", offerSdp);
+      assert.strictEqual(r.status, 501);
+      assert.match(r.text, /WebRTC is not available.*werift could not be loaded \(Cannot find module/);
     });
   });
 });

@@ -15,7 +15,7 @@ const transcodeNode = require("../dist/nodes/ffmpeg-transcode.js");
 const h = require("./lib/stream-out-helpers");
 const { rtspServer } = require("./lib/rtsp-server");
 const { launchChromium } = require("./lib/browser-chromium");
-const { until, wait } = require("./lib/toolkit");
+const { processesMatching, until, wait } = require("./lib/toolkit");
 
 helper.init(require.resolve("node-red"));
 
@@ -50,10 +50,12 @@ function udpSockets() {
 
 /** Functions the page gets before it loads: WHEP with a plain RTCPeerConnection, stats, canvas grabs. */
 function pageScript() {
-  window.whep = async (url, headers = {}) => {
+  window.whep = async (url, headers = {}, audio = false) => {
     const pc = new RTCPeerConnection();
     window.pc = pc;
     pc.addTransceiver("video", { direction: "recvonly" });
+    if (audio) pc.addTransceiver("audio", { direction: "recvonly" });
+    window.tracks = [];
     const video = document.createElement("video");
     video.muted = true;
     video.autoplay = true;
@@ -61,7 +63,8 @@ function pageScript() {
     document.body.appendChild(video);
     window.video = video;
     pc.ontrack = (e) => {
-      video.srcObject = e.streams[0] || new MediaStream([e.track]);
+      window.tracks.push({ kind: e.track.kind, stream: e.streams[0] && e.streams[0].id });
+      if (e.track.kind === "video") video.srcObject = e.streams[0] || new MediaStream([e.track]);
     };
     await pc.setLocalDescription(await pc.createOffer());
     const r = await fetch(url, {
@@ -77,6 +80,8 @@ function pageScript() {
   window.stats = async () => {
     const out = { state: window.pc.connectionState, framesDecoded: 0, width: 0 };
     (await window.pc.getStats()).forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "audio")
+        out.audio = { packets: s.packetsReceived || 0, samples: s.totalSamplesReceived || 0 };
       if (s.type === "inbound-rtp" && s.kind === "video") {
         out.framesDecoded = s.framesDecoded || 0;
         out.width = s.frameWidth || 0;
@@ -133,6 +138,19 @@ describe("WebRTC (WHEP) in Chromium from a real Node-RED (issue 14)", function (
     { id: "conn", type: "camera-connect", camera: "rtsp", output: "video", wires: [["out"], []] },
     { id: "out", type: "http-stream-out", path: "/cam/rtsp", maxClients: 10, wires: [["viewers"]] },
     { id: "viewers", type: "helper" },
+    {
+      id: "rtspa",
+      type: "camera-source",
+      name: "rtsp av",
+      protocol: "ffmpeg",
+      url: camera.url("h264aac"),
+      video: "auto",
+      audio: true,
+      fps: 0,
+      linger: 0,
+    },
+    { id: "conna", type: "camera-connect", camera: "rtspa", output: "video", wires: [["outa"], []] },
+    { id: "outa", type: "http-stream-out", path: "/cam/av", wires: [[]] },
     { id: "pattern", type: "camera-source", protocol: "test", url: "320x240", fps: 10, linger: 0 },
     { id: "conn2", type: "camera-connect", camera: "pattern", wires: [["tc", "jpeg"], []] },
     {
@@ -174,8 +192,11 @@ describe("WebRTC (WHEP) in Chromium from a real Node-RED (issue 14)", function (
   });
 
   /** Plays `path` until Chromium decoded `frames` more pictures; returns what the POST answered. */
-  async function play(path, headers, frames = 20) {
-    const answer = await page.evaluate(([u, hd]) => window.whep(u, hd), [web.url(`${path}/whep`), headers]);
+  async function play(path, headers, frames = 20, audio = false) {
+    const answer = await page.evaluate(
+      ([u, hd, a]) => window.whep(u, hd, a),
+      [web.url(`${path}/whep`), headers, audio],
+    );
     assert.strictEqual(answer.status, 201, answer.text);
     await until(async () => (await page.evaluate(() => window.stats())).framesDecoded >= frames, {
       ms: 30000,
@@ -245,6 +266,32 @@ describe("WebRTC (WHEP) in Chromium from a real Node-RED (issue 14)", function (
     await until(async () => (await status("/cam/tc")).viewerCount === 0, 20000, "the closed viewer left");
   });
 
+  it("sends the camera's AAC as Opus, in the video's MediaStream, from one ffmpeg that runs only while needed", async function () {
+    await until(
+      async () => /mp4a/.test((await status("/cam/av")).video?.codec ?? ""),
+      30000,
+      "AAC on /cam/av",
+    );
+    const opus = () => processesMatching("libopus").length;
+    assert.strictEqual(opus(), 0, "no audio converter before a WebRTC viewer");
+    const answer = await play("/cam/av", {}, 10, true);
+    assert.match(answer.text, /m=audio [1-9]\d* [^\n]*\r?\n(?:[^m][^\n]*\n)*?a=sendonly/);
+    assert.match(answer.text, /a=rtpmap:\d+ opus\/48000\/2/i);
+    await until(async () => ((await page.evaluate(() => window.stats())).audio?.packets ?? 0) > 50, {
+      ms: 20000,
+      what: "Opus packets in Chromium",
+      detail: async () => JSON.stringify(await page.evaluate(() => window.stats())),
+    });
+    const tracks = await page.evaluate(() => window.tracks);
+    assert.deepStrictEqual(tracks.map((t) => t.kind).sort(), ["audio", "video"]);
+    assert.ok(tracks[0].stream && tracks[0].stream === tracks[1].stream, JSON.stringify(tracks));
+    assert.strictEqual(opus(), 1, "one audio converter for the path");
+    await pictureChanges();
+    await page.evaluate(() => window.pc.close());
+    await until(() => opus() === 0, 10000, "the audio converter ended with the last viewer");
+    await until(async () => (await status("/cam/av")).viewerCount === 0, 10000, "no viewer");
+  });
+
   it("refuses in words: 415 for a JPEG-only path, 401 without the token, 400/415 for bad offers, 405 PATCH", async function () {
     const post = (p, body, headers = {}) =>
       page.evaluate(
@@ -287,14 +334,15 @@ describe("WebRTC (WHEP) in Chromium from a real Node-RED (issue 14)", function (
     assert.match(options.headers["access-control-expose-headers"], /Location/);
   });
 
-  it("a redeploy ends the sessions and leaves no UDP socket behind", async function () {
-    await play("/cam/rtsp", bearer, 5);
+  it("a redeploy ends the sessions (video and audio) and leaves no UDP socket and no ffmpeg behind", async function () {
+    await play("/cam/av", {}, 5, true);
+    await until(() => processesMatching("libopus").length === 1, 10000, "the audio converter runs");
     const during = udpSockets();
     assert.ok(
       during.length > baselineUdp.length,
       `werift holds UDP sockets while playing (${during.length})`,
     );
-    assert.strictEqual((await status("/cam/rtsp", TOKEN)).viewerCount, 1);
+    assert.strictEqual((await status("/cam/av")).viewerCount, 1);
     await helper.unload();
     await until(
       async () => (await page.evaluate(() => window.pc.connectionState)) !== "connected",
@@ -303,6 +351,11 @@ describe("WebRTC (WHEP) in Chromium from a real Node-RED (issue 14)", function (
     );
     await until(() => udpSockets().length === baselineUdp.length, 10000, "UDP sockets closed");
     assert.deepStrictEqual(udpSockets(), baselineUdp);
+    await until(
+      () => processesMatching("libopus").length === 0,
+      10000,
+      "no audio converter after the redeploy",
+    );
     await page.evaluate(() => window.pc.close());
   });
 });

@@ -6,6 +6,7 @@
 import type { RTCPeerConnection, RTCRtpSender } from "werift";
 import { H264_CLOCK_RATE, H264Packetizer, splitAvcc } from "../codec/h264-rtp";
 import { parseFragmentSamples, parseInitTracks, type Mp4Track, type Mp4Tracks } from "../codec/mp4-samples";
+import { OPUS_CLOCK_RATE } from "./whep-audio";
 import type { OfferedH264 } from "./whep-sdp";
 
 export type Werift = typeof import("werift");
@@ -37,6 +38,8 @@ export interface WhepSessionOptions {
   config: WhepConfig;
   offer: string;
   h264: OfferedH264;
+  /** Also send Opus (the stream has AAC, the offer receives Opus, the endpoint converts it). */
+  audio?: boolean;
   /** Time allowed for ICE candidate gathering before the answer goes out with what it has. */
   gatherTimeoutMs?: number;
   /** Time allowed from the answer to a connected peer. */
@@ -68,6 +71,7 @@ export class WhepSession {
   private readonly pc: RTCPeerConnection;
   private readonly options: WhepSessionOptions;
   private sender: RTCRtpSender | undefined;
+  private audioSender: RTCRtpSender | undefined;
   private readonly packetizer = new H264Packetizer({ mtu: 1200 });
   private tracks: Mp4Tracks | undefined;
   private video: Mp4Track | undefined;
@@ -112,7 +116,17 @@ export class WhepSession {
             parameters: `profile-level-id=${h264.profileLevelId};packetization-mode=1;level-asymmetry-allowed=1`,
           }),
         ],
-        audio: [],
+        audio: options.audio
+          ? [
+              new w.RTCRtpCodecParameters({
+                mimeType: "audio/opus",
+                clockRate: OPUS_CLOCK_RATE,
+                channels: 2,
+                payloadType: 111,
+                parameters: "minptime=10;useinbandfec=1",
+              }),
+            ]
+          : [],
       },
       iceServers: config.iceServers,
       icePortRange: config.portRange,
@@ -125,7 +139,14 @@ export class WhepSession {
       const video = pc.getTransceivers().find((t) => t.kind === "video");
       if (!video) throw new Error("the offer has no video m-line");
       video.setDirection("sendonly");
-      for (const t of pc.getTransceivers()) if (t !== video) t.setDirection("inactive");
+      const audio = options.audio ? pc.getTransceivers().find((t) => t.kind === "audio") : undefined;
+      for (const t of pc.getTransceivers()) if (t !== video && t !== audio) t.setDirection("inactive");
+      if (audio) {
+        audio.setDirection("sendonly");
+        // One stream id for both tracks: the browser plays them in one MediaStream, lip-synced by RTCP.
+        audio.sender.streamId = video.sender.streamId;
+        session.audioSender = audio.sender;
+      }
       session.sender = video.sender;
       video.sender.onPictureLossIndication.subscribe(() => session.counts.pli++);
       pc.connectionStateChange.subscribe((state) => session.connectionState(state));
@@ -181,6 +202,17 @@ export class WhepSession {
       );
     } else if (state === "failed") this.end("ICE failed");
     else if (state === "closed") this.end("the peer connection closed");
+  }
+
+  /** This session sends Opus (its answer has a sendonly audio m-line). */
+  get hasAudio(): boolean {
+    return this.audioSender !== undefined;
+  }
+
+  /** One Opus RTP packet of the path's audio converter; dropped until the peer is connected. */
+  sendAudio(packet: Buffer): void {
+    if (this.ended || !this.connected || !this.audioSender) return;
+    this.audioSender.sendRtp(packet).catch(() => undefined);
   }
 
   /** Bytes of pictures waiting to be sent (status.json's `buffered`). */

@@ -9,6 +9,8 @@ import type { IncomingMessage, ServerResponse } from "http";
 import { clientAddress } from "./access";
 import { reply } from "./reply";
 import { whepRoute } from "./routes";
+import { resolveFfmpegPath } from "../ffmpeg";
+import { OpusFeed } from "./whep-audio";
 import { chooseH264, h264ProfileOf, readOffer } from "./whep-sdp";
 import {
   WhepSession,
@@ -50,6 +52,12 @@ export interface WhepEndpointOptions {
   disconnectTimeoutMs?: number;
   /** A session ended, with why (for a log line). */
   onSessionEnd?: (id: string, reason: string) => void;
+  /** Opus from the stream's AAC for viewers that take audio (default true); needs ffmpeg. */
+  audio?: boolean;
+  /** The ffmpeg that converts AAC to Opus (default: the one camrelay finds). */
+  ffmpegPath?: () => string;
+  /** Audio problems, in words (the sessions carry on with video only). */
+  onProblem?: (message: string) => void;
 }
 
 /** Sessions per path at most, whatever maxClients says (each holds sockets and a DTLS state). */
@@ -107,6 +115,10 @@ export class WhepEndpoint {
   private closed = false;
   /** Sessions being answered (not in `sessions` yet). */
   private pending = 0;
+  /** The path's one AAC -> Opus converter, while a session takes audio. */
+  private opus: OpusFeed | undefined;
+  /** The live feed is handing a new viewer the current GOP (old audio: not converted). */
+  private replaying = false;
 
   constructor(host: WhepHost, options: WhepEndpointOptions) {
     this.host = host;
@@ -204,6 +216,7 @@ export class WhepEndpoint {
       );
     }
     const id = randomBytes(16).toString("hex");
+    const audio = this.options.audio !== false && summary.opus && /(^|,)\s*mp4a\./.test(codec);
     let created: { session: WhepSession; answer: string };
     this.pending++;
     try {
@@ -212,11 +225,13 @@ export class WhepEndpoint {
         config: this.options.config,
         offer,
         h264,
+        audio,
         gatherTimeoutMs: this.options.gatherTimeoutMs,
         connectTimeoutMs: this.options.connectTimeoutMs,
         disconnectTimeoutMs: this.options.disconnectTimeoutMs,
         onEnd: (reason) => {
           this.sessions.delete(id);
+          this.updateAudio();
           this.options.onSessionEnd?.(id, reason);
         },
       });
@@ -231,11 +246,17 @@ export class WhepEndpoint {
       return;
     }
     this.sessions.set(id, session);
+    this.updateAudio();
+    this.replaying = true;
     const viewer = this.host.openLive("webrtc", clientAddress(req), {
-      video: (ev) => session.feed(ev),
+      video: (ev) => {
+        session.feed(ev);
+        if (session.hasAudio) this.opus?.feed(ev, this.replaying);
+      },
       end: (reason) => session.end(reason),
       buffered: () => session.queuedBytes,
     });
+    this.replaying = false;
     if ("error" in viewer) {
       session.end(viewer.error);
       return text(res, viewer.status, viewer.error, viewer.status === 503 ? { "Retry-After": "10" } : {});
@@ -252,6 +273,35 @@ export class WhepEndpoint {
     });
   }
 
+  /** The Opus converter runs while a session takes audio, and never otherwise. */
+  private updateAudio(): void {
+    const wanted = !this.closed && [...this.sessions.values()].some((s) => s.hasAudio && !s.isEnded);
+    if (wanted && !this.opus) {
+      let ffmpegPath: string;
+      try {
+        ffmpegPath = (this.options.ffmpegPath ?? resolveFfmpegPath)();
+      } catch (err) {
+        this.options.onProblem?.(`WebRTC audio needs ffmpeg: ${(err as Error).message}`);
+        return;
+      }
+      this.opus = new OpusFeed({
+        ffmpegPath,
+        onRtp: (packet) => {
+          for (const s of this.sessions.values()) s.sendAudio(packet);
+        },
+        onProblem: (message) => this.options.onProblem?.(message),
+      });
+    } else if (!wanted && this.opus) {
+      void this.opus.stop();
+      this.opus = undefined;
+    }
+  }
+
+  /** The audio converter, while it runs (for tests and status). */
+  get audioFeed(): OpusFeed | undefined {
+    return this.opus;
+  }
+
   /** WebRTC viewers now (connected or connecting). */
   get size(): number {
     return this.sessions.size;
@@ -262,5 +312,6 @@ export class WhepEndpoint {
     this.closed = true;
     for (const session of [...this.sessions.values()]) session.end("the stream closed");
     this.sessions.clear();
+    this.updateAudio();
   }
 }
