@@ -290,11 +290,21 @@ describe("<camrelay-player> in Chromium with a real Node-RED", function () {
   it("twelve cameras on one page are all live through the player, over one WebSocket", async function () {
     const page = await open("twelve.html");
     await waitState(page, "camrelay-player", "live", 20000);
-    const live = await changing(page, "camrelay-player", 3000);
+    const live = await changing(page, "camrelay-player", 5000);
     const s = await states(page);
     console.log(`      player transports: ${s.map((x) => x.transport).join(", ")}`);
     const events = await page.evaluate(() => window.camrelayEvents);
     const stuck = live.map((ok, i) => (ok ? null : `/cam/${i + 1}`)).filter(Boolean);
+    for (const path of stuck) {
+      const st = await (await fetch(`${nodeRed.base}${path}/status.json`)).json();
+      const frames = await page.evaluate(
+        (src) => document.querySelector(`camrelay-player[src="${src}"]`)._pictures,
+        path,
+      );
+      console.log(
+        `      ${path}: fpsIn ${st.fpsIn}, viewers ${JSON.stringify(st.viewers)}, pictures ${frames}`,
+      );
+    }
     assert.deepStrictEqual(
       stuck,
       [],

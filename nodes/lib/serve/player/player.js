@@ -907,6 +907,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
         showImage: () => this.show("img"),
         live: () => {
           if (!ctx.active()) return;
+          this._pictures = (this._pictures || 0) + 1; // pictures (JPEG) or starts (video) shown: for tests
           this._failures = 0;
           this._lastProgress = Date.now();
           this.card.hidden = true;
