@@ -36,6 +36,7 @@ const pages = {
     `${script}<camrelay-player id="yes" src="/cam/5" token="s3cret"></camrelay-player>` +
       `<camrelay-player id="no" src="/cam/5"></camrelay-player>`,
   ),
+  "seven.html": testPage(`${script}<camrelay-player id="p" src="/cam/7"></camrelay-player>`),
   "one.html": testPage(`${script}<camrelay-player id="p" src="/cam/1"></camrelay-player>`),
   "scroll.html": testPage(
     `${script}<div style="width:100%;height:3000px"></div><camrelay-player id="p" src="/cam/2"></camrelay-player>`,
@@ -440,6 +441,38 @@ describe("<camrelay-player> in Chromium with a real Node-RED", function () {
     });
     await page.evaluate(() => document.getElementById("p").scrollIntoView());
     await until(async () => (await viewers()) === 1, { what: "back on screen", ms: 10000, every: 200 });
+    await page.close();
+  });
+
+  it("fell back to the MJPEG <img> while the WebSocket could not be reached, goes back to it later", async function () {
+    this.timeout(60000);
+    const viewers = async () => (await (await fetch(`${nodeRed.base}/cam/7/status.json`)).json()).viewers;
+    const page = await browser.context.newPage();
+    page.on("pageerror", (err) => pageErrors.push(`socket-back: ${err.message}`));
+    let refused = 0;
+    // The first connection attempts fail as if Node-RED were restarting; later ones reach the server.
+    const started = Date.now();
+    await page.routeWebSocket(/\/camrelay\/ws/, (ws) => {
+      if (Date.now() - started < 3000) {
+        refused++;
+        ws.close();
+      } else ws.connectToServer();
+    });
+    await page.goto(`${nodeRed.base}/player-test/seven.html`, { waitUntil: "domcontentloaded" });
+    await until(async () => (await viewers()).some((v) => v.kind === "mjpeg"), {
+      what: "the MJPEG <img> fallback on /cam/7",
+      ms: 15000,
+      every: 250,
+    });
+    assert.ok(refused >= 1, "the WebSocket was refused first");
+    await until(
+      async () => {
+        const v = await viewers();
+        return v.length === 1 && v[0].kind === "ws";
+      },
+      { what: "back on the shared WebSocket", ms: 40000, every: 500 },
+    );
+    await waitState(page, "#p", "live", 10000);
     await page.close();
   });
 

@@ -29,6 +29,8 @@
   const BACKOFF = [1000, 2000, 4000, 8000, 15000];
   /** Transports refused by the server or browser for a path, forgotten after this long. */
   const REFUSAL_MS = 60000;
+  /** Why a socket play could not start; a player that fell back for this goes back to the socket later. */
+  const NO_SOCKET = "no camrelay WebSocket on this server (or it cannot be reached)";
 
   /** "/camera/front" or a full URL -> { path: "/camera/front", url: "http://host/root/camera/front/" }. */
   function streamUrls(src) {
@@ -378,7 +380,7 @@
 
     start() {
       const ctx = this.ctx;
-      if (!this.socket.available) return ctx.fail("no camrelay WebSocket on this server", true);
+      if (!this.socket.available) return ctx.fail(NO_SOCKET, true);
       const codecs = this.wantJpegOnly ? [] : mseCodecs();
       if (!this.wantJpegOnly && codecs.length === 0) return ctx.fail("no MSE in this browser", true);
       const message = { path: ctx.path, codecs, mjpeg: true };
@@ -386,7 +388,7 @@
       this.id = this.socket.play(message, {
         onText: (m) => this.text(m),
         onBinary: (kind, data) => this.binary(kind, data),
-        onDown: (why) => !this.stopped && ctx.fail("WebSocket " + why, why === "unavailable"),
+        onDown: (why) => !this.stopped && ctx.fail(why === "unavailable" ? NO_SOCKET : "WebSocket " + why, why === "unavailable"),
       });
     }
 
@@ -870,6 +872,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
                 : new MjpegImgTransport(ctx);
       ctx.owner = transport;
       this._current = transport;
+      this._since = Date.now();
       this.setTransport(name);
       this.setState("connecting");
       transport.start();
@@ -947,6 +950,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
 
     /** A transport failed: refused ones are skipped for a while; then retry with backoff. */
     failed(name, reason, refused, status, immediate) {
+      if (reason === NO_SOCKET) this._socketSkipped = true;
       if (this._current) this._current.stop();
       this._current = null;
       const auto = (this.getAttribute("transport") || "auto").toLowerCase() === "auto";
@@ -987,6 +991,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
 
     /** A picture that stops moving for STALL_MS is treated as a dropped connection. */
     checkStall() {
+      this.backToSocket();
       if (!this._current || this._state !== "live") return;
       const v = this.video;
       if (!v.hidden) {
@@ -999,6 +1004,23 @@ button:hover{background:rgba(0,0,0,.85)}`;
         return; // the <img> gives no progress events; the server's offline card keeps it moving
       }
       if (Date.now() - this._lastProgress > STALL_MS) this.failed(this._transport, "the picture stopped", false);
+    }
+
+    /**
+     * Fell back to HLS or the MJPEG <img> because the WebSocket could not be reached (Node-RED restarting):
+     * once it can be tried again, go back to it, or twelve <img> players would stay on six connections.
+     */
+    backToSocket() {
+      const cur = this._current;
+      if (!this._socketSkipped || !(cur instanceof MjpegImgTransport || cur instanceof HlsTransport)) return;
+      if ((this.getAttribute("transport") || "auto").toLowerCase() !== "auto" && !(cur instanceof MjpegImgTransport)) return;
+      const socket = SharedSocket.for(ROOT.replace(/^http/, "ws") + "camrelay/ws");
+      if (!socket.available || Date.now() - this._since < 10000) return;
+      this._socketSkipped = false;
+      this._refused.delete("mse");
+      this._refused.delete("mjpeg-ws");
+      this.halt();
+      this.begin();
     }
 
     setTransport(t) {
