@@ -166,11 +166,11 @@ function pictureHashes(page, selector) {
   return page.evaluate((sel) => {
     return [...document.querySelectorAll(sel)].map((el) => {
       const src = el.shadowRoot
-        ? [...el.shadowRoot.querySelectorAll("video, img.live")].find((e) => !e.hidden)
+        ? [...el.shadowRoot.querySelectorAll("video, canvas.live, img.live")].find((e) => !e.hidden)
         : el;
       if (!src) return null;
-      const w = src.videoWidth || src.naturalWidth;
-      const h = src.videoHeight || src.naturalHeight;
+      const w = src.videoWidth || src.naturalWidth || (src.tagName === "CANVAS" ? src.width : 0);
+      const h = src.videoHeight || src.naturalHeight || (src.tagName === "CANVAS" ? src.height : 0);
       if (!w || !h) return null;
       const c = document.createElement("canvas");
       c.width = w;

@@ -406,7 +406,7 @@
           this.closeMse();
           ctx.setTransport("mjpeg");
           ctx.audio(false);
-          ctx.showImage();
+          ctx.showCanvas();
           break;
         case "offline":
           ctx.offline();
@@ -503,22 +503,31 @@
         return;
       }
       this.jpegBusy = true;
-      const img = this.ctx.showImage();
-      const url = URL.createObjectURL(new Blob([data], { type: "image/jpeg" }));
       const done = () => {
-        URL.revokeObjectURL(url);
         this.jpegBusy = false;
         if (this.stopped) return;
         const next = this.jpegNext;
         this.jpegNext = null;
         if (next) this.jpeg(next);
       };
-      img.onload = () => {
-        done();
-        this.ctx.live();
-      };
-      img.onerror = done;
-      img.src = url;
+      // Decoded off-screen, then drawn: the canvas always holds a whole picture (an <img> whose src
+      // changes five times a second is "loading" most of the time on a busy machine).
+      createImageBitmap(new Blob([data], { type: "image/jpeg" })).then(
+        (bmp) => {
+          if (!this.stopped) {
+            const canvas = this.ctx.showCanvas();
+            if (canvas.width !== bmp.width || canvas.height !== bmp.height) {
+              canvas.width = bmp.width;
+              canvas.height = bmp.height;
+            }
+            canvas.getContext("2d").drawImage(bmp, 0, 0);
+            this.ctx.live();
+          }
+          bmp.close();
+          done();
+        },
+        () => done(),
+      );
     }
 
     closeMse() {
@@ -663,7 +672,7 @@
 
   const STYLE = `
 :host{display:block;position:relative;background:#111;overflow:hidden;aspect-ratio:16/9;color:#fff;font:13px system-ui,sans-serif}
-video,img.live,img.card{position:absolute;inset:0;width:100%;height:100%;object-fit:var(--camrelay-fit,contain);display:block}
+video,img.live,canvas.live,img.card{position:absolute;inset:0;width:100%;height:100%;object-fit:var(--camrelay-fit,contain);display:block}
 [hidden]{display:none!important}
 .badge{position:absolute;left:8px;top:8px;padding:2px 8px;border-radius:3px;background:rgba(0,0,0,.55);pointer-events:none}
 .badge.offline{background:rgba(160,0,0,.75)}
@@ -683,6 +692,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
       root.innerHTML = `<style>${STYLE}</style>
 <video part="video" playsinline muted hidden></video>
 <img part="image" class="live" alt="" hidden>
+<canvas part="canvas" class="live" hidden></canvas>
 <img class="card" alt="" hidden>
 <div class="badge" hidden></div>
 <div class="bar" part="controls">
@@ -692,6 +702,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
 </div>`;
       this.video = root.querySelector("video");
       this.img = root.querySelector("img.live");
+      this.canvas = root.querySelector("canvas.live");
       this.card = root.querySelector("img.card");
       this.badge = root.querySelector(".badge");
       this.buttons = {};
@@ -908,6 +919,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
         setTransport: (t) => ctx.active() && this.setTransport(t),
         showVideo: () => this.show("video"),
         showImage: () => this.show("img"),
+        showCanvas: () => this.show("canvas"),
         live: () => {
           if (!ctx.active()) return;
           this._pictures = (this._pictures || 0) + 1; // pictures (JPEG) or starts (video) shown: for tests
@@ -976,7 +988,8 @@ button:hover{background:rgba(0,0,0,.85)}`;
     show(which) {
       this.video.hidden = which !== "video";
       this.img.hidden = which !== "img";
-      return which === "video" ? this.video : this.img;
+      this.canvas.hidden = which !== "canvas";
+      return which === "video" ? this.video : which === "canvas" ? this.canvas : this.img;
     }
 
     /** The offline placeholder: the server's offline card (snapshot.jpg), with a drawn badge over it. */
@@ -1048,10 +1061,10 @@ button:hover{background:rgba(0,0,0,.85)}`;
       let blob = null;
       let width = 0;
       let height = 0;
-      const source = !this.video.hidden ? this.video : !this.img.hidden ? this.img : null;
+      const source = [this.video, this.canvas, this.img].find((e) => !e.hidden) || null;
       if (source) {
-        width = source.videoWidth || source.naturalWidth || 0;
-        height = source.videoHeight || source.naturalHeight || 0;
+        width = source.videoWidth || source.naturalWidth || (source === this.canvas ? source.width : 0);
+        height = source.videoHeight || source.naturalHeight || (source === this.canvas ? source.height : 0);
         if (width && height) {
           try {
             const c = document.createElement("canvas");
