@@ -169,18 +169,26 @@ class Play implements LiveSink {
     private readonly mjpegOk: boolean,
   ) {}
 
-  /** Chooses the first mode from what the path carries now; a string is the 415 error. */
+  /**
+   * Chooses the first mode from what the path carries now; a string is the 415 error. MJPEG is
+   * announced by `announce()` once the viewer is open (a refused open says only its error).
+   */
   start(server: LiveServer): string | undefined {
     const codec = server.liveCodec;
     if (codec !== "") {
       if (playable(codec, this.codecs)) this.mode = "mse";
-      else if (this.mjpegOk) this.setMjpeg();
+      else if (this.mjpegOk) this.mode = "mjpeg";
       else return this.notPlayable(codec);
     } else if (server.liveJpeg) {
       if (!this.mjpegOk) return `${this.path} carries JPEG frames only, and this play does not accept mjpeg`;
-      this.setMjpeg();
+      this.mode = "mjpeg";
     }
     return undefined;
+  }
+
+  /** After a successful open: tells the client it gets JPEG frames (MSE said so with its init). */
+  announce(): void {
+    if (this.mode === "mjpeg" && !this.stopped) this.conn.text({ type: "mjpeg", id: this.id });
   }
 
   private notPlayable(codec: string): string {
@@ -427,7 +435,10 @@ class LiveSocket {
     }
     // A sink ended during open (the server closed at that moment) leaves no viewer behind.
     if (!this.plays.has(p.id)) viewer.close();
-    else play.attach(viewer);
+    else {
+      play.attach(viewer);
+      play.announce();
+    }
   }
 
   stopPlay(id: number): void {
