@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "dist.*/**", "node_modules/**", "docs/**", "coverage/**", "test/fixtures/**"] },
+  { ignores: ["dist/**", "dist.*/**", "resources/**", "resources.*/**", "node_modules/**", "docs/**", "coverage/**", "test/fixtures/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -14,6 +14,7 @@ const root = path.join(__dirname, "..");
 const dist = path.join(root, "dist");
 const next = path.join(root, `dist.${process.pid}`);
 const out = path.join(next, "nodes");
+const nextResources = path.join(root, `resources.${process.pid}`);
 fs.rmSync(next, { recursive: true, force: true });
 
 try {
@@ -31,8 +32,18 @@ try {
   fs.cpSync(path.join(root, "nodes", "lib", "serve", "player"), path.join(out, "lib", "serve", "player"), {
     recursive: true,
   });
+  // The ui-camera widget: ui/ (Vue) built by vite into the UMD bundle Dashboard 2 loads from resources/.
+  execFileSync(
+    process.execPath,
+    [path.join(path.dirname(require.resolve("vite/package.json")), "bin", "vite.js"), "build"].concat([
+      "--config",
+      path.join(root, "ui", "vite.config.mjs"),
+    ]),
+    { stdio: "inherit", env: { ...process.env, CAMRELAY_UI_OUT: nextResources } },
+  );
 } catch (err) {
   fs.rmSync(next, { recursive: true, force: true });
+  fs.rmSync(nextResources, { recursive: true, force: true });
   throw err;
 }
 // Swap: the old tree moves aside in one rename and the new one takes its name in the next.
@@ -40,4 +51,10 @@ const old = path.join(root, `dist.old.${process.pid}`);
 if (fs.existsSync(dist)) fs.renameSync(dist, old);
 fs.renameSync(next, dist);
 fs.rmSync(old, { recursive: true, force: true });
-console.log("built dist/nodes");
+// resources/ (served by Node-RED at /resources/<package>/) is swapped in the same way.
+const resources = path.join(root, "resources");
+const oldResources = path.join(root, `resources.old.${process.pid}`);
+if (fs.existsSync(resources)) fs.renameSync(resources, oldResources);
+fs.renameSync(nextResources, resources);
+fs.rmSync(oldResources, { recursive: true, force: true });
+console.log("built dist/nodes and resources/ui-camera.umd.js");

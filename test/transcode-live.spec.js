@@ -93,13 +93,13 @@ describe("ffmpeg-transcode node: live presets", function () {
     };
   }
 
-  it("hls: emits an init then ~1 s keyframe fragments, and writes a valid HLS directory", async function () {
+  it("hls: emits an init then ~0.25 s fragments in ~1 s keyframe GOPs, and writes a valid HLS directory", async function () {
     const hlsDir = path.join(tmp, "hls");
     const { tc, messages } = await load({ preset: "hls", directory: hlsDir });
     const statuses = [];
     tc.on("call:status", (c) => statuses.push(c.args[0].text));
     feeder = startFeeding(tc);
-    await until(() => messages.filter((m) => m.mp4.type === "fragment").length >= 3, 15000, "3 fragments");
+    await until(() => messages.filter((m) => m.mp4.keyframe).length >= 3, 15000, "3 keyframe fragments");
     const [init, ...rest] = messages;
     assert.strictEqual(init.mp4.type, "init");
     assert.strictEqual(init.topic, "yard");
@@ -107,10 +107,24 @@ describe("ffmpeg-transcode node: live presets", function () {
     assert.strictEqual(init.mp4.width, 320);
     assert.strictEqual(init.mp4.height, 240);
     assert.strictEqual(init.payload.toString("latin1", 4, 8), "ftyp");
+    // Fragments of ~0.25 s (low-latency HLS parts), flagged: a keyframe fragment starts each ~1 s GOP.
+    assert.strictEqual(rest[0].mp4.keyframe, true);
     for (const f of rest) {
       assert.strictEqual(f.mp4.type, "fragment");
-      assert.ok(startsWithKeyframe(f.payload), "each fragment starts with a keyframe");
-      assert.ok(Math.abs(f.mp4.duration - 1) < 0.2, `fragment of ${f.mp4.duration} s`);
+      assert.strictEqual(typeof f.mp4.keyframe, "boolean");
+      assert.strictEqual(
+        startsWithKeyframe(f.payload),
+        f.mp4.keyframe,
+        "the flag says what the fragment starts with",
+      );
+      assert.ok(f.mp4.duration > 0 && f.mp4.duration < 0.45, `fragment of ${f.mp4.duration} s`);
+    }
+    const keys = rest.filter((f) => f.mp4.keyframe);
+    for (let i = 1; i < keys.length; i++) {
+      const gop = rest
+        .slice(rest.indexOf(keys[i - 1]), rest.indexOf(keys[i]))
+        .reduce((s, f) => s + f.mp4.duration, 0);
+      assert.ok(Math.abs(gop - 1) < 0.2, `GOP of ${gop} s`);
     }
     assert.deepStrictEqual(
       rest.map((f) => f.mp4.seq),
@@ -118,7 +132,7 @@ describe("ffmpeg-transcode node: live presets", function () {
     );
     // the first fragment's time is the first frame's receive time
     assert.strictEqual(rest[0].mp4.time, feeder.sent[0]);
-    assert.ok(rest[1].mp4.time - rest[0].mp4.time >= 800);
+    assert.ok(keys[1].mp4.time - keys[0].mp4.time >= 800);
     const joined = path.join(tmp, "joined.mp4");
     fs.writeFileSync(joined, Buffer.concat(messages.map((m) => m.payload)));
     const probe = ffprobe(joined, true);
@@ -158,13 +172,18 @@ describe("ffmpeg-transcode node: live presets", function () {
   it("fmp4: the stream starts with an init segment and a keyframe, at the configured size", async function () {
     const { tc, messages } = await load({ preset: "fmp4", size: "160x120" });
     feeder = startFeeding(tc);
-    await until(() => messages.length >= 2, 10000, "init and a fragment");
+    await until(() => messages.filter((m) => m.mp4.keyframe).length >= 2, 10000, "init and a first GOP");
     assert.strictEqual(messages[0].mp4.type, "init");
     assert.strictEqual(messages[0].mp4.width, 160);
     assert.strictEqual(messages[1].mp4.type, "fragment");
     assert.ok(startsWithKeyframe(messages[1].payload));
+    assert.strictEqual(messages[1].mp4.keyframe, true);
+    const gop = messages.slice(
+      1,
+      messages.findIndex((m, i) => i > 1 && m.mp4.keyframe),
+    );
     const file = path.join(tmp, "first.mp4");
-    fs.writeFileSync(file, Buffer.concat([messages[0].payload, messages[1].payload]));
+    fs.writeFileSync(file, Buffer.concat([messages[0].payload, ...gop.map((m) => m.payload)]));
     const probe = ffprobe(file, true);
     assert.strictEqual(probe.streams[0].width, 160);
     assert.ok(Number(probe.streams[0].nb_read_frames) >= 5);

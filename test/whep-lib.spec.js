@@ -10,6 +10,7 @@ const { webrtcConfig, parseUdpPorts } = require("../dist/nodes/lib/serve/stream-
 const { Mp4FragmentSplitter } = require("../dist/nodes/lib/codec/fmp4-splitter");
 const { StreamServer } = require("../dist/nodes/lib/serve/stream-server");
 const { WhepEndpoint } = require("../dist/nodes/lib/serve/whep");
+const { WhepSession } = require("../dist/nodes/lib/serve/whep-session");
 const { OggOpusReader, OpusFeed } = require("../dist/nodes/lib/serve/whep-audio");
 const { ffmpegBuilds, until } = require("./lib/toolkit");
 const http = require("http");
@@ -17,10 +18,21 @@ const http = require("http");
 const FFMPEG = ffmpegBuilds()[0].ffmpeg;
 
 /** Two seconds of 320x240 H.264 (+ AAC when `audio`) as fMP4 split into init and fragments. */
-function fmp4({ audio = false, profile = "high", gop = 25 } = {}) {
+function fmp4({ audio = false, profile = "high", gop = 25, seconds = 2 } = {}) {
   const args = ["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"];
   if (audio) args.push("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000");
-  args.push("-t", "2", "-c:v", "libx264", "-profile:v", profile, "-pix_fmt", "yuv420p", "-g", String(gop));
+  args.push(
+    "-t",
+    String(seconds),
+    "-c:v",
+    "libx264",
+    "-profile:v",
+    profile,
+    "-pix_fmt",
+    "yuv420p",
+    "-g",
+    String(gop),
+  );
   args.push("-bf", "0", "-x264-params", "keyint_min=" + gop);
   if (audio) args.push("-c:a", "aac", "-b:a", "64k");
   args.push(
@@ -455,6 +467,47 @@ describe("WHEP core (mp4-samples, h264-rtp, whep-sdp, settings)", function () {
       }
     });
 
+    it("answers 415 in words for an H.265 path, and 503 before any video came", async function () {
+      const empty = new StreamServer({ path: "/cam" });
+      handler = (req, res) => empty.handle(req, res, req.url.replace(/^\/cam/, ""));
+      const none = await post("/cam/whep", offerSdp);
+      empty.close();
+      assert.strictEqual(none.status, 503);
+      assert.match(none.text, /No video has arrived/);
+      const hevc = execFileSync(
+        FFMPEG,
+        [
+          "-hide_banner",
+          "-loglevel",
+          "error",
+          "-f",
+          "lavfi",
+          "-i",
+          "testsrc2=size=160x120:rate=10",
+          "-t",
+          "1",
+        ]
+          .concat(["-c:v", "libx265", "-tag:v", "hvc1", "-x265-params", "log-level=error", "-f", "mp4"])
+          .concat(["-movflags", "empty_moov+default_base_moof+frag_keyframe", "pipe:1"]),
+        { maxBuffer: 16 << 20 },
+      );
+      const parts = [];
+      let codec = "";
+      new Mp4FragmentSplitter({
+        init: (d, info) => (parts.push(d), (codec = info.codec)),
+        fragment: (d) => parts.push(d),
+      }).push(hevc);
+      assert.match(codec, /^hvc1\./);
+      const s = new StreamServer({ path: "/cam" });
+      s.pushMp4(parts[0], { type: "init", codec, width: 160, height: 120 });
+      s.pushMp4(parts[1], { type: "fragment", keyframe: true });
+      handler = (req, res) => s.handle(req, res, req.url.replace(/^\/cam/, ""));
+      const r = await post("/cam/whep", offerSdp);
+      s.close();
+      assert.strictEqual(r.status, 415);
+      assert.match(r.text, /carries hvc1\.[^,]*, not H\.264/);
+    });
+
     it("answers 501 in words when werift cannot be loaded", async function () {
       const host = {
         authorized: () => true,
@@ -472,6 +525,159 @@ describe("WHEP core (mp4-samples, h264-rtp, whep-sdp, settings)", function () {
       const r = await post("/whep", offerSdp);
       assert.strictEqual(r.status, 501);
       assert.match(r.text, /WebRTC is not available.*werift could not be loaded \(Cannot find module/);
+    });
+  });
+
+  describe("a WHEP session's pacing (werift replaced by a recording stand-in)", function () {
+    /** Just enough of werift for WhepSession: records sendRtp, lets the test drive the connection state. */
+    function fakeWerift({ sendDelayMs = 0 } = {}) {
+      const sent = [];
+      const event = () => {
+        const subs = [];
+        return {
+          subscribe: (f) => (subs.push(f), { unSubscribe() {} }),
+          fire: (v) => subs.forEach((f) => f(v)),
+        };
+      };
+      const state = event();
+      const sender = {
+        sendRtp: (pkt) => {
+          sent.push(Buffer.from(pkt));
+          return new Promise((r) => setTimeout(r, sendDelayMs));
+        },
+        onPictureLossIndication: event(),
+        dtlsTransport: { onStateChange: event() },
+      };
+      class RTCPeerConnection {
+        constructor(config) {
+          this.config = config;
+          this.iceGatheringState = "complete";
+          this.connectionStateChange = state;
+          this.iceGatheringStateChange = event();
+          this.localDescription = { sdp: "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n" };
+        }
+        async setRemoteDescription() {}
+        getTransceivers() {
+          return [{ kind: "video", sender, setDirection() {} }];
+        }
+        async createAnswer() {
+          return {};
+        }
+        async setLocalDescription() {}
+        async close() {}
+      }
+      return {
+        werift: { RTCPeerConnection, RTCRtpCodecParameters: class {} },
+        sent,
+        connect: () => state.fire("connected"),
+      };
+    }
+
+    async function session(fake) {
+      const ended = [];
+      const { session: s } = await WhepSession.create("t", {
+        werift: fake.werift,
+        config: { iceServers: [], iceTcp: false },
+        offer: "v=0",
+        h264: { payloadType: 102, profileLevelId: "64000d", packetizationMode: 1, parameters: "" },
+        onEnd: (r) => ended.push(r),
+      });
+      return { s, ended };
+    }
+    const fragments = (parts) =>
+      parts.fragments.map((f) => ({
+        type: "fragment",
+        data: f.data,
+        keyframe: f.info.keyframe,
+        time: 0,
+        duration: 0,
+      }));
+    /** RTP timestamps of the first packet of each picture (after a marker). */
+    const pictureTimes = (sent) => {
+      const out = [];
+      let start = true;
+      for (const p of sent) {
+        if (start) out.push(p.readUInt32BE(4));
+        start = (p[1] & 0x80) !== 0;
+      }
+      return out;
+    };
+
+    it("keeps only the newest GOP until connected, sends it squeezed, then live pictures at 90 kHz", async function () {
+      const fake = fakeWerift();
+      const { s } = await session(fake);
+      s.feed({ type: "init", data: video.init, codec: "avc1.64000d", width: 320, height: 240 });
+      const frags = fragments(video);
+      for (const f of frags.slice(0, 6)) s.feed(f); // the second GOP starts at fragment 4 (25 pictures per GOP)
+      const gop2 = frags.findIndex((f, i) => i > 0 && f.keyframe);
+      assert.ok(gop2 > 0 && gop2 < 6, "a second GOP began");
+      assert.strictEqual(fake.sent.length, 0, "nothing is sent before the peer connects");
+      fake.connect();
+      await until(() => !s.queuedBytes, 5000, "the backlog went out");
+      const backlog = pictureTimes(fake.sent);
+      const tracks = parseInitTracks(video.init);
+      const waiting = frags.slice(gop2, 6).flatMap((f) => parseFragmentSamples(f.data, tracks)).length;
+      assert.strictEqual(backlog.length, waiting, "the newest GOP only, from its keyframe");
+      backlog.forEach((t, i) => i > 0 && assert.strictEqual((t - backlog[i - 1]) >>> 0, 1, "one tick apart"));
+      const first = fake.sent[0].subarray(12);
+      assert.strictEqual(first[0] & 0x1f, 7, "the first packet is the SPS");
+      for (const f of frags.slice(6, 8)) s.feed(f);
+      await until(() => !s.queuedBytes, 5000, "live pictures went out");
+      const live = pictureTimes(fake.sent).slice(backlog.length);
+      assert.ok(live.length > 3);
+      live.forEach((t, i) => {
+        const prev = i === 0 ? backlog[backlog.length - 1] : live[i - 1];
+        assert.strictEqual((t - prev) >>> 0, 3600, "25 fps at 90 kHz");
+      });
+      s.end("test");
+    });
+
+    it("a viewer that cannot keep up skips to the next keyframe; memory stays bounded", async function () {
+      const long = fmp4({ seconds: 4 });
+      const fake = fakeWerift({ sendDelayMs: 40 }); // each picture takes 40 ms to send: slower than 25 fps
+      const { s, ended } = await session(fake);
+      const viewer = { closed: 0, sent: 0, skipped: 0, kbpsBudget: 0 };
+      s.viewer = {
+        close: () => viewer.closed++,
+        countSent: () => viewer.sent++,
+        countSkipped: () => viewer.skipped++,
+        kbpsBudget: 0,
+      };
+      s.feed({ type: "init", data: long.init, codec: "avc1.64000d", width: 320, height: 240 });
+      fake.connect();
+      for (const f of fragments(long)) s.feed(f); // 4 s of video at once
+      assert.ok(viewer.skipped > 0, "pictures were skipped");
+      assert.ok(s.queuedBytes < 8 * 1024 * 1024);
+      await until(() => !s.queuedBytes, 10000, "the queue drained");
+      const times = pictureTimes(fake.sent);
+      assert.strictEqual(
+        times.length + viewer.skipped,
+        100,
+        `${times.length} sent + ${viewer.skipped} skipped`,
+      );
+      assert.ok(times.length < 100);
+      // after a skip the next picture sent is a keyframe: the packet after a marker carries an SPS
+      const starts = fake.sent.filter((p, i) => i === 0 || fake.sent[i - 1][1] & 0x80);
+      const keys = starts.filter((p) => (p[12] & 0x1f) === 7).length;
+      assert.ok(keys >= 2, `${keys} keyframes sent`);
+      s.end("done");
+      assert.deepStrictEqual(ended, ["done"]);
+      assert.strictEqual(viewer.closed, 1, "the live feed is told once");
+      s.end("again");
+      assert.strictEqual(viewer.closed, 1, "end is idempotent");
+    });
+
+    it("maxKbps: pictures over the viewer's budget are skipped up to the next keyframe", async function () {
+      const fake = fakeWerift();
+      const { s } = await session(fake);
+      let skipped = 0;
+      s.viewer = { close() {}, countSent() {}, countSkipped: () => skipped++, kbpsBudget: 16 };
+      s.feed({ type: "init", data: video.init, codec: "avc1.64000d", width: 320, height: 240 });
+      fake.connect();
+      for (const f of fragments(video)) s.feed(f);
+      await until(() => !s.queuedBytes, 5000, "the queue drained");
+      assert.ok(skipped > 0, "16 kbit/s is far below the stream: pictures were skipped");
+      s.end("test");
     });
   });
 });

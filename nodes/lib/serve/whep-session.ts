@@ -286,9 +286,15 @@ export class WhepSession {
         this.queueBytes = 0;
       }
       this.waitKey = false;
+      this.skipping = false;
     }
-    if (this.waitKey) return;
+    if (this.waitKey) {
+      // Pictures of a GOP that was cut short (not the wait for the first keyframe) count as skipped.
+      if (this.skipping) this.countSkipped(1);
+      return;
+    }
     if (this.queueBytes + p.bytes > MAX_QUEUE_BYTES) {
+      this.countSkipped(1);
       this.skip();
       return;
     }
@@ -304,14 +310,22 @@ export class WhepSession {
 
   /** Drops what is queued and waits for the next keyframe; the RTP clock is re-anchored there. */
   private skip(): void {
-    this.counts.skipped += this.queue.length;
-    for (let i = 0; i < this.queue.length; i++) this.viewer?.countSkipped?.();
+    this.countSkipped(this.queue.length);
+    this.skipping = true;
     this.queue = [];
     this.queueBytes = 0;
     this.waitKey = true;
     this.anchor = undefined;
     this.backlog = 0;
   }
+
+  private countSkipped(n: number): void {
+    this.counts.skipped += n;
+    for (let i = 0; i < n; i++) this.viewer?.countSkipped?.();
+  }
+
+  /** Pictures are being dropped up to the next keyframe (after a skip, not before the first keyframe). */
+  private skipping = false;
 
   /** On connect: the queued GOP goes out at once, squeezed into a few RTP ticks so it shows now, not late. */
   private startBacklog(): void {
@@ -366,8 +380,8 @@ export class WhepSession {
         const p = this.queue.shift() as Picture;
         this.queueBytes -= p.bytes;
         if (!this.withinBudget(p.bytes)) {
+          this.countSkipped(1);
           this.skip();
-          this.counts.skipped++;
           break;
         }
         const ts = this.rtpTime(p);

@@ -96,6 +96,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<string | undefin
   if (typeof parsed === "string") return Promise.resolve(parsed.length <= limit ? parsed : undefined);
   if (Buffer.isBuffer(parsed))
     return Promise.resolve(parsed.length <= limit ? parsed.toString("utf8") : undefined);
+  // A middleware that read the body without keeping it: answer (400) rather than wait forever.
+  if (req.readableEnded) return Promise.resolve("");
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
