@@ -374,6 +374,7 @@
       this.chase = 0;
       this.jpegBusy = false;
       this.jpegNext = null;
+      this.jpegUrl = "";
       this.stopped = false;
       this.kind = wantJpegOnly ? "mjpeg" : "mse";
     }
@@ -406,7 +407,7 @@
           this.closeMse();
           ctx.setTransport("mjpeg");
           ctx.audio(false);
-          ctx.showCanvas();
+          ctx.showImage();
           break;
         case "offline":
           ctx.offline();
@@ -510,23 +511,29 @@
         this.jpegNext = null;
         if (next) this.jpeg(next);
       };
-      // Decoded off-screen, then drawn: the canvas always holds a whole picture (an <img> whose src
-      // changes five times a second is "loading" most of the time on a busy machine).
-      createImageBitmap(new Blob([data], { type: "image/jpeg" })).then(
-        (bmp) => {
-          if (!this.stopped) {
-            const canvas = this.ctx.showCanvas();
-            if (canvas.width !== bmp.width || canvas.height !== bmp.height) {
-              canvas.width = bmp.width;
-              canvas.height = bmp.height;
-            }
-            canvas.getContext("2d").drawImage(bmp, 0, 0);
+      // Decoded off-screen first, then shown: the shown <img> gets a picture already decoded (an <img>
+      // whose src changes five times a second is otherwise "loading" most of the time on a busy machine).
+      const url = URL.createObjectURL(new Blob([data], { type: "image/jpeg" }));
+      const pre = new Image();
+      pre.src = url;
+      pre.decode().then(
+        () => {
+          if (this.stopped) URL.revokeObjectURL(url);
+          else {
+            const img = this.ctx.showImage();
+            const old = this.jpegUrl;
+            this.jpegUrl = url;
+            img.src = url;
+            // the shown picture may still be loading from the old URL for a moment
+            if (old) setTimeout(() => URL.revokeObjectURL(old), 1000);
             this.ctx.live();
           }
-          bmp.close();
           done();
         },
-        () => done(),
+        () => {
+          URL.revokeObjectURL(url);
+          done();
+        },
       );
     }
 
@@ -558,6 +565,11 @@
       this.id = 0;
       this.closeMse();
       this.ctx.img.onload = this.ctx.img.onerror = null;
+      if (this.jpegUrl) {
+        const url = this.jpegUrl;
+        setTimeout(() => URL.revokeObjectURL(url), 1000);
+      }
+      this.jpegUrl = "";
     }
   }
 
@@ -672,7 +684,7 @@
 
   const STYLE = `
 :host{display:block;position:relative;background:#111;overflow:hidden;aspect-ratio:16/9;color:#fff;font:13px system-ui,sans-serif}
-video,img.live,canvas.live,img.card{position:absolute;inset:0;width:100%;height:100%;object-fit:var(--camrelay-fit,contain);display:block}
+video,img.live,img.card{position:absolute;inset:0;width:100%;height:100%;object-fit:var(--camrelay-fit,contain);display:block}
 [hidden]{display:none!important}
 .badge{position:absolute;left:8px;top:8px;padding:2px 8px;border-radius:3px;background:rgba(0,0,0,.55);pointer-events:none}
 .badge.offline{background:rgba(160,0,0,.75)}
@@ -692,7 +704,6 @@ button:hover{background:rgba(0,0,0,.85)}`;
       root.innerHTML = `<style>${STYLE}</style>
 <video part="video" playsinline muted hidden></video>
 <img part="image" class="live" alt="" hidden>
-<canvas part="canvas" class="live" hidden></canvas>
 <img class="card" alt="" hidden>
 <div class="badge" hidden></div>
 <div class="bar" part="controls">
@@ -702,7 +713,6 @@ button:hover{background:rgba(0,0,0,.85)}`;
 </div>`;
       this.video = root.querySelector("video");
       this.img = root.querySelector("img.live");
-      this.canvas = root.querySelector("canvas.live");
       this.card = root.querySelector("img.card");
       this.badge = root.querySelector(".badge");
       this.buttons = {};
@@ -919,7 +929,6 @@ button:hover{background:rgba(0,0,0,.85)}`;
         setTransport: (t) => ctx.active() && this.setTransport(t),
         showVideo: () => this.show("video"),
         showImage: () => this.show("img"),
-        showCanvas: () => this.show("canvas"),
         live: () => {
           if (!ctx.active()) return;
           this._pictures = (this._pictures || 0) + 1; // pictures (JPEG) or starts (video) shown: for tests
@@ -988,8 +997,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
     show(which) {
       this.video.hidden = which !== "video";
       this.img.hidden = which !== "img";
-      this.canvas.hidden = which !== "canvas";
-      return which === "video" ? this.video : which === "canvas" ? this.canvas : this.img;
+      return which === "video" ? this.video : this.img;
     }
 
     /** The offline placeholder: the server's offline card (snapshot.jpg), with a drawn badge over it. */
@@ -1061,10 +1069,10 @@ button:hover{background:rgba(0,0,0,.85)}`;
       let blob = null;
       let width = 0;
       let height = 0;
-      const source = [this.video, this.canvas, this.img].find((e) => !e.hidden) || null;
+      const source = [this.video, this.img].find((e) => !e.hidden) || null;
       if (source) {
-        width = source.videoWidth || source.naturalWidth || (source === this.canvas ? source.width : 0);
-        height = source.videoHeight || source.naturalHeight || (source === this.canvas ? source.height : 0);
+        width = source.videoWidth || source.naturalWidth || 0;
+        height = source.videoHeight || source.naturalHeight || 0;
         if (width && height) {
           try {
             const c = document.createElement("canvas");
