@@ -34,10 +34,10 @@ export default tseslint.config(
     languageOptions: {
       sourceType: "script",
       globals: {
-        window: "readonly", document: "readonly", location: "readonly", HTMLElement: "readonly",
+        window: "readonly", document: "readonly", location: "readonly", HTMLElement: "readonly", Image: "readonly",
         customElements: "readonly", CustomEvent: "readonly", URL: "readonly", Blob: "readonly",
         WebSocket: "readonly", MediaSource: "readonly", MediaStream: "readonly", fetch: "readonly",
-        RTCPeerConnection: "readonly", IntersectionObserver: "readonly", createImageBitmap: "readonly",
+        RTCPeerConnection: "readonly", AbortController: "readonly", IntersectionObserver: "readonly", createImageBitmap: "readonly",
         setTimeout: "readonly", clearTimeout: "readonly", setInterval: "readonly", clearInterval: "readonly",
         console: "readonly",
       },

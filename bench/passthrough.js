@@ -70,14 +70,81 @@ const treeRss = (root) =>
     0,
   );
 
+/** What a process of the tree is, from its command line. */
+function role(cmd, isRoot) {
+  const c = cmd.join(" ");
+  if (isRoot) return /^node/.test(path.basename(cmd[0] ?? "")) ? "Node-RED" : "plain ffmpeg";
+  if (/rtsp:\/\//.test(c))
+    return /image2pipe/.test(c) && !/-f mp4/.test(c) ? "source ffmpeg (JPEG)" : "source ffmpeg";
+  if (/pipe:0/.test(c) && /-c copy/.test(c)) return "recorder ffmpeg";
+  if (/pipe:0/.test(c) && /-frames:v 1/.test(c)) return "snapshot decoder";
+  if (/pipe:0/.test(c) && /mjpeg/.test(c)) {
+    const fps = /floor\(t\*([\d.]+)\)/.exec(c)?.[1];
+    return `MJPEG decoder${fps ? ` ${fps} fps` : /skip_frame/.test(c) ? " keyframes" : ""}`;
+  }
+  if (/pipe:0/.test(c)) return "transcode ffmpeg";
+  return cmd[0] ? path.basename(cmd[0]) : "?";
+}
+
+/** Per process: own CPU seconds, and the root's reaped children (short runs: snapshot decoders, probes). */
+function perProcess(root) {
+  const all = processes();
+  const out = new Map();
+  for (const pid of tree(root)) {
+    try {
+      const f = stat(pid);
+      const p = all.find((x) => x.pid === pid);
+      out.set(pid, {
+        parent: p?.ppid,
+        role: role(p?.cmd ?? [], pid === root),
+        own: (Number(f[11]) + Number(f[12])) / CLK_TCK,
+        reaped: (Number(f[13]) + Number(f[14])) / CLK_TCK,
+      });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** CPU % of a core by role over the window (processes that started meanwhile count from 0). */
+function byRole(before, after, seconds) {
+  const roles = {};
+  const add = (name, sec) => (roles[name] = (roles[name] ?? 0) + (100 * sec) / seconds);
+  for (const [pid, a] of after) {
+    const b = before.get(pid);
+    add(a.role, a.own - (b?.own ?? 0));
+    let reaped = a.reaped - (b?.reaped ?? 0);
+    // Children that were running at the start and exited: their CPU before the window is not in it.
+    for (const [cpid, c] of before) if (!after.has(cpid) && c.parent === pid) reaped -= c.own;
+    if (reaped > 0.005) add(`exited children of ${a.role} (snapshot decoders, probes...)`, reaped);
+  }
+  return roles;
+}
+
 async function measure(rootPid) {
   await wait(WARMUP_S * 1000);
   const c0 = treeCpu(rootPid);
+  const p0 = perProcess(rootPid);
   const t0 = Date.now();
+  // Processes that start and end inside the window (their CPU lands in the parent's reaped children).
+  const seen = new Map();
+  const poll = setInterval(() => {
+    for (const [pid, p] of perProcess(rootPid)) if (!p0.has(pid)) seen.set(pid, p.role);
+  }, 250);
   await wait(SECONDS * 1000);
+  clearInterval(poll);
+  const p1 = perProcess(rootPid);
+  const shortLived = {};
+  for (const [pid, r] of seen) if (!p1.has(pid)) shortLived[r] = (shortLived[r] ?? 0) + 1;
+  for (const [pid, p] of p0) if (!p1.has(pid)) shortLived[`${p.role} (running at the start)`] = 1;
   const cpu = treeCpu(rootPid) - c0;
+  const seconds = (Date.now() - t0) / 1000;
   return {
-    cpu: (100 * cpu) / ((Date.now() - t0) / 1000),
+    roles: byRole(p0, p1, seconds),
+    shortLived,
+    load: os.loadavg()[0],
+    cpu: (100 * cpu) / seconds,
     rss: treeRss(rootPid) / 1048576,
     procs: tree(rootPid).length,
   };
@@ -307,8 +374,12 @@ async function main() {
             ? `  ${(r.cpu / results.baseline.cpu).toFixed(1)}x baseline`
             : "";
         console.log(
-          `${size} ${name.padEnd(12)} CPU ${r.cpu.toFixed(1).padStart(6)} % of a core  RSS ${r.rss.toFixed(0).padStart(4)} MiB  ${r.procs} processes${ratio}${r.viewerBytes ? `  viewer bytes ${r.viewerBytes.join("/")}` : ""}`,
+          `${size} ${name.padEnd(12)} CPU ${r.cpu.toFixed(1).padStart(6)} % of a core  RSS ${r.rss.toFixed(0).padStart(4)} MiB  ${r.procs} processes${ratio}${r.viewerBytes ? `  viewer bytes ${r.viewerBytes.join("/")}` : ""}  load ${r.load.toFixed(1)}`,
         );
+        for (const [who, pct] of Object.entries(r.roles).sort((x, y) => y[1] - x[1]))
+          console.log(`    ${pct.toFixed(1).padStart(6)} %  ${who}`);
+        for (const [who, n] of Object.entries(r.shortLived))
+          console.log(`    started and ended: ${n} x ${who}`);
       }
     } finally {
       await cam.stop();

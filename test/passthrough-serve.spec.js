@@ -448,6 +448,13 @@ describe("http-stream-out fed with compressed video (passthrough)", function () 
       const decoders = ourFfmpeg("pipe:0", "image2pipe");
       assert.strictEqual(decoders.length, 1, "one decoder for every viewer");
       assert.ok(decoders[0].cmd.join(" ").includes("select="), "capped rate");
+      // A snapshot while the decoder runs is its latest picture: no decode of its own.
+      const snap = await h.request(web.url("/cam/snapshot.jpg"));
+      assert.strictEqual(snap.status, 200);
+      assert.ok(
+        viewers[0].parts.some((p) => p.body.equals(snap.body)),
+        "the snapshot is a picture the MJPEG viewers got",
+      );
       const stats = JSON.parse((await h.request(web.url("/cam/status.json"))).body);
       assert.strictEqual(stats.video.decoderRunning, true);
       viewers[0].close();

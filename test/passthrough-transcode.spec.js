@@ -111,7 +111,7 @@ function firstFrameKey(ffprobe, file) {
     ],
     { encoding: "utf8" },
   );
-  return out.trim().split(/\s+/)[0];
+  return out.trim().split(/[\s,]+/)[0];
 }
 
 /** Command lines of this process's descendants. */
@@ -209,7 +209,7 @@ describe("issue 13: ffmpeg-transcode copies compressed input", function () {
       const meta = probe(build.ffprobe, info.file);
       const duration = Number(meta.format.duration);
       console.log(
-        `      recorded ${duration.toFixed(2)} s (msg.recording.duration ${info.duration.toFixed(2)} s)`,
+        `      recorded ${duration.toFixed(2)} s (msg.recording.duration ${info.duration.toFixed(2)} s, reason ${info.reason}${info.error ? `: ${info.error}` : ""}, ${messages.length} part(s))`,
       );
       assert.ok(
         duration >= 9 - 0.3 && duration <= 9 + 1 + 0.3,
@@ -275,6 +275,58 @@ describe("issue 13: ffmpeg-transcode copies compressed input", function () {
       const d = Number(probe(build.ffprobe, f).format.duration);
       assert.ok(d > 2 && d < 4, `${path.basename(f)} plays ${d} s`);
     }
+  });
+
+  it("ffmpeg killed mid-recording: its part closes (error) and the recording carries on in a new part", async () => {
+    const build = ffmpegBuilds()[0];
+    const pieces = source(build.ffmpeg, path.join(tmp, "k.mp4"), "320x240", 9);
+    const dir = path.join(tmp, "rec");
+    await helper.load(transcode, [
+      recorderConfig({ directory: dir, preRoll: 1, ffmpegPath: build.ffmpeg }),
+      { id: "out", type: "helper" },
+    ]);
+    const rec = helper.getNode("rec");
+    const messages = [];
+    const errors = [];
+    helper.getNode("out").on("input", (m) => messages.push(m));
+    rec.on("call:error", (c) => errors.push(String(c.args[0])));
+    await wait(300);
+    let sent = 0;
+    let killed;
+    await feed(rec, pieces, 1, "cam", (p) => {
+      if (p.type !== "fragment") return;
+      if (sent === 0) rec.receive({ action: "start", duration: 60 });
+      sent += p.info.durationSec;
+      if (sent >= 3 && !killed) {
+        const rows = execFileSync("ps", ["-e", "-o", "pid=,args="], { encoding: "utf8" }).split("\n");
+        const row = rows.find((r) => r.includes("pipe:0") && r.includes("-c copy") && r.includes(dir));
+        assert.ok(row, "the copy recorder's ffmpeg runs");
+        killed = Number(row.trim().split(/\s+/)[0]);
+        process.kill(killed, "SIGKILL");
+      }
+    });
+    rec.receive({ action: "stop" });
+    await until(() => messages.length >= 2, 20000, "two msg.recording");
+    const [first, second] = messages.map((m) => m.recording);
+    assert.strictEqual(first.reason, "error", "the killed part closes with reason error");
+    assert.match(first.error, /killed by SIGKILL/);
+    assert.ok(
+      errors.some((e) => /killed by SIGKILL/.test(e)),
+      `the node said so: ${errors.join(" / ")}`,
+    );
+    assert.notStrictEqual(first.file, second.file, "a new part, a new file");
+    assert.strictEqual(second.reason, "stop");
+    assert.ok(
+      second.start <= first.end + 1500,
+      `no gap: part 1 ends ${first.end}, part 2 starts ${second.start}`,
+    );
+    for (const f of [first.file, second.file]) {
+      const d = Number(probe(build.ffprobe, f).format.duration);
+      assert.ok(d > 1.5, `${path.basename(f)} plays ${d} s`);
+      assert.strictEqual(firstFrameKey(build.ffprobe, f), "1", `${path.basename(f)} starts on a keyframe`);
+    }
+    const d2 = Number(probe(build.ffprobe, second.file).format.duration);
+    assert.ok(d2 > 4, `the continuation plays ${d2} s of the remaining ~6 s`);
   });
 
   for (const preset of ["fmp4", "hls"]) {

@@ -1,7 +1,7 @@
 // A real RTSP camera for tests and bench/, written by nobody here.
 //
 // Primary: Debian's GStreamer RTSP server through /usr/bin/python3 (python3-gi, gir1.2-gst-rtsp-server-1.0,
-// installed by .ci/run), script test/lib/rtsp_server.py. Mounts: /h264aac, /h264, /h265aac, /h265, /switch
+// installed by .ci/run), script test/lib/rtsp_server.py. Mounts: /h264aac, /h264, /h265aac, /h265, /busy (noise at 8x the bitrate), /switch
 // (H.264 whose size changes with server.resize(w, h): a new SPS in-band, what a camera does when its
 // resolution is changed in its web page), /live (= /h264). Options: width, height, fps, gop, bitrate, user,
 // password, only ("udp" | "tcp" | "").

@@ -7,6 +7,7 @@
 #   /h264aac  H.264 + AAC       /h264  H.264 only       /h265aac  H.265 + AAC      /h265  H.265 only
 #   /switch   H.264 only whose size changes on the command "size W H" on stdin (a new SPS in-band)
 #   /live     = /h264 (the name the issue 10 tests used)
+#   /busy     H.264 of noise at 8x RTSP_BITRATE: a camera whose every frame is expensive (slow viewers fall behind)
 # Commands on stdin, one a line, each answered "ok ..." or "error ..." on stdout:
 #   size W H       switch /switch (and every later client of it) to W x H
 #   kick           close every client session (a camera that drops its viewers)
@@ -45,15 +46,16 @@ HEVC = has("x265enc") and has("rtph265pay")
 OVERLAY = " ! clockoverlay time-format=\"%H:%M:%S\" halignment=left valignment=top" if has("clockoverlay") else ""
 
 
-def video(codec, w, h, name="size"):
-    src = (f"videotestsrc is-live=true pattern=ball animation-mode=wall-time ! "
+def video(codec, w, h, name="size", pattern="ball", rate=None):
+    rate = rate or bitrate
+    src = (f"videotestsrc is-live=true pattern={pattern} animation-mode=wall-time ! "
            f"video/x-raw,width={w},height={h},framerate={fps}/1 ! videoscale ! "
            f"capsfilter name={name} caps=video/x-raw,width={w},height={h}{OVERLAY} ! videoconvert ! "
            "video/x-raw,format=I420 ! ")
     if codec == "h264":
-        return (src + f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={bitrate} ! "
+        return (src + f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={rate} ! "
                 "video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 config-interval=1")
-    return (src + f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={bitrate} ! "
+    return (src + f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={rate} ! "
             "rtph265pay name=pay0 pt=96 config-interval=1")
 
 
@@ -107,6 +109,7 @@ def mount(path, launch, on_configure=None):
 mounts = server.get_mount_points()
 mount("/h264", video("h264", width, height))
 mount("/live", video("h264", width, height))
+mount("/busy", video("h264", width, height, pattern="snow", rate=bitrate * 8))
 if AAC:
     mount("/h264aac", video("h264", width, height) + audio())
 if HEVC:

@@ -2,7 +2,10 @@
  * Splits ffmpeg's fragmented MP4 output (`-movflags empty_moov+default_base_moof+frag_keyframe`) into the
  * init segment (ftyp+moov) and fragments (moof+mdat), reading just enough of the boxes to describe them:
  * codec string, size, timescale, each fragment's decode time, duration and whether it starts on a keyframe.
+ * For H.264 also the SPS: the init's (avcC) and an in-band one in a keyframe fragment's first sample, so a
+ * camera that changed size or profile under `-c:v copy` (which keeps the old init) can be told.
  */
+import { parseAvcC, sampleSps, type SpsInfo } from "./h264-sps";
 
 export interface Mp4InitInfo {
   /**
@@ -20,6 +23,8 @@ export interface Mp4InitInfo {
   audioCodec?: string;
   /** track_ID of the video track (0 when none was found). */
   videoTrackId?: number;
+  /** H.264: the init's SPS (avcC), when it could be read. */
+  sps?: SpsInfo;
 }
 
 export interface Mp4FragmentInfo {
@@ -28,6 +33,8 @@ export interface Mp4FragmentInfo {
   durationSec: number;
   samples: number;
   keyframe: boolean;
+  /** H.264 keyframe fragments: the SPS sent in-band before the IDR, when there is one. */
+  sps?: SpsInfo;
 }
 
 export interface Mp4FragmentHandlers {
@@ -156,6 +163,7 @@ interface TrackInfo {
   codec?: string;
   width: number;
   height: number;
+  avc?: { sps?: SpsInfo; lengthSize: number };
 }
 
 function parseTrak(buf: Buffer, trak: Box): TrackInfo {
@@ -202,6 +210,7 @@ function parseTrak(buf: Buffer, trak: Box): TrackInfo {
     if (cfg && entry.type.startsWith("avc") && cfg.start + cfg.headerSize + 4 <= cfg.end) {
       const c = cfg.start + cfg.headerSize;
       info.codec = `${entry.type}.${hex2(buf[c + 1])}${hex2(buf[c + 2])}${hex2(buf[c + 3])}`;
+      info.avc = parseAvcC(buf.subarray(c, cfg.end));
     } else if (cfg && hevc) {
       info.codec = hevcCodecString(entry.type, buf, cfg.start + cfg.headerSize, cfg.end);
     } else {
@@ -216,8 +225,10 @@ function parseTrak(buf: Buffer, trak: Box): TrackInfo {
  * Reads codec strings, size and timescale from a moov box: every track's codec (video first), the video
  * track's size, timescale and id, and its default sample duration from trex.
  */
-export function parseMoov(buf: Buffer): Mp4InitInfo & { defaultSampleDuration: number } {
-  const info: Mp4InitInfo & { defaultSampleDuration: number } = {
+export function parseMoov(
+  buf: Buffer,
+): Mp4InitInfo & { defaultSampleDuration: number; nalLengthSize?: number } {
+  const info: Mp4InitInfo & { defaultSampleDuration: number; nalLengthSize?: number } = {
     codec: "avc1.640028",
     width: 0,
     height: 0,
@@ -239,6 +250,10 @@ export function parseMoov(buf: Buffer): Mp4InitInfo & { defaultSampleDuration: n
     info.videoTrackId = video?.id ?? 0;
   }
   if (video?.codec) info.videoCodec = video.codec;
+  if (video?.avc) {
+    info.sps = video.avc.sps;
+    info.nalLengthSize = video.avc.lengthSize;
+  }
   if (audio?.codec) info.audioCodec = audio.codec;
   const codecs = [video?.codec, audio?.codec].filter((c): c is string => !!c);
   if (codecs.length) info.codec = codecs.join(",");
@@ -268,7 +283,7 @@ export function parseMoof(
   end: number,
   defaultDuration: number,
   trackId = 0,
-): { decodeTime: number; duration: number; samples: number; keyframe: boolean } {
+): MoofInfo {
   const trafs = [...children(buf, start, end)].filter((b) => b.type === "traf");
   let chosen = trafs[0];
   if (trackId) {
@@ -284,20 +299,26 @@ export function parseMoof(
       }
     }
   }
-  const out = { decodeTime: 0, duration: 0, samples: 0, keyframe: false };
+  const out: MoofInfo = { decodeTime: 0, duration: 0, samples: 0, keyframe: false };
   if (!chosen) return out;
   parseTraf(buf, chosen, defaultDuration, out);
   return out;
 }
 
-function parseTraf(
-  buf: Buffer,
-  traf: Box,
-  defaultDuration: number,
-  out: { decodeTime: number; duration: number; samples: number; keyframe: boolean },
-): void {
+export interface MoofInfo {
+  decodeTime: number;
+  duration: number;
+  samples: number;
+  keyframe: boolean;
+  /** The first trun's data offset (from the moof's start with default_base_moof) and first sample size. */
+  dataOffset?: number;
+  firstSize?: number;
+}
+
+function parseTraf(buf: Buffer, traf: Box, defaultDuration: number, out: MoofInfo): void {
   let tfhdDuration = defaultDuration;
   let tfhdFlags = -1;
+  let tfhdSize = 0;
   for (const box of children(buf, traf.start + traf.headerSize, traf.end)) {
     const p = box.start + box.headerSize;
     if (p + 8 > box.end) continue;
@@ -309,6 +330,7 @@ function parseTraf(
       if (flags & 0x02) q += 4;
       if (flags & 0x08 && q + 4 <= box.end) tfhdDuration = buf.readUInt32BE(q);
       if (flags & 0x08) q += 4;
+      if (flags & 0x10 && q + 4 <= box.end) tfhdSize = buf.readUInt32BE(q);
       if (flags & 0x10) q += 4;
       if (flags & 0x20 && q + 4 <= box.end) tfhdFlags = buf.readUInt32BE(q);
     } else if (box.type === "tfdt") {
@@ -317,7 +339,10 @@ function parseTraf(
     } else if (box.type === "trun") {
       const count = buf.readUInt32BE(p + 4);
       let q = p + 8;
+      const first = out.samples === 0;
+      if (flags & 0x01 && first && q + 4 <= box.end) out.dataOffset = buf.readInt32BE(q);
       if (flags & 0x01) q += 4;
+      if (first) out.firstSize = tfhdSize;
       let firstFlags = tfhdFlags;
       if (flags & 0x04) {
         if (q + 4 <= box.end) firstFlags = buf.readUInt32BE(q);
@@ -331,6 +356,7 @@ function parseTraf(
           duration = buf.readUInt32BE(q);
           q += 4;
         }
+        if (flags & 0x200 && i === 0 && first) out.firstSize = buf.readUInt32BE(q);
         if (flags & 0x200) q += 4;
         if (flags & 0x400) {
           if (i === 0 && !(flags & 0x04)) firstFlags = buf.readUInt32BE(q);
@@ -357,6 +383,8 @@ export class Mp4FragmentSplitter {
   private timescale = 1000;
   private defaultDuration = 0;
   private videoTrackId = 0;
+  /** H.264: the NAL length size of the current init (0: not H.264, no SPS looked for). */
+  private nalLengthSize = 0;
   private broken = false;
   inits = 0;
   fragments = 0;
@@ -389,24 +417,99 @@ export class Mp4FragmentSplitter {
         return;
       }
       if (this.buffered < size) return;
+      if (head.toString("latin1", 4, 8) === "moof" && !this.pendingMoof) {
+        // moof + mdat taken in one piece: the fragment is one buffer, copied at most once.
+        if (this.buffered < size + 8) return;
+        const next = this.peek(size, 8);
+        if (next.toString("latin1", 4, 8) === "mdat") {
+          const mdatSize = next.readUInt32BE(0);
+          if (mdatSize >= 8 && mdatSize <= this.maxBoxBytes) {
+            if (this.buffered < size + mdatSize) return;
+            this.onFragment(this.take(size + mdatSize), size);
+            continue;
+          }
+        }
+      }
       this.onBox(this.take(size));
     }
+  }
+
+  /** `n` bytes at `offset` of what is buffered (the caller checked they are there). */
+  private peek(offset: number, n: number): Buffer {
+    const out = Buffer.alloc(n);
+    let skip = offset;
+    let got = 0;
+    for (const c of this.chunks) {
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      got += c.copy(out, got, skip, Math.min(c.length, skip + n - got));
+      skip = 0;
+      if (got >= n) break;
+    }
+    return out;
   }
 
   /** The first chunk, holding at least the 16 bytes of a box header when that much is buffered. */
   private head(): Buffer | undefined {
     if (this.buffered < 8) return undefined;
-    if (this.chunks[0].length < 16 && this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)];
+    // A header split over chunks: join just the first few (not everything buffered).
+    if (this.chunks[0].length < 16 && this.chunks.length > 1) {
+      let k = 1;
+      let len = this.chunks[0].length;
+      while (len < 16 && k < this.chunks.length) len += this.chunks[k++].length;
+      this.chunks.splice(0, k, Buffer.concat(this.chunks.slice(0, k)));
+    }
     return this.chunks[0];
   }
 
+  /** The first `n` buffered bytes: a view when they are in one chunk, else one copy of just those bytes. */
   private take(n: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
-    const box = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.buffered = rest.length;
+    const first = this.chunks[0];
+    let box: Buffer;
+    if (first.length >= n) {
+      box = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      box = Buffer.allocUnsafe(n);
+      let got = 0;
+      while (got < n) {
+        const c = this.chunks[0];
+        const want = n - got;
+        if (c.length <= want) {
+          c.copy(box, got);
+          got += c.length;
+          this.chunks.shift();
+        } else {
+          c.copy(box, got, 0, want);
+          got += want;
+          this.chunks[0] = c.subarray(want);
+        }
+      }
+    }
+    this.buffered -= n;
     return box;
+  }
+
+  /** One fragment: `data` = moof (its first `moofSize` bytes) + mdat. */
+  private onFragment(data: Buffer, moofSize: number): void {
+    const m = parseMoof(data, 8, moofSize, this.defaultDuration, this.videoTrackId);
+    this.fragments++;
+    let sps: SpsInfo | undefined;
+    if (m.keyframe && this.nalLengthSize && m.dataOffset !== undefined && m.firstSize) {
+      const at = m.dataOffset;
+      if (at >= moofSize && at + m.firstSize <= data.length)
+        sps = sampleSps(data.subarray(at, at + m.firstSize), this.nalLengthSize);
+    }
+    this.handlers.fragment(data, {
+      startSec: m.decodeTime / this.timescale,
+      durationSec: m.duration / this.timescale,
+      samples: m.samples,
+      keyframe: m.keyframe,
+      ...(sps ? { sps } : {}),
+    });
   }
 
   private onBox(box: Buffer): void {
@@ -420,6 +523,7 @@ export class Mp4FragmentSplitter {
         this.timescale = info.timescale || 1000;
         this.defaultDuration = info.defaultSampleDuration;
         this.videoTrackId = info.videoTrackId ?? 0;
+        this.nalLengthSize = info.nalLengthSize ?? 0;
         const init = Buffer.concat([...this.pendingInit, box]);
         this.pendingInit = [];
         this.inits++;
@@ -431,6 +535,7 @@ export class Mp4FragmentSplitter {
           videoCodec: info.videoCodec,
           audioCodec: info.audioCodec,
           videoTrackId: info.videoTrackId,
+          ...(info.sps ? { sps: info.sps } : {}),
         });
         break;
       }
@@ -441,14 +546,7 @@ export class Mp4FragmentSplitter {
         if (!this.pendingMoof) break;
         const moof = this.pendingMoof;
         this.pendingMoof = undefined;
-        const m = parseMoof(moof, 8, moof.length, this.defaultDuration, this.videoTrackId);
-        this.fragments++;
-        this.handlers.fragment(Buffer.concat([moof, box]), {
-          startSec: m.decodeTime / this.timescale,
-          durationSec: m.duration / this.timescale,
-          samples: m.samples,
-          keyframe: m.keyframe,
-        });
+        this.onFragment(Buffer.concat([moof, box]), moof.length);
         break;
       }
       default:

@@ -48,6 +48,8 @@ export const SNAPSHOT_CACHE_MS = 1000;
  */
 export class VideoJpeg {
   private cached: { at: number; initSeen: number; frame: Frame } | undefined;
+  /** The live decoder's latest picture: a snapshot while it runs costs no decode of its own. */
+  private live: { at: number; initSeen: number; frame: Frame } | undefined;
   private inflight: Promise<Frame> | undefined;
   private decoder: LiveDecoder | undefined;
   private running = false;
@@ -77,6 +79,10 @@ export class VideoJpeg {
     const c = this.cached;
     if (c && c.initSeen === this.inits && this.now() - c.at < SNAPSHOT_CACHE_MS)
       return Promise.resolve(c.frame);
+    // The MJPEG viewers' decoder is running: its latest picture is newer than the GOP's keyframe anyway.
+    const l = this.live;
+    if (this.running && l && l.initSeen === this.inits && this.now() - l.at < SNAPSHOT_CACHE_MS * 2)
+      return Promise.resolve(l.frame);
     if (this.inflight) return this.inflight;
     const init = this.host.init();
     const key = this.host.gop()[0];
@@ -106,6 +112,7 @@ export class VideoJpeg {
   newInit(): void {
     this.inits++;
     this.cached = undefined;
+    this.live = undefined;
     if (this.running) {
       this.decoder?.stop();
       this.running = false;
@@ -143,6 +150,7 @@ export class VideoJpeg {
     this.closed = true;
     this.setWanted(false);
     this.cached = undefined;
+    this.live = undefined;
   }
 
   private start(init: Buffer, gop: Buffer[]): void {
@@ -150,7 +158,10 @@ export class VideoJpeg {
     if (!this.decoder) {
       const d = this.decoding.createDecoder();
       d.on("frame", (pic) => {
-        if (this.running) this.host.picture(this.frameOf(pic, Date.now()));
+        if (!this.running) return;
+        const frame = this.frameOf(pic, Date.now());
+        this.live = { at: this.now(), initSeen: this.inits, frame };
+        this.host.picture(frame);
       });
       d.on("problem", (message) => {
         this.host.problem(message);

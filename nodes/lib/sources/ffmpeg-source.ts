@@ -2,6 +2,7 @@ import { credentialSecrets, redactCredentials, splitUserinfo } from "../credenti
 import { FfmpegProcess, ffmpegInput, resolveFfmpegPath, resolveFfprobePath } from "../ffmpeg";
 import { JpegStreamSplitter } from "../codec/jpeg-stream-splitter";
 import { Mp4FragmentSplitter } from "../codec/fmp4-splitter";
+import { spsChanged, type SpsInfo } from "../codec/h264-sps";
 import { copyOutputArgs, planVideo, probeCameraInput, videoMode, type VideoPlan } from "./ffmpeg-copy";
 import { CertificateError, ffmpegTlsArgs } from "./tls";
 import { FrameSource, SourceConfig, SourceError, SourceErrorKind, SourceErrorReason } from "./source";
@@ -54,6 +55,14 @@ const PROBE_TIMEOUT_MS = 8000;
 /** The JPEG pipeline, as `video: jpeg` runs it. */
 const JPEG_PLAN: VideoPlan = { pipeline: "jpeg", audio: "none" };
 
+/** At most one restart of ffmpeg for an in-band SPS change in this long. */
+const SPS_RESTART_MS = 10000;
+
+/** "640x360 H.264 profile 100", for words and comparisons. */
+function spsKey(sps: SpsInfo): string {
+  return `${sps.width}x${sps.height} H.264 profile ${sps.profile}`;
+}
+
 /**
  * The `ffmpeg` camera protocol: anything ffmpeg opens (RTSP, RTMP, HLS, http, files, V4L2 devices). H.264 and
  * H.265 are passed through (`video` auto or copy: one ffmpeg copying to fragmented MP4, audio as AAC), anything
@@ -70,6 +79,14 @@ export class FfmpegSource extends FrameSource {
   private saidTlsOnlyBefore = false;
   /** The RTSP transport of this attempt; `auto` starts with TCP and falls back to UDP on a refusal. */
   private transport: string;
+  /** H.264 copy: the SPS of the init this run wrote (ffmpeg's copy keeps it when the camera changes). */
+  private initSps?: SpsInfo;
+  /** The run being ended because the camera's in-band SPS says another size or profile. */
+  private spsRestarting?: FfmpegProcess;
+  private lastSpsRestart = -Infinity;
+  /** The in-band SPS (size/profile) the last restart was for, and one a restart did not bring into the init. */
+  private spsRestartFor?: string;
+  private spsGaveUp?: string;
 
   constructor(config: SourceConfig) {
     super(config);
@@ -285,6 +302,13 @@ export class FfmpegSource extends FrameSource {
     proc.on("exit", ({ code, signal }) => {
       if (this.stopped) return;
       parser.reset();
+      if (this.spsRestarting === proc) {
+        // Ended on purpose for a new init: the next run starts at once (the camera is fine).
+        this.spsRestarting = undefined;
+        this.proc = undefined;
+        this.launch(ffmpegPath);
+        return;
+      }
       const lines = proc.lastStderr();
       if (isTransportRefusal(lines) && this.autoTransport && this.transport === "tcp" && !this.gotBytes) {
         // `auto`: the server refused RTP over TCP (VLC speaks only UDP); try UDP at once, as ffmpeg would.
@@ -326,7 +350,8 @@ export class FfmpegSource extends FrameSource {
   private mp4Splitter(): Mp4FragmentSplitter {
     return new Mp4FragmentSplitter(
       {
-        init: (data, info) =>
+        init: (data, info) => {
+          this.onInitSps(info.sps);
           this.emitInit({
             data,
             codec: info.codec,
@@ -335,20 +360,63 @@ export class FfmpegSource extends FrameSource {
             timescale: info.timescale,
             videoCodec: info.videoCodec,
             audioCodec: info.audioCodec,
-          }),
-        fragment: (data, info) =>
+          });
+        },
+        fragment: (data, info) => {
+          if (info.sps) this.onInbandSps(info.sps);
           this.emitFragment({
             data,
             duration: info.durationSec,
             keyframe: info.keyframe,
             startSec: info.startSec,
             frames: info.samples,
-          }),
+          });
+        },
         problem: (message) => this.warn(message),
       },
       { maxBoxBytes: Math.max(16 << 20, this.config.maxFrameBytes * 8) },
     );
   }
+
+  /** A new init of this connection: its SPS is what in-band ones are compared with. */
+  private onInitSps(sps: SpsInfo | undefined): void {
+    this.initSps = sps;
+    const key = sps && spsKey(sps);
+    // A restart that did not bring the camera's new SPS into the init (the server's SDP still says the old
+    // one): no more restarts for that SPS, the stream goes on as it is.
+    if (this.spsRestartFor !== undefined && key !== this.spsRestartFor) {
+      this.spsGaveUp = this.spsRestartFor;
+      this.warn(
+        `the camera sends ${this.spsRestartFor} video but a new connection still announces ${key ?? "another"}: ` +
+          "going on with the old init (players may show the picture wrongly until the camera restarts)",
+      );
+    }
+    this.spsRestartFor = undefined;
+  }
+
+  /**
+   * An SPS sent in-band before a keyframe: another size or profile than the init's (a camera that switched
+   * resolution) restarts ffmpeg so that it writes a new init (a new initId downstream: HLS, stream.mp4 and
+   * recordings follow). Size and profile only are compared (SDP and in-band SPS often differ in their VUI),
+   * at most one restart every 10 s, and none for an SPS a restart did not help with.
+   */
+  private onInbandSps(sps: SpsInfo): void {
+    const init = this.initSps;
+    if (!init || !spsChanged(init, sps) || this.spsRestarting) return;
+    const key = spsKey(sps);
+    if (key === this.spsGaveUp || Date.now() - this.lastSpsRestart < SPS_RESTART_MS) return;
+    const proc = this.proc;
+    if (!proc) return;
+    this.lastSpsRestart = Date.now();
+    this.spsRestartFor = key;
+    this.spsRestarts++;
+    this.warn(`the camera switched from ${spsKey(init)} to ${key}: restarting ffmpeg for a new init`);
+    this.spsRestarting = proc;
+    void proc.stop(3000);
+  }
+
+  /** Restarts of ffmpeg for an in-band SPS change (tests and diagnostics). */
+  spsRestarts = 0;
 
   /** The running ffmpeg's pid, for tests and diagnostics. */
   get pid(): number | undefined {

@@ -223,7 +223,7 @@ export function mp4FileOptionsNow(ffmpegPath: string): string[] {
 }
 
 /** The names of the segments camrelay's HLS muxer writes; HLS_SEGMENT_FILE matches them and nothing else. */
-const HLS_SEGMENT_NAME = "seg-%d.ts";
+export const HLS_SEGMENT_NAME = "seg-%d.ts";
 export const HLS_SEGMENT_FILE = /^seg-\d+\.ts$/;
 export const HLS_PLAYLIST_FILE = "index.m3u8";
 

@@ -4,6 +4,8 @@
  * for JPEG recordings). The pre-roll is a ring of GOPs; a clip starts at the keyframe at or before
  * trigger - preRoll. postRoll, retrigger, maxDuration, retention, sidecar and msg.recording as Recorder.
  * A new initId (camera restart, resolution change) closes the running part and continues in a new one.
+ * An ffmpeg that dies closes its part (reason `error`) and the recording carries on in a new part after a
+ * backoff (1 s doubling to 30 s, as the JPEG Recorder), from the GOP the dead one was writing.
  */
 import { EventEmitter } from "events";
 import path from "path";
@@ -13,11 +15,14 @@ import { ClosingFiles } from "./closing-files";
 import { RecorderError, confineFilename, ensureWritableDirectory, prepareRequestedFolder } from "./filenames";
 import { GopRing, Mp4InputSession, type Mp4Unit } from "./mp4-input";
 import type { RecorderEvents, RecorderOptions, StartRequest } from "./recorder";
+import { RecorderRestarts } from "./recorder-restarts";
 import {
   closedPartInfo,
   defaultBase,
   firstPart,
+  nextPart,
   recordingInfo,
+  renamePart,
   splitPart,
   type RecordingPart,
 } from "./recording-part";
@@ -31,11 +36,15 @@ export class CopyRecorder extends EventEmitter<RecorderEvents> {
   private readonly closingFiles = new ClosingFiles();
   private latestTime = -Infinity;
   private closed = false;
+  /** Restarts of a dead ffmpeg: 1 s doubling to 30 s, as for the JPEG recorder. */
+  private readonly restarts: RecorderRestarts;
   dropped = 0;
 
   constructor(private readonly opts: Omit<RecorderOptions, "video">) {
     super();
-    this.preRoll = new GopRing(Math.max(opts.preRollSec, 1) * 1000, opts.preRollMaxBytes);
+    // At least 2 s: a restarted ffmpeg carries on from the GOP the dead one was writing.
+    this.preRoll = new GopRing(Math.max(opts.preRollSec, 2) * 1000, opts.preRollMaxBytes);
+    this.restarts = new RecorderRestarts(opts.healthyMs ?? 10000);
   }
 
   get recording(): boolean {
@@ -76,6 +85,8 @@ export class CopyRecorder extends EventEmitter<RecorderEvents> {
       return { file: active.file, extended: true };
     }
     ensureWritableDirectory(this.opts.directory);
+    this.restarts.clear(); // a restart pending for an earlier recording must not hold this one back
+    this.restarts.reset();
     if (requested) prepareRequestedFolder(this.opts.directory, requested, req.filename);
     const camera = this.opts.camera;
     const base = requested ?? defaultBase(this.opts.directory, camera, req.time);
@@ -125,6 +136,7 @@ export class CopyRecorder extends EventEmitter<RecorderEvents> {
     const active = this.active;
     if (!active || active.closing) return;
     if (f.time >= active.endTime) return this.closeActive(active.endReason);
+    if (this.restarts.pending) return; // ffmpeg died and waits for its restart: the GOP ring keeps the input
     const s = active.session;
     // A new stream (initId) or maxDuration: close this part at a keyframe and go on in the next one.
     const newInit = s !== undefined && s.initId !== init.initId;
@@ -171,11 +183,46 @@ export class CopyRecorder extends EventEmitter<RecorderEvents> {
       if (expected || part.closing) return;
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
       const error = `ffmpeg ${how} while recording ${path.basename(part.file)}${stderr.length ? `: ${stderr.slice(-3).join(" | ")}` : ""}`;
-      this.emit("failure", error);
-      this.closeActive("error", error);
+      this.onSessionDied(part, session, error);
     });
     this.sidecar(part, { ...recordingInfo(part, "recording"), start: first.time, end: first.time }, true);
     session.start(init);
+  }
+
+  /** ffmpeg died while it should run: close the file as it is and carry on in a new part after a backoff. */
+  private onSessionDied(part: CopyPart, session: Mp4InputSession, error: string): void {
+    this.restarts.died(session);
+    this.emit("failure", error);
+    const lastTime = session.lastTime ?? -Infinity;
+    const endTime = part.endTime;
+    this.closeActive("error", error);
+    if (this.closed || endTime <= this.latestTime) return;
+    const next = nextPart(part);
+    this.active = next;
+    this.restarts.schedule(() => this.resume(next, lastTime));
+  }
+
+  /**
+   * The backoff after a crash is over: the recording carries on in `next` from the GOP at or before the last
+   * fragment the dead ffmpeg was given (it may not have written that GOP: better a second twice than a gap).
+   */
+  private resume(next: CopyPart, lastTime: number): void {
+    if (this.active !== next || next.closing) return;
+    try {
+      ensureWritableDirectory(path.dirname(next.base));
+    } catch (err) {
+      this.emit("failure", (err as Error).message); // ffmpeg will fail too, and be retried with backoff
+    }
+    try {
+      // From the base name: a file that restarts many times is name-2, name-3, ..., never name-2-2-2.
+      renamePart(next);
+    } catch (err) {
+      this.emit("failure", (err as Error).message);
+      next.closing = true;
+      if (this.active === next) this.active = undefined;
+      return;
+    }
+    for (const gop of this.preRoll.from(lastTime - 1)) for (const f of gop.fragments) this.feed(f, gop.init);
   }
 
   private sidecar(part: CopyPart, info: ReturnType<typeof recordingInfo>, first = false): void {
@@ -191,6 +238,7 @@ export class CopyRecorder extends EventEmitter<RecorderEvents> {
     if (!active || active.closing) return;
     active.closing = true;
     this.active = undefined;
+    this.restarts.clear(); // the part a pending restart would continue is over
     const session = active.session;
     if (!session) return;
     this.closingFiles.add(
@@ -215,6 +263,7 @@ export class CopyRecorder extends EventEmitter<RecorderEvents> {
   }
 
   async close(): Promise<void> {
+    this.restarts.clear();
     const active = this.active;
     if (active && !active.closing) this.closeActive("close");
     this.closed = true;

@@ -3,7 +3,6 @@
  * presets), reset by a run that went well and by each new recording. One restart is pending at most.
  */
 import { Backoff } from "../backoff";
-import type { TranscodeSession } from "./session";
 
 export class RecorderRestarts {
   private timer?: NodeJS.Timeout;
@@ -28,7 +27,7 @@ export class RecorderRestarts {
   }
 
   /** `session` died: a long run resets the backoff. */
-  died(session: TranscodeSession): void {
+  died(session: { startedAt: number }): void {
     if (Date.now() - session.startedAt >= this.healthyMs) this.backoff.reset();
   }
 

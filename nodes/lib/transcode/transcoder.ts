@@ -20,7 +20,8 @@ import { readAction, readStart, type ControlMessage } from "./control";
 import { RecorderError } from "./filenames";
 import { FrameClock } from "./frame-clock";
 import { LiveTranscoder, failureCause, hlsSweeper, type LiveState } from "./live";
-import { liveOutput } from "./outputs";
+import { compressedLiveOutput, liveOutput } from "./outputs";
+import { CopyLive } from "./copy-live";
 import { Recorder } from "./recorder";
 import { CopyRecorder } from "./copy-recorder";
 import type { Mp4Unit } from "./mp4-input";
@@ -66,6 +67,8 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
   private latestInit?: Mp4Unit;
   private compressedRefused = false;
   private live?: LiveTranscoder;
+  /** flv, push and hls with a directory fed with msg.mp4: an ffmpeg that copies (or encodes, saying why). */
+  private copyLive?: CopyLive;
   private closed = false;
   private lastProgress?: FfmpegProgress;
   private error = { key: "", until: 0 };
@@ -152,9 +155,16 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
     }
     if ((this.s.preset === "hls" || this.s.preset === "fmp4") && !this.encodeReason()) {
       this.passThrough(unit);
+      // hls with a directory: the segments on disk come from an ffmpeg that copies.
+      if (this.s.preset === "hls" && this.s.directory) this.copyLive?.push(unit);
       return undefined;
     }
-    // flv, push, custom and encoding of compressed input are not built yet: say so once per run.
+    if (this.s.preset === "flv" || this.s.preset === "push") {
+      this.closeJpegRun();
+      this.copyLive?.push(unit);
+      return undefined;
+    }
+    // custom, and hls/fmp4 with a size or bitrate (an encode into msg.mp4), are not built: say so once per run.
     if (this.compressedRefused) return undefined;
     this.compressedRefused = true;
     return {
@@ -165,11 +175,7 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
 
   /** hls/fmp4 with compressed input and nothing to change: the messages go out as they are, seq renumbered. */
   private passThrough(unit: Mp4Unit): void {
-    if (this.live) {
-      // The encoder run for JPEG input is not needed for compressed input.
-      void this.live.close();
-      this.live = undefined;
-    }
+    this.closeJpegRun();
     const init = this.latestInit;
     if (!init) return;
     if (unit.info.type === "init" || this.passInitSent !== init.initId) {
@@ -194,6 +200,13 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
     this.emit("status");
   }
 
+  /** The encoder run for JPEG input is not needed for compressed input. */
+  private closeJpegRun(): void {
+    if (!this.live) return;
+    void this.live.close();
+    this.live = undefined;
+  }
+
   /** Every second: ends a recording whose frames stopped, sweeps HLS leftovers. */
   tick(): void {
     this.jpegRecorder?.tick(monotonicEpochMs());
@@ -215,18 +228,28 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
       errorUntil: this.error.until,
       now: Date.now(),
       recorder: r && { recording: r.recording, elapsedSec: r.elapsedSec, preRollSpanMs: r.preRoll.spanMs },
-      copy: this.compressed
-        ? this.s.preset === "mp4" || !this.encodeReason()
-          ? "copy"
-          : this.encodeReason()
-        : undefined,
+      copy: this.compressed ? this.compressedMode() : undefined,
       preRollSec: this.s.preRollSec,
       live:
         this.live?.state ??
+        (this.compressed && this.copyLive && !this.passesThrough() ? this.copyLive.state : undefined) ??
         (this.compressed && this.s.preset !== "mp4" && this.passInitSent !== undefined ? "live" : undefined),
       fps: this.inputRate.perSecond(),
       kbps: this.outputKbps(),
     });
+  }
+
+  /** hls/fmp4 whose msg.mp4 goes out as it came. */
+  private passesThrough(): boolean {
+    return (this.s.preset === "hls" || this.s.preset === "fmp4") && !this.encodeReason();
+  }
+
+  /** For the status: "copy", or why compressed input is encoded. */
+  private compressedMode(): string | undefined {
+    if (this.s.preset === "mp4" || this.passesThrough()) return "copy";
+    if (this.copyLive && (this.s.preset === "flv" || this.s.preset === "push"))
+      return this.copyLive.encode ?? "copy";
+    return this.encodeReason();
   }
 
   /** A frame message: undefined when taken (or quietly dropped), else why it was refused. */
@@ -257,9 +280,14 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
     if (typeof action !== "string") return action.error;
     if (this.fatalKey) return { key: this.fatalKey };
     if (this.live || (this.compressed && this.s.preset !== "mp4")) {
-      if (!this.live) return undefined;
-      if (action === "stop") void this.live.pause();
-      else this.live.resume();
+      if (!this.live && !this.copyLive) return undefined;
+      if (action === "stop") {
+        if (this.live) void this.live.pause();
+        if (this.copyLive) void this.copyLive.pause();
+      } else {
+        this.live?.resume();
+        this.copyLive?.resume();
+      }
       this.emit("status");
       return undefined;
     }
@@ -289,6 +317,7 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
       this.jpegRecorder?.close(monotonicEpochMs()),
       this.copyRecorder?.close(),
       this.live?.close(),
+      this.copyLive?.close(),
     ]);
   }
 
@@ -400,5 +429,28 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
     live.on("failure", (m) => this.liveFailure(m));
     live.on("state", (state) => this.onLiveState(state));
     live.on("dropped", (n) => this.onDropped(n));
+    const s = this.s;
+    if (s.preset === "flv" || s.preset === "push" || (s.preset === "hls" && s.directory)) {
+      const copy = new CopyLive({
+        ffmpegPath: this.opts.ffmpegPath,
+        output: compressedLiveOutput(s, {
+          encoder,
+          rtspTimeout,
+          user: this.opts.user,
+          password: this.opts.password,
+          camera: () => this.camera,
+          onDirectoryError: (err) => this.failure(err.message),
+          encodeReason: this.encodeReason(),
+        }),
+        secrets: this.opts.secrets,
+      });
+      this.copyLive = copy;
+      copy.on("failure", (m) => this.liveFailure(m));
+      copy.on("state", (state) => this.onLiveState(state));
+      copy.on("dropped", (n) => this.onDropped(n));
+      copy.on("progress", (p) => {
+        if (s.preset !== "hls") this.lastProgress = p;
+      });
+    }
   }
 }

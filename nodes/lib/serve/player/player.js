@@ -29,6 +29,8 @@
   const BACKOFF = [1000, 2000, 4000, 8000, 15000];
   /** Transports refused by the server or browser for a path, forgotten after this long. */
   const REFUSAL_MS = 60000;
+  /** Why a socket play could not start; a player that fell back for this goes back to the socket later. */
+  const NO_SOCKET = "no camrelay WebSocket on this server (or it cannot be reached)";
 
   /** "/camera/front" or a full URL -> { path: "/camera/front", url: "http://host/root/camera/front/" }. */
   function streamUrls(src) {
@@ -280,7 +282,7 @@
         if (this.stopped) return;
         if (pc.connectionState === "failed" || pc.connectionState === "closed") ctx.fail("WebRTC connection " + pc.connectionState);
       };
-      this.timer = setTimeout(() => !this.stopped && ctx.fail("no video over WebRTC within 4 s", true), WEBRTC_VIDEO_TIMEOUT_MS);
+      ctx.showVideo();
       ctx.video.onplaying = () => {
         clearTimeout(this.timer);
         ctx.live();
@@ -291,7 +293,15 @@
         if (this.stopped) return;
         const headers = { "Content-Type": "application/sdp" };
         if (ctx.token) headers.Authorization = "Bearer " + ctx.token;
-        const res = await fetch(ctx.url + "whep", { method: "POST", headers, body: pc.localDescription.sdp });
+        // The first session on a server loads the WebRTC library: allow the answer a while.
+        const abort = new AbortController();
+        const answerTimer = setTimeout(() => abort.abort(), 15000);
+        const res = await fetch(ctx.url + "whep", {
+          method: "POST",
+          headers,
+          body: pc.localDescription.sdp,
+          signal: abort.signal,
+        }).finally(() => clearTimeout(answerTimer));
         if (this.stopped) return;
         if (res.status !== 201 && res.status !== 200) {
           const words = (await res.text().catch(() => "")).trim().slice(0, 200);
@@ -300,7 +310,14 @@
         }
         const location = res.headers.get("Location");
         if (location) this.resource = new URL(location, ctx.url).href;
-        await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+        const answer = await res.text();
+        if (this.stopped) return;
+        // From the answer on, the picture should come within about 4 s, else MSE takes over.
+        this.timer = setTimeout(
+          () => !this.stopped && ctx.fail("no video over WebRTC within 4 s", true),
+          WEBRTC_VIDEO_TIMEOUT_MS,
+        );
+        await pc.setRemoteDescription({ type: "answer", sdp: answer });
       } catch (err) {
         if (!this.stopped) ctx.fail("WebRTC: " + (err && err.message ? err.message : err), true);
       }
@@ -310,16 +327,18 @@
       this.stopped = true;
       clearTimeout(this.timer);
       this.ctx.video.onplaying = null;
-      if (this.pc) {
-        this.pc.ontrack = this.pc.onconnectionstatechange = null;
-        this.pc.close();
-      }
-      this.pc = null;
+      // DELETE first: closing the connection also ends the session on the server, and then DELETE finds none.
       if (this.resource) {
         const headers = this.ctx.token ? { Authorization: "Bearer " + this.ctx.token } : {};
         fetch(this.resource, { method: "DELETE", headers, keepalive: true }).catch(() => {});
       }
       this.resource = null;
+      const pc = this.pc;
+      this.pc = null;
+      if (pc) {
+        pc.ontrack = pc.onconnectionstatechange = null;
+        setTimeout(() => pc.close(), 500);
+      }
       this.ctx.video.srcObject = null;
     }
   }
@@ -355,13 +374,14 @@
       this.chase = 0;
       this.jpegBusy = false;
       this.jpegNext = null;
+      this.jpegUrl = "";
       this.stopped = false;
       this.kind = wantJpegOnly ? "mjpeg" : "mse";
     }
 
     start() {
       const ctx = this.ctx;
-      if (!this.socket.available) return ctx.fail("no camrelay WebSocket on this server", true);
+      if (!this.socket.available) return ctx.fail(NO_SOCKET, true);
       const codecs = this.wantJpegOnly ? [] : mseCodecs();
       if (!this.wantJpegOnly && codecs.length === 0) return ctx.fail("no MSE in this browser", true);
       const message = { path: ctx.path, codecs, mjpeg: true };
@@ -369,7 +389,7 @@
       this.id = this.socket.play(message, {
         onText: (m) => this.text(m),
         onBinary: (kind, data) => this.binary(kind, data),
-        onDown: (why) => !this.stopped && ctx.fail("WebSocket " + why, why === "unavailable"),
+        onDown: (why) => !this.stopped && ctx.fail(why === "unavailable" ? NO_SOCKET : "WebSocket " + why, why === "unavailable"),
       });
     }
 
@@ -484,22 +504,37 @@
         return;
       }
       this.jpegBusy = true;
-      const img = this.ctx.showImage();
-      const url = URL.createObjectURL(new Blob([data], { type: "image/jpeg" }));
       const done = () => {
-        URL.revokeObjectURL(url);
         this.jpegBusy = false;
         if (this.stopped) return;
         const next = this.jpegNext;
         this.jpegNext = null;
         if (next) this.jpeg(next);
       };
-      img.onload = () => {
-        done();
-        this.ctx.live();
-      };
-      img.onerror = done;
-      img.src = url;
+      // Decoded off-screen first, then shown: the shown <img> gets a picture already decoded (an <img>
+      // whose src changes five times a second is otherwise "loading" most of the time on a busy machine).
+      const url = URL.createObjectURL(new Blob([data], { type: "image/jpeg" }));
+      const pre = new Image();
+      pre.src = url;
+      pre.decode().then(
+        () => {
+          if (this.stopped) URL.revokeObjectURL(url);
+          else {
+            const img = this.ctx.showImage();
+            const old = this.jpegUrl;
+            this.jpegUrl = url;
+            img.src = url;
+            // the shown picture may still be loading from the old URL for a moment
+            if (old) setTimeout(() => URL.revokeObjectURL(old), 1000);
+            this.ctx.live();
+          }
+          done();
+        },
+        () => {
+          URL.revokeObjectURL(url);
+          done();
+        },
+      );
     }
 
     closeMse() {
@@ -530,6 +565,11 @@
       this.id = 0;
       this.closeMse();
       this.ctx.img.onload = this.ctx.img.onerror = null;
+      if (this.jpegUrl) {
+        const url = this.jpegUrl;
+        setTimeout(() => URL.revokeObjectURL(url), 1000);
+      }
+      this.jpegUrl = "";
     }
   }
 
@@ -695,6 +735,8 @@ button:hover{background:rgba(0,0,0,.85)}`;
       this._lastProgress = 0;
       this._hint = null;
       this.onVisibility = () => this.updateRunning();
+      // Leaving the page: end the transport now (WHEP DELETE with keepalive) rather than by the server's timeout.
+      this.onPageHide = () => this.halt();
     }
 
     get transport() {
@@ -720,7 +762,10 @@ button:hover{background:rgba(0,0,0,.85)}`;
       this.applyControls();
       this.applyMuted();
       document.addEventListener("visibilitychange", this.onVisibility);
+      window.addEventListener("pagehide", this.onPageHide);
+      window.addEventListener("pageshow", this.onVisibility);
       if (typeof IntersectionObserver === "function") {
+        this._visible = false; // until the observer's first report: a player below the fold never starts
         this.observer = new IntersectionObserver((entries) => {
           this._visible = entries[entries.length - 1].isIntersecting;
           this.updateRunning();
@@ -734,6 +779,8 @@ button:hover{background:rgba(0,0,0,.85)}`;
     disconnectedCallback() {
       this._connected = false;
       document.removeEventListener("visibilitychange", this.onVisibility);
+      window.removeEventListener("pagehide", this.onPageHide);
+      window.removeEventListener("pageshow", this.onVisibility);
       if (this.observer) this.observer.disconnect();
       this.observer = null;
       clearInterval(this._stall);
@@ -779,18 +826,23 @@ button:hover{background:rgba(0,0,0,.85)}`;
     }
 
     /** Runs the transport while the element is in the page, the page is visible and the element on screen. */
+    wanted() {
+      return this._connected && !document.hidden && this._visible && !!this.src;
+    }
+
     updateRunning() {
-      const want = this._connected && !document.hidden && this._visible && !!this.src;
+      const want = this.wanted();
       clearTimeout(this._stopTimer);
       if (want) {
-        if (!this._current && !this._retry) this.begin();
-      } else if (this._current || this._retry) {
+        if (!this._current && !this._retry && !this._starting) this.begin();
+      } else if (this._current || this._retry || this._starting) {
         this._stopTimer = setTimeout(() => this.halt(), this._connected ? HIDDEN_STOP_MS : 0);
       }
     }
 
     /** Stops the transport and any retry (hidden, off-screen, removed or restarting). */
     halt() {
+      this._starting = 0;
       clearTimeout(this._retry);
       this._retry = 0;
       if (this._current) this._current.stop();
@@ -819,8 +871,12 @@ button:hover{background:rgba(0,0,0,.85)}`;
       this.setState("connecting");
       const stale = !this._hint || Date.now() - this._hint.at > 30000;
       if (stale && (this.getAttribute("transport") || "auto") === "auto") {
-        this._hint = await this.fetchHint(url, token);
-        if (!this._connected || this._current || !this.src) return;
+        const ticket = (this._starting = (this._tickets = (this._tickets || 0) + 1));
+        const hint = await this.fetchHint(url, token);
+        const cancelled = this._starting !== ticket;
+        if (!cancelled) this._starting = 0;
+        if (streamUrls(this.src).url === url) this._hint = hint;
+        if (cancelled || !this.wanted() || this._current || streamUrls(this.src).url !== url) return;
       }
       const plan = this.plan();
       const name = plan[0] || "mjpeg";
@@ -837,6 +893,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
                 : new MjpegImgTransport(ctx);
       ctx.owner = transport;
       this._current = transport;
+      this._since = Date.now();
       this.setTransport(name);
       this.setState("connecting");
       transport.start();
@@ -874,6 +931,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
         showImage: () => this.show("img"),
         live: () => {
           if (!ctx.active()) return;
+          this._pictures = (this._pictures || 0) + 1; // pictures (JPEG) or starts (video) shown: for tests
           this._failures = 0;
           this._lastProgress = Date.now();
           this.card.hidden = true;
@@ -913,6 +971,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
 
     /** A transport failed: refused ones are skipped for a while; then retry with backoff. */
     failed(name, reason, refused, status, immediate) {
+      if (reason === NO_SOCKET) this._socketSkipped = true;
       if (this._current) this._current.stop();
       this._current = null;
       const auto = (this.getAttribute("transport") || "auto").toLowerCase() === "auto";
@@ -930,7 +989,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
       clearTimeout(this._retry);
       this._retry = setTimeout(() => {
         this._retry = 0;
-        if (this._connected && !document.hidden && this._visible) this.begin();
+        if (this.wanted()) this.begin();
       }, delay);
     }
 
@@ -953,6 +1012,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
 
     /** A picture that stops moving for STALL_MS is treated as a dropped connection. */
     checkStall() {
+      this.backToSocket();
       if (!this._current || this._state !== "live") return;
       const v = this.video;
       if (!v.hidden) {
@@ -965,6 +1025,23 @@ button:hover{background:rgba(0,0,0,.85)}`;
         return; // the <img> gives no progress events; the server's offline card keeps it moving
       }
       if (Date.now() - this._lastProgress > STALL_MS) this.failed(this._transport, "the picture stopped", false);
+    }
+
+    /**
+     * Fell back to HLS or the MJPEG <img> because the WebSocket could not be reached (Node-RED restarting):
+     * once it can be tried again, go back to it, or twelve <img> players would stay on six connections.
+     */
+    backToSocket() {
+      const cur = this._current;
+      if (!this._socketSkipped || !(cur instanceof MjpegImgTransport || cur instanceof HlsTransport)) return;
+      if ((this.getAttribute("transport") || "auto").toLowerCase() !== "auto" && !(cur instanceof MjpegImgTransport)) return;
+      const socket = SharedSocket.for(ROOT.replace(/^http/, "ws") + "camrelay/ws");
+      if (!socket.available || Date.now() - this._since < 10000) return;
+      this._socketSkipped = false;
+      this._refused.delete("mse");
+      this._refused.delete("mjpeg-ws");
+      this.halt();
+      this.begin();
     }
 
     setTransport(t) {
@@ -992,7 +1069,7 @@ button:hover{background:rgba(0,0,0,.85)}`;
       let blob = null;
       let width = 0;
       let height = 0;
-      const source = !this.video.hidden ? this.video : !this.img.hidden ? this.img : null;
+      const source = [this.video, this.img].find((e) => !e.hidden) || null;
       if (source) {
         width = source.videoWidth || source.naturalWidth || 0;
         height = source.videoHeight || source.naturalHeight || 0;

@@ -1,0 +1,155 @@
+/**
+ * H.264 sequence parameter sets: the picture size, profile and level a camera's stream says it has, read
+ * from an SPS NAL unit (ITU-T H.264 7.3.2.1.1), from an avcC box (the init's) and from the NAL units of a
+ * sample (the in-band SPS a camera repeats before each IDR). Enough to tell that a camera switched
+ * resolution or profile while `-c:v copy` kept the old init; VUI and everything after the frame cropping
+ * is not read (two SPS that differ only there describe the same picture).
+ */
+
+export interface SpsInfo {
+  profile: number;
+  level: number;
+  width: number;
+  height: number;
+}
+
+/** The RBSP of a NAL unit (header byte included): emulation prevention bytes (00 00 03) taken out. */
+function unescape(nal: Buffer): Buffer {
+  if (nal.indexOf(Buffer.from([0, 0, 3])) < 0) return nal;
+  const out = Buffer.alloc(nal.length);
+  let n = 0;
+  let zeros = 0;
+  for (const b of nal) {
+    if (zeros >= 2 && b === 3) {
+      zeros = 0;
+      continue;
+    }
+    zeros = b === 0 ? zeros + 1 : 0;
+    out[n++] = b;
+  }
+  return out.subarray(0, n);
+}
+
+/** Exp-Golomb bit reader; reading past the end throws. */
+class Bits {
+  private pos = 0;
+  constructor(private readonly buf: Buffer) {}
+
+  bit(): number {
+    const byte = this.pos >> 3;
+    if (byte >= this.buf.length) throw new RangeError("SPS ends early");
+    const b = (this.buf[byte] >> (7 - (this.pos & 7))) & 1;
+    this.pos++;
+    return b;
+  }
+
+  bits(n: number): number {
+    let v = 0;
+    for (let i = 0; i < n; i++) v = v * 2 + this.bit();
+    return v;
+  }
+
+  ue(): number {
+    let zeros = 0;
+    while (this.bit() === 0) if (++zeros > 31) throw new RangeError("bad exp-Golomb code in SPS");
+    return 2 ** zeros - 1 + this.bits(zeros);
+  }
+
+  se(): number {
+    const k = this.ue();
+    return k % 2 ? (k + 1) / 2 : -(k / 2);
+  }
+}
+
+const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135]);
+
+function skipScalingList(r: Bits, size: number): void {
+  let last = 8;
+  let next = 8;
+  for (let j = 0; j < size; j++) {
+    if (next !== 0) next = (last + r.se() + 256) % 256;
+    last = next === 0 ? last : next;
+  }
+}
+
+/** Size, profile and level of an SPS NAL unit (starting with its header byte), or undefined when it is not one. */
+export function parseH264Sps(nal: Buffer): SpsInfo | undefined {
+  if (nal.length < 4 || (nal[0] & 0x1f) !== 7) return undefined;
+  try {
+    const r = new Bits(unescape(nal).subarray(1));
+    const profile = r.bits(8);
+    r.bits(8); // constraint flags
+    const level = r.bits(8);
+    r.ue(); // seq_parameter_set_id
+    let chroma = 1;
+    if (HIGH_PROFILES.has(profile)) {
+      chroma = r.ue();
+      if (chroma === 3) r.bit(); // separate_colour_plane_flag
+      r.ue(); // bit_depth_luma_minus8
+      r.ue(); // bit_depth_chroma_minus8
+      r.bit(); // qpprime_y_zero_transform_bypass_flag
+      if (r.bit()) {
+        for (let i = 0; i < (chroma !== 3 ? 8 : 12); i++) if (r.bit()) skipScalingList(r, i < 6 ? 16 : 64);
+      }
+    }
+    r.ue(); // log2_max_frame_num_minus4
+    const pocType = r.ue();
+    if (pocType === 0) r.ue();
+    else if (pocType === 1) {
+      r.bit();
+      r.se();
+      r.se();
+      const cycle = r.ue();
+      if (cycle > 255) return undefined;
+      for (let i = 0; i < cycle; i++) r.se();
+    }
+    r.ue(); // max_num_ref_frames
+    r.bit(); // gaps_in_frame_num_value_allowed_flag
+    const widthMbs = r.ue() + 1;
+    const heightMapUnits = r.ue() + 1;
+    const frameMbsOnly = r.bit();
+    if (!frameMbsOnly) r.bit(); // mb_adaptive_frame_field_flag
+    r.bit(); // direct_8x8_inference_flag
+    let [left, right, top, bottom] = [0, 0, 0, 0];
+    if (r.bit()) [left, right, top, bottom] = [r.ue(), r.ue(), r.ue(), r.ue()];
+    const cropX = chroma === 1 || chroma === 2 ? 2 : 1;
+    const cropY = (chroma === 1 ? 2 : 1) * (2 - frameMbsOnly);
+    const width = widthMbs * 16 - cropX * (left + right);
+    const height = (2 - frameMbsOnly) * heightMapUnits * 16 - cropY * (top + bottom);
+    if (width <= 0 || height <= 0) return undefined;
+    return { profile, level, width, height };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The first SPS of an avcC body (AVCDecoderConfigurationRecord), and its NAL length size. */
+export function parseAvcC(body: Buffer): { sps?: SpsInfo; lengthSize: number } | undefined {
+  if (body.length < 7 || body[0] !== 1) return undefined;
+  const lengthSize = (body[4] & 3) + 1;
+  const count = body[5] & 0x1f;
+  if (count < 1 || body.length < 8) return { lengthSize };
+  const len = body.readUInt16BE(6);
+  if (8 + len > body.length) return { lengthSize };
+  return { sps: parseH264Sps(body.subarray(8, 8 + len)), lengthSize };
+}
+
+/** The SPS among the NAL units of one sample (length-prefixed), read up to the first slice; else undefined. */
+export function sampleSps(sample: Buffer, lengthSize = 4): SpsInfo | undefined {
+  let pos = 0;
+  while (pos + lengthSize < sample.length) {
+    const len = sample.readUIntBE(pos, lengthSize);
+    pos += lengthSize;
+    if (len < 1 || pos + len > sample.length) return undefined;
+    const type = sample[pos] & 0x1f;
+    if (type === 7) return parseH264Sps(sample.subarray(pos, pos + len));
+    if (type === 1 || type === 5) return undefined; // a slice: the parameter sets come before it
+    pos += len;
+  }
+  return undefined;
+}
+
+/** True when two SPS describe another picture: size or profile differ (the level and VUI may change freely). */
+export function spsChanged(a: SpsInfo, b: SpsInfo): boolean {
+  return a.width !== b.width || a.height !== b.height || a.profile !== b.profile;
+}
