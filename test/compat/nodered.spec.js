@@ -16,7 +16,14 @@ const { ffmpegRead, until, wait } = require("../lib/transcode-helpers");
 
 const root = path.join(__dirname, "..", "..");
 const nodeRedVersion = JSON.parse(fs.readFileSync(path.join(nodeRedDir(), "package.json"), "utf8")).version;
-const TYPES = ["camera-source", "camera-connect", "frame-throttle", "http-stream-out", "ffmpeg-transcode"];
+const TYPES = [
+  "camera-source",
+  "camera-connect",
+  "frame-throttle",
+  "http-stream-out",
+  "ffmpeg-transcode",
+  "ui-camera",
+];
 const CONNECT = "c0a1e5f0d1a20003";
 
 /** examples/01 plus an mp4 recorder fed by the same camera connect, started once by an inject after deploy. */
@@ -173,7 +180,7 @@ describe(`Node-RED ${nodeRedVersion} on Node ${process.version}: camrelay in a r
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("loads the five camrelay nodes with no error", async function () {
+  it("loads the six camrelay nodes (ui-camera too, with or without Dashboard 2) with no error", async function () {
     const settings = await (await fetch(`${nodeRed.base}/settings`)).json();
     // a Node-RED started from a git checkout or linked install says "4.1.8-git"
     assert.strictEqual(
