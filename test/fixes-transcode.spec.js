@@ -220,8 +220,11 @@ describe("issue 10, live transcoding fixes", function () {
       await until(() => fragments() >= 1, 30000, "a fragment");
       const pids = processesMatching("matroska");
       let maxRss = 0;
-      const sampler = setInterval(() => pids.forEach((pid) => (maxRss = Math.max(maxRss, rssOf(pid)))), 100);
-      await until(() => fragments() >= 4, 30000, "fragments");
+      const sample = () => pids.forEach((pid) => (maxRss = Math.max(maxRss, rssOf(pid))));
+      sample();
+      const sampler = setInterval(sample, 100);
+      // Fragments are 0.25 s now: 12 of them are 3 s of ffmpeg at work, sampled every 100 ms.
+      await until(() => fragments() >= 12, 30000, "fragments");
       clearInterval(sampler);
       const probed = ffprobeStream(fmp4File(messages, "lying.mp4"));
       console.log(
