@@ -22,8 +22,8 @@ const { until, wait } = require("./lib/toolkit");
 
 helper.init(require.resolve("node-red"));
 
-const ffprobe = fs.existsSync("/usr/bin/ffprobe") ? "/usr/bin/ffprobe" : h.ffprobePath;
-const ffmpeg = fs.existsSync("/usr/bin/ffmpeg") ? "/usr/bin/ffmpeg" : h.ffmpegPath;
+// The system ffmpeg/ffprobe when they run (a machine with only Node.js and npm has none), else the bundled ones.
+const { ffmpeg, ffprobe } = require("./lib/toolkit").ffmpegBuilds()[0];
 
 async function probe(input) {
   const r = await h.run(ffprobe, ["-v", "error", "-show_streams", "-show_format", "-of", "json", input], {

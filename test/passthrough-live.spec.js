@@ -71,8 +71,8 @@ function probe(target) {
       [
         "-v",
         "error",
-        "-rw_timeout",
-        "5000000",
+        // A network read gives up after 5 s; a file takes no such option in the bundled 2018 ffprobe.
+        ...(/^[a-z]+:\/\//.test(target) ? ["-rw_timeout", "5000000"] : []),
         "-print_format",
         "json",
         "-show_streams",
@@ -82,6 +82,7 @@ function probe(target) {
       { timeout: 15000 },
       (err, stdout) => {
         try {
+          if (err?.signal === "SIGSEGV") return resolve(streamsFromFfmpeg(target));
           resolve(err ? undefined : JSON.parse(stdout));
         } catch {
           resolve(undefined);
@@ -89,6 +90,26 @@ function probe(target) {
       },
     );
   });
+}
+
+/**
+ * The bundled 2018 ffprobe crashes (SIGSEGV) on some MPEG-TS segments the bundled ffmpeg 4.x writes; that
+ * ffmpeg itself reads them. The same facts, from `ffmpeg -i`'s stream lines.
+ */
+function streamsFromFfmpeg(target) {
+  const { stderr } = require("child_process").spawnSync(build.ffmpeg, ["-hide_banner", "-i", target], {
+    encoding: "utf8",
+    timeout: 15000,
+  });
+  const streams = [];
+  for (const line of stderr.split("\n")) {
+    const v = /Stream #\S+: Video: (\w+)(?: \(([^)]+)\))?.*?, (\d+)x(\d+)/.exec(line);
+    if (v)
+      streams.push({ codec_type: "video", codec_name: v[1], profile: v[2], width: +v[3], height: +v[4] });
+    const a = /Stream #\S+: Audio: (\w+)/.exec(line);
+    if (a) streams.push({ codec_type: "audio", codec_name: a[1] });
+  }
+  return streams.length ? { streams } : undefined;
 }
 
 const video = (meta) => meta?.streams.find((s) => s.codec_type === "video");
