@@ -3,13 +3,13 @@ import type { Node, NodeAPI } from "node-red";
 import { HLS_JS_PATH, serveHlsJs } from "../lib/serve/hls-js";
 import { normalizePath } from "../lib/serve/stream-out-settings";
 
-type Next = (err?: unknown) => void;
-type Middleware = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
+export type Next = (err?: unknown) => void;
+export type Middleware = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
 interface Layer {
   handle?: unknown;
 }
 /** The part of an express app the node uses (RED.httpNode); `_router` is express 4, `router` express 5. */
-interface HttpApp {
+export interface HttpApp {
   use(path: string, fn: Middleware): unknown;
   _router?: { stack: Layer[] };
   router?: { stack: Layer[] };
@@ -34,7 +34,7 @@ export function nodeRedSetting(RED: NodeAPI, name: string): unknown {
 }
 
 /** RED.httpNode when Node-RED serves node HTTP endpoints (httpNodeRoot is not false). */
-function isHttpApp(app: unknown): app is HttpApp {
+export function isHttpApp(app: unknown): app is HttpApp {
   return (
     (typeof app === "function" || (typeof app === "object" && app !== null)) &&
     "use" in app &&
@@ -43,7 +43,7 @@ function isHttpApp(app: unknown): app is HttpApp {
 }
 
 /** httpNodeMiddleware (a function or a nested array of them), as the core http in node applies it. */
-function middlewareList(setting: unknown): Middleware[] {
+export function middlewareList(setting: unknown): Middleware[] {
   if (typeof setting === "function") return [setting as Middleware];
   if (Array.isArray(setting)) return setting.flatMap((s) => middlewareList(s));
   return [];
@@ -72,7 +72,7 @@ function removeLayer(app: HttpApp, handler: Middleware): void {
 }
 
 /** Runs httpNodeMiddleware (as the core http in node applies it), then `last`. */
-function runMiddleware(
+export function runMiddleware(
   middleware: Middleware[],
   req: IncomingMessage,
   res: ServerResponse,

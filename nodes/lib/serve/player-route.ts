@@ -2,61 +2,13 @@ import { createHash } from "crypto";
 import { readFile } from "fs";
 import type { IncomingMessage, ServerResponse } from "http";
 import { join } from "path";
+import { isHttpApp, middlewareList, runMiddleware, type Middleware } from "../../support/http-mount";
 
 /** The URL, below httpNodeRoot, where the <camrelay-player> element is served. */
 export const PLAYER_JS_PATH = "/camrelay/player.js";
 
 /** The player's source file: copied beside this module's compiled .js by scripts/build.js. */
 export const PLAYER_JS_FILE = join(__dirname, "player", "player.js");
-
-type Next = (err?: unknown) => void;
-type Middleware = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
-interface Layer {
-  handle?: unknown;
-}
-/** The part of an express app used here (RED.httpNode); `_router` is express 4, `router` express 5. */
-interface HttpApp {
-  use(path: string, fn: Middleware): unknown;
-  _router?: { stack: Layer[] };
-  router?: { stack: Layer[] };
-}
-
-function isHttpApp(app: unknown): app is HttpApp {
-  return (
-    (typeof app === "function" || (typeof app === "object" && app !== null)) &&
-    "use" in app &&
-    typeof app.use === "function"
-  );
-}
-
-/** httpNodeMiddleware (a function or a nested array of them), as the core http in node applies it. */
-function middlewareList(setting: unknown): Middleware[] {
-  if (typeof setting === "function") return [setting as Middleware];
-  if (Array.isArray(setting)) return setting.flatMap((s) => middlewareList(s));
-  return [];
-}
-
-/** Runs the middleware in order, then `last`; an error (thrown or passed on) goes to `next`. */
-function runMiddleware(
-  middleware: Middleware[],
-  req: IncomingMessage,
-  res: ServerResponse,
-  next: Next,
-  last: () => void,
-) {
-  let i = 0;
-  const step: Next = (err) => {
-    if (err !== undefined) return next(err);
-    const mw = middleware[i++];
-    if (!mw) return last();
-    try {
-      mw(req, res, step);
-    } catch (e) {
-      next(e);
-    }
-  };
-  step();
-}
 
 /** The file, read once when first asked for (kept while the route is mounted). */
 let playerJs: Promise<{ data: Buffer; etag: string }> | undefined;
