@@ -15,9 +15,10 @@ const {
   probeMedia,
   rtspTimeoutOption,
 } = require("../dist/nodes/lib/ffmpeg");
+const { probeFromFfmpegBanner } = require("../dist/nodes/lib/ffmpeg/probe");
 
 const { FFMPEG: BUNDLED, alive, writeScript } = require("./lib/transcode-helpers");
-const { wait } = require("./lib/toolkit");
+const { wait, ffmpegBuilds } = require("./lib/toolkit");
 
 describe("ffmpeg wrapper", function () {
   let tmp;
@@ -344,6 +345,77 @@ describe("ffmpeg wrapper", function () {
       } finally {
         server.close();
       }
+    });
+  });
+
+  describe("probe of MPEG-TS (the bundled ffprobe dies of SIGSEGV on it)", function () {
+    for (const build of ffmpegBuilds()) {
+      it(`${build.name}: H.264 + AAC in MPEG-TS probes to codec, profile, size, fps and audio`, async function () {
+        const out = path.join(tmp, "clip.ts");
+        const { spawnSync } = require("child_process");
+        const made = spawnSync(build.ffmpeg, [
+          "-v",
+          "error",
+          "-f",
+          "lavfi",
+          "-i",
+          "testsrc2=size=320x240:rate=15",
+          "-f",
+          "lavfi",
+          "-i",
+          "sine=sample_rate=44100",
+          "-t",
+          "2",
+          "-c:v",
+          "libx264",
+          "-preset",
+          "veryfast",
+          "-profile:v",
+          "high",
+          "-pix_fmt",
+          "yuv420p",
+          "-c:a",
+          "aac",
+          "-f",
+          "mpegts",
+          out,
+        ]);
+        assert.strictEqual(made.status, 0, String(made.stderr));
+        const crashes = spawnSync(build.ffprobe, ["-v", "error", "-show_streams", out]).signal;
+        const probe = await probeMedia(out, { ffprobePath: build.ffprobe, ffmpegPath: build.ffmpeg });
+        const video = probe.streams.find((s) => s.codecType === "video");
+        const audio = probe.streams.find((s) => s.codecType === "audio");
+        assert.ok(
+          video && audio,
+          `${JSON.stringify(probe)} (ffprobe ${crashes ? `died of ${crashes}` : "ran"})`,
+        );
+        assert.deepStrictEqual(
+          [video.codecName, video.profile, video.width, video.height, video.fps, audio.codecName],
+          ["h264", "High", 320, 240, 15, "aac"],
+        );
+        assert.match(probe.formatName, /mpegts/);
+        assert.ok(Math.abs(probe.durationSec - 2) < 0.3, `duration ${probe.durationSec}`);
+      });
+    }
+
+    it("reads ffmpeg's banner, and says nothing for a banner without streams", function () {
+      const banner = [
+        "Input #0, rtsp, from 'rtsp://cam/live':",
+        "  Duration: N/A, start: 0.000000, bitrate: N/A",
+        "    Stream #0:0: Video: hevc (Main), yuvj420p(pc), 2560x1440, 20 fps, 20 tbr, 90k tbn",
+        "    Stream #0:1: Audio: pcm_alaw, 8000 Hz, 1 channels, s16, 64 kb/s",
+        "    Stream #0:2[0x102]: Video: h264 (avc1 / 0x31637661), yuv420p, 640x480, 29.97 tbr",
+      ].join("\n");
+      assert.deepStrictEqual(probeFromFfmpegBanner(banner), {
+        formatName: "rtsp",
+        durationSec: undefined,
+        streams: [
+          { codecType: "video", codecName: "hevc", profile: "Main", width: 2560, height: 1440, fps: 20 },
+          { codecType: "audio", codecName: "pcm_alaw" },
+          { codecType: "video", codecName: "h264", width: 640, height: 480, fps: 29.97 },
+        ],
+      });
+      assert.strictEqual(probeFromFfmpegBanner("rtsp://cam/live: Connection refused\n"), undefined);
     });
   });
 

@@ -439,8 +439,11 @@ describe("low-latency HLS", function () {
           }));
           throw new Error(`no playback: ${JSON.stringify(state)} (${err.message.split("\n")[0]})`);
         }
+        // Playing means 2 s of media within at most 8 s of wall clock: on a loaded 2-core CI box (the bare
+        // lane beside the main one) hls.js's small low-latency buffer can run dry for a second or two and
+        // then play on; that is a stall, not a failure to play.
         const samples = [];
-        for (let i = 0; i < 8; i++) {
+        for (let i = 0; i < 16 && !(i >= 8 && samples[i - 1][1] > samples[0][1] + 2); i++) {
           await wait(500);
           samples.push(
             await page.evaluate(() => [window.hls.latency, document.getElementById("v").currentTime]),
@@ -449,11 +452,14 @@ describe("low-latency HLS", function () {
         const errors = await page.evaluate(() => window.hlsErrors);
         await page.close();
         const latencies = samples.map((s) => s[0]).sort((a, b) => a - b);
+        const stalls = errors.filter((e) => e.includes("bufferStalledError")).length;
         console.log(
-          `      hls.js ${ll ? "low-latency" : "classic"}: hls.latency p50 ${latencies[4].toFixed(2)} s ` +
-            `(min ${latencies[0].toFixed(2)}, max ${latencies[7].toFixed(2)})`,
+          `      hls.js ${ll ? "low-latency" : "classic"}: hls.latency p50 ` +
+            `${latencies[latencies.length >> 1].toFixed(2)} s (min ${latencies[0].toFixed(2)}, ` +
+            `max ${latencies[latencies.length - 1].toFixed(2)}; ${stalls} stall(s), ${samples.length / 2} s watched)`,
         );
-        assert.ok(samples[7][1] > samples[0][1] + 2, `currentTime ${samples.map((s) => s[1].toFixed(2))}`);
+        const last = samples[samples.length - 1][1];
+        assert.ok(last > samples[0][1] + 2, `currentTime ${samples.map((s) => s[1].toFixed(2))}`);
         assert.deepStrictEqual(
           errors.filter((e) => e.endsWith(":true")),
           [],

@@ -88,6 +88,8 @@ export interface InputProbeOptions {
   /** "tcp", "udp"... or "auto"/"" (TCP, then UDP when the server refuses TCP). */
   rtspTransport?: string;
   ffprobePath: string;
+  /** The ffmpeg that reads the input when ffprobe crashes on it (the bundled ffprobe does on MPEG-TS). */
+  ffmpegPath?: string;
   timeoutMs: number;
   /** Also ask for the first packets' keyframe flags and times (the Test button's keyframe interval). */
   packets?: boolean;
@@ -123,6 +125,7 @@ export async function probeCameraInput(
     try {
       const media = await probeMedia(opts.url, {
         ffprobePath: opts.ffprobePath,
+        ffmpegPath: opts.ffmpegPath,
         timeoutMs: opts.timeoutMs,
         inputArgs: input.args,
         stdin: input.stdin,

@@ -158,6 +158,7 @@ export class FfmpegSource extends FrameSource {
       tls: this.config.tls,
       rtspTransport: this.autoTransport ? "auto" : this.transport,
       ffprobePath,
+      ffmpegPath,
       timeoutMs: PROBE_TIMEOUT_MS,
     }).then(
       ({ media, transport }) => {
