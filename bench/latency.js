@@ -15,7 +15,7 @@
 // Prints p50/p90/max per transport against the targets. Numbers only, never an assertion.
 //
 //   node bench/latency.js [--seconds 40] [--warmup 10] [--size 640x360] [--fps 15] [--gop 15]
-//                         [--transports mjpeg,webrtc,mse,hls,ll-hls]
+//                         [--transports mjpeg,webrtc,mse,hls,ll-hls] [--camera rtp|ts]
 "use strict";
 const os = require("os");
 const { startStampCamera } = require("./lib/stamp-camera");
@@ -89,19 +89,42 @@ function flows(cam, rtspUrl) {
   ];
 }
 
+/** A UDP port nobody holds now on 127.0.0.1 (the relay binds it when its first client plays). */
+function freeUdpPort() {
+  const sock = require("dgram").createSocket("udp4");
+  return new Promise((resolve, reject) => {
+    sock.once("error", reject);
+    sock.bind(0, "127.0.0.1", () => {
+      const { port } = sock.address();
+      sock.close(() => resolve(port));
+    });
+  });
+}
+
 async function run(opts = {}) {
   const o = { seconds: 40, warmup: 10, size: "640x360", fps: 15, gop: 15, transports: TRANSPORTS, ...opts };
   const [width, height] = String(o.size).split("x").map(Number);
   const wanted = typeof o.transports === "string" ? o.transports.split(",") : o.transports;
   const ffmpeg = ffmpegBinary();
-  const cam = await startStampCamera({ width, height, fps: o.fps, gop: o.gop, ffmpeg, bitrate: 2000 });
+  // --camera rtp (default): the test camera's H.264 reaches the RTSP relay as RTP over UDP; --camera ts: as
+  // MPEG-TS over HTTP (what runs A-G of 2026-12-02 used; a picture more of latency in the camera itself).
+  const rtpPort = o.camera === "ts" ? undefined : await freeUdpPort();
+  const cam = await startStampCamera({
+    width,
+    height,
+    fps: o.fps,
+    gop: o.gop,
+    ffmpeg,
+    bitrate: 2000,
+    rtpPort,
+  });
   let relay;
   let reader;
   let nr;
   let browser;
   const log = (...a) => o.quiet || console.log(...a);
   try {
-    relay = await startRtspRelay(cam.tsUrl);
+    relay = await startRtspRelay(rtpPort ? `udp://127.0.0.1:${rtpPort}` : cam.tsUrl);
     nr = await startNodeRedTwice({ settings: { logging: { console: { level: "info" } } } });
     await nr.deploy(flows(cam, relay.url));
     const base = nr.base;

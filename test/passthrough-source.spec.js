@@ -287,6 +287,58 @@ describe("compressed video passthrough: source and Camera", function () {
     }
   });
 
+  it("a fragment a picture: audio-only fragments ride with the next picture, so GOPs stay whole", function () {
+    // The copying ffmpeg's own output settings, with AAC: ffmpeg cuts a fragment at every packet.
+    const clip = path.join(os.tmpdir(), `camrelay-av-${process.pid}.ts`);
+    execFileSync(FFMPEG, [
+      ...["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15"],
+      ...["-f", "lavfi", "-i", "sine=sample_rate=44100", "-t", "3"],
+      ...["-c:v", "libx264", "-preset", "ultrafast", "-g", "15", "-pix_fmt", "yuv420p", "-c:a", "aac", clip],
+    ]);
+    const plan = planVideo("auto", true, {
+      streams: [
+        { codecType: "video", codecName: "h264" },
+        { codecType: "audio", codecName: "aac" },
+      ],
+    });
+    const { copyOutputArgs } = require("../dist/nodes/lib/sources/ffmpeg-copy");
+    const out = execFileSync(FFMPEG, ["-v", "error", "-i", clip, ...copyOutputArgs(plan)], {
+      maxBuffer: 64 << 20,
+    });
+    fs.rmSync(clip, { force: true });
+    const moofs = (b) => {
+      let n = 0;
+      for (let at = 0; at + 8 <= b.length; at += b.readUInt32BE(at))
+        n += b.toString("latin1", at + 4, at + 8) === "moof";
+      return n;
+    };
+    const fragments = [];
+    new Mp4FragmentSplitter({
+      init: () => {},
+      fragment: (data, info) => fragments.push({ data, ...info }),
+    }).push(out);
+    assert.strictEqual(fragments.length, 45, "one fragment a picture: 3 s at 15 fps");
+    assert.deepStrictEqual(
+      fragments.flatMap((f, i) => (f.keyframe ? [i] : [])),
+      [0, 15, 30],
+      "keyframes only where the GOPs start",
+    );
+    assert.ok(
+      fragments.every((f) => Math.abs(f.durationSec - 1 / 15) < 0.03),
+      "each a picture long",
+    );
+    const total = fragments.reduce((n, f) => n + moofs(f.data), 0);
+    assert.ok(total > 45 + 60, `${total} moofs: the audio ones travel inside the pictures' fragments`);
+    // Every sample arrives: the audio samples parsed from the fragments cover the 3 s.
+    const { parseInitTracks, parseFragmentSamples } = require("../dist/nodes/lib/codec/mp4-samples");
+    const initEnd = out.indexOf("moof", 0, "latin1") - 4;
+    const tracks = parseInitTracks(out.subarray(0, initEnd));
+    const audioId = tracks.tracks.find((t) => t.kind === "audio" || t.handler === "soun")?.id;
+    const samples = fragments.flatMap((f) => parseFragmentSamples(f.data, tracks));
+    const audioSamples = samples.filter((x) => x.trackId === audioId).length;
+    assert.ok(audioSamples >= 125, `${audioSamples} AAC frames of 1024 samples in 3 s at 44.1 kHz`);
+  });
+
   it("a damaged stream is reported, never thrown", function () {
     const problems = [];
     const s = new Mp4FragmentSplitter(

@@ -233,6 +233,44 @@ describe("low-latency HLS", function () {
       assert.ok(s.reached(8, 1) && !s.reached(8, 2) && !s.reached(9, 0));
     });
 
+    it("groups fragments of one picture each (a passthrough camera) into parts of about 0.2 s", function () {
+      const s = new Fmp4Store({ maxSegments: 6 });
+      s.pushInit(Buffer.from("init"), init);
+      const pushed = [];
+      // 15 fps, a keyframe every 15 pictures: 3 GOPs and 7 pictures of the fourth.
+      for (let i = 0; i < 15 * 3 + 7; i++) {
+        const data = Buffer.from(`picture ${i}`);
+        pushed.push(data);
+        s.pushFragment(data, { ...info(i, i % 15 === 0, 1 / 15), time: t0 + (i * 1000) / 15 });
+      }
+      const pl = checkLowLatency(s.playlist());
+      assert.strictEqual(pl.segments.length, 3);
+      // 15 pictures = 3 pictures x 5 parts of 0.2 s; the open GOP has 2 complete parts, a third filling.
+      assert.deepStrictEqual(
+        pl.segments.map((x) => x.parts.map((p) => Number(p.DURATION))),
+        [0, 1, 2].map(() => [0.2, 0.2, 0.2, 0.2, 0.2]),
+      );
+      assert.strictEqual(pl.partTarget, 0.2);
+      assert.deepStrictEqual(
+        pl.open.map((p) => Number(p.DURATION)),
+        [0.2, 0.2],
+      );
+      assert.deepStrictEqual(pl.hint, { TYPE: "PART", URI: "part-3.2.m4s" });
+      assert.ok(s.part(1, 0).data.equals(Buffer.concat(pushed.slice(15, 18))), "a part is its pictures");
+      assert.ok(s.segment(1).data.equals(Buffer.concat(pushed.slice(15, 30))));
+      assert.ok(pl.segments[0].parts[0].INDEPENDENT === "YES" && !pl.segments[0].parts[1].INDEPENDENT);
+      // A late joiner still gets every picture of the open GOP, not just the complete parts.
+      assert.strictEqual(s.gop.length, 7);
+      assert.ok(s.reached(3, 1) && !s.reached(3, 2));
+      // The part being filled is published with the segment when the next keyframe comes.
+      s.pushFragment(Buffer.from("key"), { ...info(52, true, 1 / 15), time: t0 + 52000 / 15 });
+      const after = parsePlaylist(s.playlist());
+      assert.deepStrictEqual(
+        after.segments[3].parts.map((p) => Number(p.DURATION).toFixed(3)),
+        ["0.200", "0.200", "0.067"],
+      );
+    });
+
     it("stays a plain playlist for fragments without keyframe flags (a GOP each)", function () {
       const s = new Fmp4Store();
       s.pushInit(Buffer.from("init"), init);

@@ -15,19 +15,30 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 Gst.init(None)
-for needed in ("souphttpsrc", "tsdemux", "h264parse", "rtph264pay"):
+for needed in ("souphttpsrc", "tsdemux", "udpsrc", "rtph264depay", "h264parse", "rtph264pay"):
     if Gst.ElementFactory.find(needed) is None:
         sys.exit(f"GStreamer element {needed} is missing (gstreamer1.0-plugins-good/-bad)")
 
 source = os.environ["RELAY_SOURCE"]
+# RELAY_SOURCE "udp://127.0.0.1:<port>": the camera sends RTP H.264 there (no MPEG-TS in between).
+if source.startswith("udp://"):
+    port = source.rsplit(":", 1)[1]
+    media = (
+        f"udpsrc address=127.0.0.1 port={port} "
+        'caps="application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96" ! '
+        "rtph264depay ! h264parse config-interval=-1 ! video/x-h264,alignment=au ! "
+        "rtph264pay name=pay0 pt=96 config-interval=-1"
+    )
+else:
+    media = (
+        f'souphttpsrc location="{source}" is-live=true do-timestamp=true ! tsdemux latency=0 ! '
+        "h264parse config-interval=-1 ! video/x-h264,alignment=au ! rtph264pay name=pay0 pt=96 config-interval=-1"
+    )
 server = GstRtspServer.RTSPServer()
 server.set_address("127.0.0.1")
 server.set_service(os.environ["RELAY_PORT"])
 factory = GstRtspServer.RTSPMediaFactory()
-factory.set_launch(
-    f'( souphttpsrc location="{source}" is-live=true do-timestamp=true ! tsdemux latency=0 ! '
-    "h264parse config-interval=-1 ! video/x-h264,alignment=au ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
-)
+factory.set_launch(f"( {media} )")
 factory.set_shared(True)
 factory.set_eos_shutdown(False)
 server.get_mount_points().add_factory("/relay", factory)

@@ -32,7 +32,8 @@ function background(width, height) {
 
 /**
  * Starts the camera on a free port. Options: width (640), height (360), fps (15), quality (80), ffmpeg
- * (binary for /cam.ts; none = no H.264), bitrate (kbit/s, 2000), gop (fps). Resolves { port, mjpegUrl,
+ * (binary for /cam.ts; none = no H.264), bitrate (kbit/s, 2000), gop (fps), rtpPort (H.264 as RTP to
+ * this UDP port on 127.0.0.1 instead of /cam.ts). Resolves { port, mjpegUrl,
  * tsUrl, stats(), stop() }.
  */
 async function startStampCamera(options = {}) {
@@ -127,13 +128,19 @@ async function startStampCamera(options = {}) {
         ...["-x264-params", "sliced-threads=0", "-threads", "1"],
         ...["-g", String(o.gop), "-keyint_min", String(o.gop), "-sc_threshold", "0"],
         ...["-b:v", `${o.bitrate}k`, "-maxrate", `${o.bitrate}k`, "-bufsize", `${o.bitrate}k`],
-        ...["-vsync", "passthrough", "-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0"],
-        ...["-flush_packets", "1", "pipe:1"],
+        ...["-vsync", "passthrough"],
+        // RTP over UDP on loopback (o.rtpPort): each picture leaves as its packets, marker bit on the last,
+        // so the relay re-packs it at once; MPEG-TS (the default) holds every picture until the next PES
+        // starts in the demuxer, a picture's time (67 ms at 15 fps) before camrelay even sees it.
+        ...(o.rtpPort
+          ? ["-payload_type", "96", "-f", "rtp", `rtp://127.0.0.1:${o.rtpPort}?pkt_size=1200`]
+          : ["-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-flush_packets", "1", "pipe:1"]),
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     encoder.stderr.on("data", (d) => (encoderLog = (encoderLog + d).slice(-4000)));
-    ts = new TsFanout(encoder.stdout);
+    if (!o.rtpPort) ts = new TsFanout(encoder.stdout);
+    else encoder.stdout.resume(); // the SDP ffmpeg prints
   }
 
   const running = clock();

@@ -299,7 +299,12 @@ export function parseMoof(
       }
     }
   }
-  const out: MoofInfo = { decodeTime: 0, duration: 0, samples: 0, keyframe: false };
+  const out: MoofInfo = { decodeTime: 0, duration: 0, samples: 0, keyframe: false, hasTrack: !trackId };
+  if (trackId && chosen) {
+    const tfhd = find(buf, chosen.start + chosen.headerSize, chosen.end, "tfhd");
+    out.hasTrack = !!tfhd && tfhd.start + tfhd.headerSize + 8 <= tfhd.end;
+    out.hasTrack &&= buf.readUInt32BE(tfhd!.start + tfhd!.headerSize + 4) === trackId;
+  }
   if (!chosen) return out;
   parseTraf(buf, chosen, defaultDuration, out);
   return out;
@@ -310,6 +315,8 @@ export interface MoofInfo {
   duration: number;
   samples: number;
   keyframe: boolean;
+  /** The moof has a traf of the track asked for (always true when no track was named). */
+  hasTrack: boolean;
   /** The first trun's data offset (from the moof's start with default_base_moof) and first sample size. */
   dataOffset?: number;
   firstSize?: number;
@@ -374,6 +381,9 @@ function parseTraf(buf: Buffer, traf: Box, defaultDuration: number, out: MoofInf
   }
 }
 
+/** Audio-only fragments held for the next video fragment at most (then sent as they are). */
+const HELD_AUDIO_MAX = 32;
+
 /** Incremental splitter for ffmpeg's fMP4 stdout. Memory is bounded by the largest box. */
 export class Mp4FragmentSplitter {
   private chunks: Buffer[] = [];
@@ -386,6 +396,8 @@ export class Mp4FragmentSplitter {
   /** H.264: the NAL length size of the current init (0: not H.264, no SPS looked for). */
   private nalLengthSize = 0;
   private broken = false;
+  /** Audio-only fragments waiting for the next video fragment, which carries them in front of its moof. */
+  private heldAudio: Buffer[] = [];
   inits = 0;
   fragments = 0;
 
@@ -496,6 +508,18 @@ export class Mp4FragmentSplitter {
   /** One fragment: `data` = moof (its first `moofSize` bytes) + mdat. */
   private onFragment(data: Buffer, moofSize: number): void {
     const m = parseMoof(data, 8, moofSize, this.defaultDuration, this.videoTrackId);
+    if (!m.hasTrack) {
+      // ffmpeg cutting short fragments (one a picture) cuts at audio packets too: a moof with audio alone
+      // would read as a keyframe (audio samples are all sync samples) and split a GOP. It rides in front of
+      // the next video fragment instead (a frame's wait for the sound); a stream of audio alone, no video for
+      // 32 fragments, goes out as it is, flagged as no keyframe.
+      this.heldAudio.push(data);
+      if (this.heldAudio.length < HELD_AUDIO_MAX) return;
+      const audio = this.takeHeldAudio(Buffer.alloc(0));
+      this.fragments++;
+      this.handlers.fragment(audio, { startSec: 0, durationSec: 0, samples: 0, keyframe: false });
+      return;
+    }
     this.fragments++;
     let sps: SpsInfo | undefined;
     if (m.keyframe && this.nalLengthSize && m.dataOffset !== undefined && m.firstSize) {
@@ -503,6 +527,7 @@ export class Mp4FragmentSplitter {
       if (at >= moofSize && at + m.firstSize <= data.length)
         sps = sampleSps(data.subarray(at, at + m.firstSize), this.nalLengthSize);
     }
+    if (this.heldAudio.length) data = this.takeHeldAudio(data);
     this.handlers.fragment(data, {
       startSec: m.decodeTime / this.timescale,
       durationSec: m.duration / this.timescale,
@@ -512,6 +537,13 @@ export class Mp4FragmentSplitter {
     });
   }
 
+  /** The held audio fragments, then `data`, as one buffer; nothing held afterwards. */
+  private takeHeldAudio(data: Buffer): Buffer {
+    const all = Buffer.concat([...this.heldAudio, data]);
+    this.heldAudio = [];
+    return all;
+  }
+
   private onBox(box: Buffer): void {
     const type = box.toString("latin1", 4, 8);
     switch (type) {
@@ -519,6 +551,7 @@ export class Mp4FragmentSplitter {
         this.pendingInit = [box];
         break;
       case "moov": {
+        this.heldAudio = []; // the old init's: a few ms of sound the new init cannot carry
         const info = parseMoov(box);
         this.timescale = info.timescale || 1000;
         this.defaultDuration = info.defaultSampleDuration;

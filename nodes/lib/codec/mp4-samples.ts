@@ -198,13 +198,19 @@ export function parseInitTracks(buf: Buffer): Mp4Tracks {
 const NON_SYNC = 0x10000;
 
 /**
- * Every sample of a fragment (moof followed by its mdat, as one Buffer), in file order per track.
+ * Every sample of a fragment (moof followed by its mdat, as one Buffer; or several such pairs, as when the
+ * splitter puts an audio-only moof in front of the next video one), in file order per track.
  * Throws an Error in words for boxes that lie (sizes and offsets outside the fragment).
  */
 export function parseFragmentSamples(buf: Buffer, init: Mp4Tracks): Mp4Sample[] {
-  const moof = [...children(buf, 0, buf.length)].find((b) => b.type === "moof");
-  if (!moof) throw new Error("mp4: the fragment has no moof box");
+  const moofs = [...children(buf, 0, buf.length)].filter((b) => b.type === "moof");
+  if (!moofs.length) throw new Error("mp4: the fragment has no moof box");
   const samples: Mp4Sample[] = [];
+  for (const moof of moofs) moofSamples(buf, moof, init, samples);
+  return samples;
+}
+
+function moofSamples(buf: Buffer, moof: Box, init: Mp4Tracks, samples: Mp4Sample[]): void {
   let nextDataStart = moof.start;
   for (const traf of all(buf, moof, "traf")) {
     const tfhd = child(buf, traf, "tfhd");
@@ -289,5 +295,4 @@ export function parseFragmentSamples(buf: Buffer, init: Mp4Tracks): Mp4Sample[] 
     }
     nextDataStart = dataPos;
   }
-  return samples;
 }

@@ -54,7 +54,11 @@ export interface StoredFragment {
 
 /** The GOP being collected: the fragments since its keyframe fragment (the parts of the next segment). */
 interface OpenSegment {
+  /** Complete parts, listed in the playlist while the GOP is open. */
   parts: Mp4Part[];
+  /** Fragments of the part being filled (short fragments, one a picture, are grouped into parts). */
+  filling: Buffer[];
+  fillingDuration: number;
   bytes: number;
   duration: number;
   time: number;
@@ -72,6 +76,13 @@ const TARGET_SLACK = 0.1;
 
 /** Parts are listed for the segments of the last this many target durations (RFC 8216bis 4.4.4.9). */
 const PART_WINDOW_TARGETS = 3;
+
+/**
+ * Shortest low-latency part (s): fragments shorter than this (a camera passed through comes one picture a
+ * fragment, for WebRTC and MSE) are grouped until a part is this long. A part a picture would mean 15-30
+ * playlist lines a second and as many requests from every player; ~0.2 s is what Apple's examples use.
+ */
+export const PART_MIN_SECONDS = 0.2;
 
 export interface Fmp4StoreOptions {
   maxSegments?: number;
@@ -150,6 +161,8 @@ export class Fmp4Store {
       const discontinuity = this.pendingDiscontinuity;
       this.open = {
         parts: [],
+        filling: [],
+        fillingDuration: 0,
         bytes: 0,
         duration: 0,
         time: info.time,
@@ -162,10 +175,12 @@ export class Fmp4Store {
     }
     const open = this.open;
     if (open === undefined) return { key, kept: false };
-    open.parts.push({ data, duration, independent: key });
+    open.filling.push(data);
+    open.fillingDuration += duration;
     open.bytes += data.length;
     open.duration += duration;
-    if (open.partial) this.partTarget = Math.max(this.partTarget, Math.ceil(duration * 1000) / 1000);
+    // (a hair under the minimum still counts: 3 x 1/15 s is 0.19999 in floating point)
+    if (open.fillingDuration >= PART_MIN_SECONDS - 0.005) this.completePart(open);
     this.gopParts.push(data);
     if (info.keyframe === undefined) closed = this.closeOpen();
     else if (open.bytes > this.maxBytes) {
@@ -183,10 +198,22 @@ export class Fmp4Store {
     return this.gopParts;
   }
 
+  /** The fragments being filled become one complete part of the open GOP. */
+  private completePart(open: OpenSegment): void {
+    if (open.filling.length === 0) return;
+    const data = open.filling.length === 1 ? open.filling[0] : Buffer.concat(open.filling);
+    const duration = open.fillingDuration;
+    open.parts.push({ data, duration, independent: open.parts.length === 0 });
+    open.filling = [];
+    open.fillingDuration = 0;
+    if (open.partial) this.partTarget = Math.max(this.partTarget, Math.ceil(duration * 1000) / 1000);
+  }
+
   /** The open GOP becomes a listed segment; returns it. */
   private closeOpen(): Mp4Segment | undefined {
     const open = this.open;
     this.open = undefined;
+    if (open !== undefined) this.completePart(open);
     if (open === undefined || open.parts.length === 0) return undefined;
     const data =
       open.parts.length === 1

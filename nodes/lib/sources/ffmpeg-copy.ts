@@ -56,20 +56,28 @@ export function planVideo(mode: VideoMode, audioWanted: boolean, media?: ProbeRe
   return { pipeline: "copy", videoCodec: video, audio: plan, audioCodec: audio };
 }
 
-/** Fragment length asked of ffmpeg (µs): a fragment also ends at every keyframe. */
-export const FRAGMENT_US = 250000;
+/**
+ * Fragment length asked of ffmpeg (µs): shorter than any picture, so every picture is a fragment of its own
+ * and leaves as soon as the next packet reaches the muxer (WebRTC and MSE viewers get pictures one by one,
+ * not four at a time every 250 ms, which cost ~0.2 s of latency and a jitter buffer the size of the burst).
+ * Audio packets cut fragments too; the splitter carries those in front of the next picture. HLS groups the
+ * pictures into ~0.2 s parts (Fmp4Store's PART_MIN_SECONDS).
+ */
+export const FRAGMENT_US = 1000;
 
 /**
  * The output half of the copying ffmpeg: video copied (H.265 tagged hvc1, which browsers play), AAC copied or
- * other audio converted, fragmented MP4 on stdout (`empty_moov` so the init comes first, a fragment at every
- * keyframe and every 250 ms).
+ * other audio converted, fragmented MP4 on stdout (`empty_moov` so the init comes first, a fragment a
+ * picture).
  */
 export function copyOutputArgs(plan: VideoPlan): string[] {
   const args = ["-map", "0:v:0"];
   if (plan.audio !== "none") args.push("-map", "0:a:0?");
   args.push("-c:v", "copy");
   if (plan.videoCodec === "hevc") args.push("-tag:v", "hvc1");
-  if (plan.audio === "copy") args.push("-c:a", "copy");
+  // AAC from MPEG-TS (udp, srt, .ts over http) comes as ADTS, which the mp4 muxer refuses ("Malformed AAC
+  // bitstream", ffmpeg 4.x and 5.1 alike); the filter passes RTSP's raw AAC through unchanged.
+  if (plan.audio === "copy") args.push("-c:a", "copy", "-bsf:a", "aac_adtstoasc");
   else if (plan.audio === "aac") args.push("-c:a", "aac", "-b:a", "64k");
   else args.push("-an");
   args.push("-sn", "-dn");
