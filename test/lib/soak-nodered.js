@@ -56,7 +56,10 @@ async function startNodeRed({ settings = {}, admin, env = {} } = {}) {
       users: [{ username: admin.user, password: hash(admin.password), permissions: "*" }],
     };
   }
-  const nr = await startNodeRedProcess({ settings: all, env });
+  // CAMRELAY_NODE_ARGS (say "--cpu-prof --cpu-prof-dir=/tmp/prof"): options for the Node-RED process's node,
+  // for profiling a bench; NODE_OPTIONS refuses --cpu-prof.
+  const nodeArgs = (process.env.CAMRELAY_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const nr = await startNodeRedProcess({ settings: all, env, nodeArgs });
   nr.token = undefined;
 
   nr.until = (test, what, ms = 20000) =>
