@@ -267,7 +267,9 @@ async function beforeIssue13(cam) {
   try {
     await nr.deploy([
       { id: "tab", type: "tab", label: "bench" },
-      cameraNode(cam),
+      // video "jpeg": the 0.1 pipeline (every picture decoded to JPEG by the camera's ffmpeg). An old flow
+      // without the property now gets "auto" (copied, one decoder for the JPEG wire), which is cheaper.
+      cameraNode(cam, { video: "jpeg" }),
       {
         id: "conn",
         z: "tab",
