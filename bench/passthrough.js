@@ -347,6 +347,11 @@ async function passthrough(cam) {
     r.viewerBytes = viewers.map((v) => v.bytes);
     return r;
   } finally {
+    // BENCH_LOG=1: Node-RED's warnings and errors (why a camera reconnected in the window, say).
+    if (process.env.BENCH_LOG) {
+      const lines = nr.output.split("\n").filter((l) => /\[(warn|error)\]/.test(l));
+      console.log(lines.slice(-20).join("\n"));
+    }
     await nr.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
