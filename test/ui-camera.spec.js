@@ -33,6 +33,8 @@ function testFlow(dir) {
     dashboardPage({ id: "page-wall", name: "Wall", path: "/wall", order: 2 }),
     dashboardGroup({ id: "grp-front", page: "page-front", name: "Front door", width: 6 }),
     dashboardGroup({ id: "grp-wall", page: "page-wall", name: "Wall", width: 12 }),
+    dashboardPage({ id: "page-off", name: "Offline", path: "/off", order: 3 }),
+    dashboardGroup({ id: "grp-off", page: "page-off", name: "Garage", width: 6 }),
     {
       id: "cam",
       type: "camera-source",
@@ -121,6 +123,31 @@ function testFlow(dir) {
       wires: [["widget"]],
     },
   ];
+  // A camera that goes offline and comes back: GET /ctl/stop or /ctl/start sends that action to its own
+  // camera connect, whose http stream out says offline 1.5 s after the last picture.
+  flow.push(
+    {
+      id: "cc-off",
+      z: TAB,
+      type: "camera-connect",
+      camera: "cam",
+      autoStart: true,
+      stats: 0,
+      wires: [["out-off"], []],
+    },
+    { id: "out-off", z: TAB, type: "http-stream-out", path: "/cam/off", offlineAfter: 1.5, wires: [[]] },
+    uiCamera({ id: "widget-off", z: TAB, group: "grp-off", stream: "out-off", label: "Garage" }),
+    { id: "ctl", type: "http in", z: TAB, url: "/ctl/:action", method: "get", wires: [["ctlfn"]] },
+    {
+      id: "ctlfn",
+      type: "function",
+      z: TAB,
+      func: "msg.payload = 'ok';\nreturn [{ action: msg.req.params.action }, msg];",
+      outputs: 2,
+      wires: [["cc-off"], ["ctlres"]],
+    },
+    { id: "ctlres", type: "http response", z: TAB, statusCode: "", wires: [] },
+  );
   for (let i = 0; i < WALL; i++) {
     flow.push({ id: `wall-out-${i}`, z: TAB, type: "http-stream-out", path: `/cam/wall${i}`, wires: [[]] });
     flow.push(
@@ -417,6 +444,27 @@ describe("ui-camera: the Dashboard 2 widget in a real Node-RED and Chromium", fu
     });
   });
 
+  it("an offline camera: the widget shows the placeholder, then is live again by itself", async function () {
+    await page.goto(`${nr.base}/dashboard/off`);
+    await page.waitForSelector('.camrelay-ui-camera[data-state="live"]', { timeout: 30000 });
+    assert.strictEqual((await fetch(`${nr.base}/ctl/stop`)).status, 200);
+    await page.waitForSelector('.camrelay-ui-camera[data-state="offline"]', { timeout: 20000 });
+    const shown = await page.evaluate(() => {
+      const el = document.querySelector(".camrelay-ui-camera");
+      const card = el.querySelector("camrelay-player")?.shadowRoot?.querySelector("img.card");
+      return {
+        overlay: el.querySelector(".camrelay-ui-camera-overlay")?.textContent.trim(),
+        card: !!card && !card.hidden,
+      };
+    });
+    assert.ok(shown.card, `the offline card is shown: ${JSON.stringify(shown)}`);
+    assert.match(shown.overlay, /offline/i);
+    assert.strictEqual((await fetch(`${nr.base}/ctl/start`)).status, 200);
+    await page.waitForSelector('.camrelay-ui-camera[data-state="live"]', { timeout: 30000 });
+    const [live] = await widgetsLive(page, 1500);
+    assert.ok(live.moving, `live again and moving, no reload: ${JSON.stringify(live)}`);
+  });
+
   it("eight widgets on one page are all live", async function () {
     await page.goto(`${nr.base}/dashboard/wall`);
     await until(async () => (await page.locator(".camrelay-ui-camera").count()) === WALL, {
@@ -514,5 +562,109 @@ describe("ui-camera without a dashboard group (test helper, no dashboard loaded)
     });
     // The dashboard is installed in this repository, so the reason is the missing group.
     assert.match(String(err), /no dashboard group/);
+  });
+});
+
+describe("ui-camera where Dashboard 2 is not installed (a real Node-RED process)", function () {
+  this.timeout(60000);
+  const { ROOT, startNodeRedProcess } = require("./lib/toolkit");
+  let tmp;
+  let nr;
+
+  /**
+   * camrelay as a user without Dashboard 2 has it: its own copy of dist/ (so that resolving from the nodes'
+   * folder cannot reach this repository's node_modules) beside a node_modules that links every installed
+   * package except @flowfuse/node-red-dashboard (a devDependency here).
+   */
+  function packageWithoutDashboard() {
+    const pkg = path.join(tmp, "camrelay");
+    fs.mkdirSync(path.join(pkg, "node_modules"), { recursive: true });
+    fs.cpSync(path.join(ROOT, "dist"), path.join(pkg, "dist"), { recursive: true });
+    for (const f of ["package.json", "resources", "examples"]) {
+      if (fs.existsSync(path.join(ROOT, f))) fs.symlinkSync(path.join(ROOT, f), path.join(pkg, f));
+    }
+    const modules = path.join(ROOT, "node_modules");
+    for (const name of fs.readdirSync(modules)) {
+      if (name === "@flowfuse") {
+        fs.mkdirSync(path.join(pkg, "node_modules", name));
+        for (const sub of fs.readdirSync(path.join(modules, name))) {
+          if (sub === "node-red-dashboard") continue;
+          fs.symlinkSync(path.join(modules, name, sub), path.join(pkg, "node_modules", name, sub));
+        }
+      } else fs.symlinkSync(path.join(modules, name), path.join(pkg, "node_modules", name));
+    }
+    return pkg;
+  }
+
+  before(async function () {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-nodash-"));
+    const pkg = packageWithoutDashboard();
+    const flows = [
+      { id: "t", type: "tab", label: "no dashboard" },
+      { id: "cam", type: "camera-source", name: "pattern", protocol: "test", url: "320x240", fps: 5 },
+      {
+        id: "c",
+        z: "t",
+        type: "camera-connect",
+        camera: "cam",
+        autoStart: true,
+        wires: [["o"], []],
+        x: 100,
+        y: 100,
+      },
+      { id: "o", z: "t", type: "http-stream-out", path: "/cam/nodash", wires: [[]], x: 300, y: 100 },
+      { id: "w", z: "t", type: "ui-camera", group: "", stream: "o", path: "", wires: [[]], x: 300, y: 200 },
+    ];
+    nr = await startNodeRedProcess({
+      prefix: "camrelay-nodash-nr-",
+      // Node-RED also loads the nodes installed beside itself: started from the linked node_modules (symlinks
+      // kept), that is the one without the dashboard, as for a user who never installed it.
+      redJs: path.join(pkg, "node_modules", "node-red", "red.js"),
+      nodeArgs: ["--preserve-symlinks", "--preserve-symlinks-main"],
+      // Point the user directory's camrelay at the copy (the helper linked this repository first).
+      settings: (userDir) => {
+        const link = path.join(userDir, "node_modules", "@camrelay", "node-red-camrelay");
+        fs.unlinkSync(link);
+        fs.symlinkSync(pkg, link, "dir");
+        const file = path.join(userDir, "settings.js");
+        fs.writeFileSync(
+          file,
+          `module.exports = ${JSON.stringify({ uiHost: "127.0.0.1", flowFile: "flows.json", credentialSecret: "x" })};\n`,
+        );
+        fs.writeFileSync(path.join(userDir, "flows.json"), JSON.stringify(flows));
+        return file;
+      },
+    });
+  });
+
+  after(async function () {
+    await nr?.stop();
+    nr?.cleanup?.();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it("camrelay loads and streams; ui-camera says to install @flowfuse/node-red-dashboard", async function () {
+    const sets = await (await fetch(`${nr.base}/nodes`, { headers: { Accept: "application/json" } })).json();
+    assert.ok(!sets.some((s) => s.module === "@flowfuse/node-red-dashboard"), "no dashboard loaded");
+    const ours = sets.filter((s) => s.module === "@camrelay/node-red-camrelay");
+    assert.ok(
+      ours.some((s) => s.types.includes("ui-camera")),
+      JSON.stringify(ours),
+    );
+    for (const set of ours) assert.strictEqual(set.err, undefined, `${set.name}: ${set.err}`);
+    await until(
+      () => /ui-camera needs FlowFuse Dashboard 2: install @flowfuse\/node-red-dashboard/.test(nr.output),
+      10000,
+      "the warning that says what to install",
+    );
+    assert.doesNotMatch(nr.output, /no dashboard group/, "not the message for a missing group");
+    // The other nodes work: the test pattern reaches the stream.
+    await until(
+      async () => (await fetch(`${nr.base}/cam/nodash/snapshot.jpg`)).status === 200,
+      15000,
+      "a snapshot from http stream out",
+    );
+    const jpeg = Buffer.from(await (await fetch(`${nr.base}/cam/nodash/snapshot.jpg`)).arrayBuffer());
+    assert.strictEqual(jpeg.readUInt16BE(0), 0xffd8);
   });
 });
