@@ -2,10 +2,10 @@
  * Splits ffmpeg's fragmented MP4 output (`-movflags empty_moov+default_base_moof+frag_keyframe`) into the
  * init segment (ftyp+moov) and fragments (moof+mdat), reading just enough of the boxes to describe them:
  * codec string, size, timescale, each fragment's decode time, duration and whether it starts on a keyframe.
- * For H.264 also the SPS: the init's (avcC) and an in-band one in a keyframe fragment's first sample, so a
+ * For H.264 and H.265 also the SPS: the init's (avcC/hvcC) and an in-band one in a keyframe fragment's first sample, so a
  * camera that changed size or profile under `-c:v copy` (which keeps the old init) can be told.
  */
-import { parseAvcC, sampleSps, type SpsInfo } from "./h264-sps";
+import { parseAvcC, parseHvcC, sampleSps, type SpsInfo } from "./h264-sps";
 
 export interface Mp4InitInfo {
   /**
@@ -23,7 +23,7 @@ export interface Mp4InitInfo {
   audioCodec?: string;
   /** track_ID of the video track (0 when none was found). */
   videoTrackId?: number;
-  /** H.264: the init's SPS (avcC), when it could be read. */
+  /** H.264/H.265: the init's SPS (avcC/hvcC), when it could be read. */
   sps?: SpsInfo;
 }
 
@@ -163,7 +163,8 @@ interface TrackInfo {
   codec?: string;
   width: number;
   height: number;
-  avc?: { sps?: SpsInfo; lengthSize: number };
+  /** The parameter sets of the avcC (or, `hevc`, the hvcC) box. */
+  avc?: { sps?: SpsInfo; lengthSize: number; hevc?: boolean };
 }
 
 function parseTrak(buf: Buffer, trak: Box): TrackInfo {
@@ -213,6 +214,8 @@ function parseTrak(buf: Buffer, trak: Box): TrackInfo {
       info.avc = parseAvcC(buf.subarray(c, cfg.end));
     } else if (cfg && hevc) {
       info.codec = hevcCodecString(entry.type, buf, cfg.start + cfg.headerSize, cfg.end);
+      const params = parseHvcC(buf.subarray(cfg.start + cfg.headerSize, cfg.end));
+      if (params) info.avc = { ...params, hevc: true };
     } else {
       info.codec = entry.type;
     }
@@ -227,8 +230,8 @@ function parseTrak(buf: Buffer, trak: Box): TrackInfo {
  */
 export function parseMoov(
   buf: Buffer,
-): Mp4InitInfo & { defaultSampleDuration: number; nalLengthSize?: number } {
-  const info: Mp4InitInfo & { defaultSampleDuration: number; nalLengthSize?: number } = {
+): Mp4InitInfo & { defaultSampleDuration: number; nalLengthSize?: number; hevc?: boolean } {
+  const info: Mp4InitInfo & { defaultSampleDuration: number; nalLengthSize?: number; hevc?: boolean } = {
     codec: "avc1.640028",
     width: 0,
     height: 0,
@@ -253,6 +256,7 @@ export function parseMoov(
   if (video?.avc) {
     info.sps = video.avc.sps;
     info.nalLengthSize = video.avc.lengthSize;
+    info.hevc = video.avc.hevc === true;
   }
   if (audio?.codec) info.audioCodec = audio.codec;
   const codecs = [video?.codec, audio?.codec].filter((c): c is string => !!c);
@@ -393,8 +397,9 @@ export class Mp4FragmentSplitter {
   private timescale = 1000;
   private defaultDuration = 0;
   private videoTrackId = 0;
-  /** H.264: the NAL length size of the current init (0: not H.264, no SPS looked for). */
+  /** H.264/H.265: the NAL length size of the current init (0: neither, no SPS looked for). */
   private nalLengthSize = 0;
+  private hevc = false;
   private broken = false;
   /** Audio-only fragments waiting for the next video fragment, which carries them in front of its moof. */
   private heldAudio: Buffer[] = [];
@@ -525,7 +530,7 @@ export class Mp4FragmentSplitter {
     if (m.keyframe && this.nalLengthSize && m.dataOffset !== undefined && m.firstSize) {
       const at = m.dataOffset;
       if (at >= moofSize && at + m.firstSize <= data.length)
-        sps = sampleSps(data.subarray(at, at + m.firstSize), this.nalLengthSize);
+        sps = sampleSps(data.subarray(at, at + m.firstSize), this.nalLengthSize, this.hevc);
     }
     if (this.heldAudio.length) data = this.takeHeldAudio(data);
     this.handlers.fragment(data, {
@@ -557,6 +562,7 @@ export class Mp4FragmentSplitter {
         this.defaultDuration = info.defaultSampleDuration;
         this.videoTrackId = info.videoTrackId ?? 0;
         this.nalLengthSize = info.nalLengthSize ?? 0;
+        this.hevc = info.hevc === true;
         const init = Buffer.concat([...this.pendingInit, box]);
         this.pendingInit = [];
         this.inits++;

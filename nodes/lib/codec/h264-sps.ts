@@ -1,7 +1,7 @@
 /**
- * H.264 sequence parameter sets: the picture size, profile and level a camera's stream says it has, read
- * from an SPS NAL unit (ITU-T H.264 7.3.2.1.1), from an avcC box (the init's) and from the NAL units of a
- * sample (the in-band SPS a camera repeats before each IDR). Enough to tell that a camera switched
+ * H.264 and H.265 sequence parameter sets: the picture size, profile and level a camera's stream says it
+ * has, read from an SPS NAL unit (ITU-T H.264 7.3.2.1.1, H.265 7.3.2.2), from an avcC/hvcC box (the init's)
+ * and from the NAL units of a sample (the in-band SPS a camera repeats before each IDR). Enough to tell that a camera switched
  * resolution or profile while `-c:v copy` kept the old init; VUI and everything after the frame cropping
  * is not read (two SPS that differ only there describe the same picture).
  */
@@ -11,6 +11,8 @@ export interface SpsInfo {
   level: number;
   width: number;
   height: number;
+  /** "h265" for an H.265 SPS; missing for H.264 (what every SPS was before H.265 was read). */
+  codec?: "h265";
 }
 
 /** The RBSP of a NAL unit (header byte included): emulation prevention bytes (00 00 03) taken out. */
@@ -134,16 +136,86 @@ export function parseAvcC(body: Buffer): { sps?: SpsInfo; lengthSize: number } |
   return { sps: parseH264Sps(body.subarray(8, 8 + len)), lengthSize };
 }
 
-/** The SPS among the NAL units of one sample (length-prefixed), read up to the first slice; else undefined. */
-export function sampleSps(sample: Buffer, lengthSize = 4): SpsInfo | undefined {
+/**
+ * Size, profile and level of an H.265 SPS NAL unit (its two header bytes first; ITU-T H.265 7.3.2.2), or
+ * undefined when it is not one. The conformance window (cropping) is applied.
+ */
+export function parseH265Sps(nal: Buffer): SpsInfo | undefined {
+  if (nal.length < 6 || ((nal[0] >> 1) & 0x3f) !== 33) return undefined;
+  try {
+    const r = new Bits(unescape(nal).subarray(2));
+    r.bits(4); // sps_video_parameter_set_id
+    const subLayers = r.bits(3); // sps_max_sub_layers_minus1
+    r.bit(); // sps_temporal_id_nesting_flag
+    // profile_tier_level(1, sps_max_sub_layers_minus1)
+    r.bits(3); // general_profile_space, general_tier_flag
+    const profile = r.bits(5);
+    r.bits(32); // compatibility flags
+    for (let i = 0; i < 48; i++) r.bit(); // progressive..frame_only flags, 43 reserved bits, inbld
+    const level = r.bits(8);
+    const present: Array<[number, number]> = [];
+    for (let i = 0; i < subLayers; i++) present.push([r.bit(), r.bit()]);
+    if (subLayers > 0) for (let i = subLayers; i < 8; i++) r.bits(2);
+    for (const [profilePresent, levelPresent] of present) {
+      for (let i = 0; i < (profilePresent ? 88 : 0) + (levelPresent ? 8 : 0); i++) r.bit();
+    }
+    r.ue(); // sps_seq_parameter_set_id
+    const chroma = r.ue();
+    if (chroma === 3) r.bit(); // separate_colour_plane_flag
+    let width = r.ue();
+    let height = r.ue();
+    if (r.bit()) {
+      const [left, right, top, bottom] = [r.ue(), r.ue(), r.ue(), r.ue()];
+      width -= (chroma === 1 || chroma === 2 ? 2 : 1) * (left + right);
+      height -= (chroma === 1 ? 2 : 1) * (top + bottom);
+    }
+    if (width <= 0 || height <= 0) return undefined;
+    return { profile, level, width, height, codec: "h265" };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The first SPS of an hvcC body (HEVCDecoderConfigurationRecord), and its NAL length size. */
+export function parseHvcC(body: Buffer): { sps?: SpsInfo; lengthSize: number } | undefined {
+  if (body.length < 23 || body[0] !== 1) return undefined;
+  const lengthSize = (body[21] & 3) + 1;
+  let pos = 23;
+  for (let a = 0; a < body[22] && pos + 3 <= body.length; a++) {
+    const type = body[pos] & 0x3f;
+    const count = body.readUInt16BE(pos + 1);
+    pos += 3;
+    for (let n = 0; n < count && pos + 2 <= body.length; n++) {
+      const len = body.readUInt16BE(pos);
+      pos += 2;
+      if (pos + len > body.length) return { lengthSize };
+      if (type === 33) return { sps: parseH265Sps(body.subarray(pos, pos + len)), lengthSize };
+      pos += len;
+    }
+  }
+  return { lengthSize };
+}
+
+/**
+ * The SPS among the NAL units of one sample (length-prefixed), read up to the first slice; else undefined.
+ * `hevc`: the NAL units are H.265 (two-byte headers, SPS type 33, slices below 32).
+ */
+export function sampleSps(sample: Buffer, lengthSize = 4, hevc = false): SpsInfo | undefined {
   let pos = 0;
   while (pos + lengthSize < sample.length) {
     const len = sample.readUIntBE(pos, lengthSize);
     pos += lengthSize;
     if (len < 1 || pos + len > sample.length) return undefined;
-    const type = sample[pos] & 0x1f;
-    if (type === 7) return parseH264Sps(sample.subarray(pos, pos + len));
-    if (type === 1 || type === 5) return undefined; // a slice: the parameter sets come before it
+    const nal = sample.subarray(pos, pos + len);
+    if (hevc) {
+      const type = (sample[pos] >> 1) & 0x3f;
+      if (type === 33) return parseH265Sps(nal);
+      if (type < 32) return undefined; // a slice: the parameter sets come before it
+    } else {
+      const type = sample[pos] & 0x1f;
+      if (type === 7) return parseH264Sps(nal);
+      if (type === 1 || type === 5) return undefined;
+    }
     pos += len;
   }
   return undefined;
@@ -151,5 +223,5 @@ export function sampleSps(sample: Buffer, lengthSize = 4): SpsInfo | undefined {
 
 /** True when two SPS describe another picture: size or profile differ (the level and VUI may change freely). */
 export function spsChanged(a: SpsInfo, b: SpsInfo): boolean {
-  return a.width !== b.width || a.height !== b.height || a.profile !== b.profile;
+  return a.width !== b.width || a.height !== b.height || a.profile !== b.profile || a.codec !== b.codec;
 }

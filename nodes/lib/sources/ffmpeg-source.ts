@@ -60,7 +60,7 @@ const SPS_RESTART_MS = 10000;
 
 /** "640x360 H.264 profile 100", for words and comparisons. */
 function spsKey(sps: SpsInfo): string {
-  return `${sps.width}x${sps.height} H.264 profile ${sps.profile}`;
+  return `${sps.width}x${sps.height} ${sps.codec === "h265" ? "H.265" : "H.264"} profile ${sps.profile}`;
 }
 
 /**
