@@ -1,5 +1,6 @@
 import type { NodeAPI, NodeDef } from "node-red";
 import { Camera } from "./lib/camera/camera";
+import { liveDemand } from "./lib/camera/live-demand";
 import {
   cameraOptions,
   CameraCredentials,
@@ -19,6 +20,9 @@ export = (RED: NodeAPI) => {
     const secrets = credentialSecrets(options.user, options.password);
     this.redact = (text: string) => redactCredentials(text, secrets);
     this.camera = new Camera(options, createSource);
+    // Every picture at once while an http stream out of this camera has WebSocket/WebRTC viewers; grouped
+    // into ~0.25 s units otherwise (fewer messages on the wires).
+    this.camera.liveWanted = () => liveDemand.wanted(config.id);
     const unchecked = uncheckedTls(options.protocol, options.url, options.tls);
     if (unchecked) this.warn(RED._(`camera-source.warn.${unchecked}`)); // never silently
 

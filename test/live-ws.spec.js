@@ -334,6 +334,39 @@ describe("live feed (StreamServer.openLive / liveAccess)", function () {
     }
   });
 
+  it("tells the camera (live demand) while a video sink watches its msg.mp4, and no longer after", function () {
+    const { liveDemand } = require("../dist/nodes/lib/camera/live-demand");
+    const s = server();
+    const cam = `cam-${Date.now()}`;
+    s.pushMp4(clip.init, {
+      type: "init",
+      seq: 0,
+      duration: 0,
+      time: t0,
+      codec: clip.codec,
+      width: clip.width,
+      height: clip.height,
+      initId: 1,
+      cameraId: cam,
+    });
+    assert.strictEqual(liveDemand.wanted(cam), false, "no viewer yet: the camera may group");
+    const jpegOnly = s.openLive("ws", "10.0.0.1", recorder({ video: false, jpeg: true }).sink);
+    assert.strictEqual(liveDemand.wanted(cam), false, "a JPEG sink does not need every fragment");
+    const a = s.openLive("ws", "10.0.0.1", recorder().sink);
+    const b = s.openLive("webrtc", "10.0.0.2", recorder().sink);
+    assert.strictEqual(liveDemand.wanted(cam), true);
+    a.close();
+    assert.strictEqual(liveDemand.wanted(cam), true, "one still watches");
+    b.close();
+    assert.strictEqual(liveDemand.wanted(cam), false);
+    s.openLive("ws", "10.0.0.3", recorder().sink);
+    assert.strictEqual(liveDemand.wanted(cam), true);
+    jpegOnly.close();
+    s.close();
+    assert.strictEqual(liveDemand.wanted(cam), false, "a closed server holds nothing (redeploy)");
+    assert.ok(!liveDemand.cameras.includes(cam));
+  });
+
   it("close() (redeploy) ends every live viewer through its sink, and later opens are refused", function () {
     const events = [];
     const s = server({ onViewer: (e) => events.push(e.event) });

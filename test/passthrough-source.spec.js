@@ -354,6 +354,52 @@ describe("compressed video passthrough: source and Camera", function () {
     assert.ok(audioSamples >= 125, `${audioSamples} AAC frames of 1024 samples in 3 s at 44.1 kHz`);
   });
 
+  it("groups the pictures into ~0.25 s units while no live viewer wants them one by one", async function () {
+    const { GROUP_SECONDS } = require("../dist/nodes/lib/camera/camera");
+    const camera = cameraFor(h264);
+    let live = false;
+    camera.liveWanted = () => live;
+    const units = [];
+    camera.on("fragment", (f) => units.push({ ...f, liveAtEmit: live }));
+    camera.addUser("viewer", { jpeg: false });
+    try {
+      await until(() => units.filter((f) => f.keyframe).length >= 3, 20000);
+      const grouped = units.slice(0, -1); // the newest may be a unit cut short by a keyframe
+      for (const u of grouped) {
+        assert.ok(u.duration <= GROUP_SECONDS + 1 / 15 + 0.01, `a unit of ${u.duration} s`);
+        assert.ok(u.frames >= 1 && u.frames <= 4, `${u.frames} pictures`);
+      }
+      assert.ok(
+        units.some((u) => u.frames >= 3),
+        "pictures are grouped",
+      );
+      // A keyframe always starts a unit: 15 pictures a GOP = 4 + 4 + 4 + 3 (the first GOP of the file starts
+      // with a longer first picture, so the second GOP is the one to count).
+      const keyAt = units.flatMap((u, i) => (u.keyframe ? [i] : []));
+      const shape = units.map((u) => `${u.keyframe ? "K" : ""}${u.frames}`).join(" ");
+      assert.ok(keyAt.length >= 3 && keyAt[2] - keyAt[1] === 4, `keyframe units at ${keyAt}: ${shape}`);
+      assert.strictEqual(
+        units.slice(keyAt[1], keyAt[2]).reduce((n, u) => n + u.frames, 0),
+        15,
+        `a GOP's pictures, all of them: ${shape}`,
+      );
+      assert.ok(camera.stats.fragmentsIn >= units.reduce((n, u) => n + u.frames, 0) - 4);
+      units.forEach(
+        (u, i) => i > 0 && assert.strictEqual(u.seq, units[i - 1].seq + 1, "seq numbers the units"),
+      );
+      // A live viewer comes: from the next picture on, one unit a picture.
+      live = true;
+      const from = units.length;
+      await until(() => units.length >= from + 10, 10000);
+      assert.ok(
+        units.slice(from + 1).every((u) => u.frames === 1),
+        "a unit a picture while wanted",
+      );
+    } finally {
+      camera.close();
+    }
+  });
+
   it("a damaged stream is reported, never thrown", function () {
     const problems = [];
     const s = new Mp4FragmentSplitter(

@@ -93,6 +93,22 @@ export interface Gop {
 
 /** Bytes the GOP cache may hold; a longer GOP is not cached (late joiners then wait for the next keyframe). */
 export const GOP_CACHE_BYTES = 16 * 1024 * 1024;
+
+/** While no live viewer wants every picture (`Camera.liveWanted`), fragments go out grouped this long (s). */
+export const GROUP_SECONDS = 0.25;
+
+/** Consecutive fragments of one init as one: their moof+mdat pairs back to back, times of the first. */
+function joinFragments(parts: Fmp4Fragment[]): Fmp4Fragment {
+  if (parts.length === 1) return parts[0];
+  const first = parts[0];
+  let duration = 0;
+  let frames = 0;
+  for (const p of parts) {
+    duration += p.duration;
+    frames += p.frames && p.frames > 0 ? p.frames : 1;
+  }
+  return { ...first, data: Buffer.concat(parts.map((p) => p.data)), duration, frames };
+}
 /** A snapshot of a compressed camera younger than this is served again instead of decoding once more. */
 const SNAPSHOT_FRESH_MS = 1000;
 /** A decoder that died is restarted at the next keyframe, at most this often. */
@@ -127,6 +143,16 @@ export class Camera extends EventEmitter<CameraEvents> {
   private init?: Fmp4Init;
   private initCount = 0;
   private fragmentSeq = 0;
+  /** Fragments held to go out as one unit (no live viewer wants them one by one). */
+  private group: Fmp4Fragment[] = [];
+  private groupDuration = 0;
+
+  /**
+   * Whether someone wants each fragment as it comes (camera-source asks the live-demand registry: WebSocket
+   * and WebRTC viewers of an http stream out fed by this camera). Otherwise fragments shorter than
+   * GROUP_SECONDS are grouped up to that long: a keyframe always starts a new unit.
+   */
+  liveWanted: () => boolean = () => true;
   private gopFragments: Fmp4Fragment[] = [];
   private gopBytes = 0;
   /** The current connection sends compressed video (an init came). */
@@ -327,6 +353,7 @@ export class Camera extends EventEmitter<CameraEvents> {
     });
     source.on("close", (err) => {
       if (this.source !== source) return;
+      this.flushGroup(); // the last pictures before the camera went away
       this.source = undefined;
       this.onClose(err ?? new SourceError("ended", "camera ended the stream"));
     });
@@ -353,6 +380,7 @@ export class Camera extends EventEmitter<CameraEvents> {
   }
 
   private onInit(init: Fmp4Init): void {
+    this.flushGroup(); // the old init's last pictures, before the new init
     this.watchdog.feed();
     this.stats.bytesIn += init.data.length;
     // A reconnect that brings the same init keeps its id: consumers need not start over.
@@ -378,6 +406,28 @@ export class Camera extends EventEmitter<CameraEvents> {
       this.backoff.reset();
       this.authFailures = 0;
     }
+    if (this.liveWanted()) {
+      this.flushGroup();
+      this.emitFragment(fragment);
+      return;
+    }
+    if (fragment.keyframe) this.flushGroup();
+    this.group.push(fragment);
+    this.groupDuration += fragment.duration;
+    if (this.groupDuration >= GROUP_SECONDS - 0.005) this.flushGroup();
+  }
+
+  /** The held fragments go out as one unit (nothing when none are held). */
+  private flushGroup(): void {
+    if (this.group.length === 0) return;
+    const unit = joinFragments(this.group);
+    this.group = [];
+    this.groupDuration = 0;
+    this.emitFragment(unit);
+  }
+
+  private emitFragment(fragment: Fmp4Fragment): void {
+    if (!this.init) return;
     fragment.seq = ++this.fragmentSeq;
     fragment.initId = this.init.initId;
     if (fragment.keyframe) {

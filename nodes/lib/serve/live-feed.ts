@@ -216,6 +216,13 @@ export class LiveFeed {
     return this.viewers.size;
   }
 
+  /** Sinks that take video (WebSocket MSE, WebRTC): they want every picture as it comes. */
+  get videoSinks(): number {
+    let n = 0;
+    for (const v of this.viewers) if (v.sink.video) n++;
+    return n;
+  }
+
   /** Sinks that take JPEG (the decoder of a video-only wire runs while this is above 0). */
   get jpegSinks(): number {
     let n = 0;

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "http";
 import type { Frame } from "../media";
+import { liveDemand } from "../camera/live-demand";
 import { RateMeter } from "../meters";
 import { Access, Admission, addressGroup, clientAddress } from "./access";
 import { Fmp4Output, type Fmp4Input } from "./fmp4-output";
@@ -218,7 +219,10 @@ export class StreamServer implements LiveServer {
         this.options.onViewer?.({ event: "connect", viewer: { address, kind }, count: this.viewerCount }),
       left: (address, kind) =>
         this.options.onViewer?.({ event: "disconnect", viewer: { address, kind }, count: this.viewerCount }),
-      jpegWantChanged: () => this.updateDecoder(),
+      jpegWantChanged: () => {
+        this.updateDecoder();
+        this.updateLiveDemand();
+      },
     });
     this.whep = new WhepEndpoint(
       {
@@ -298,7 +302,13 @@ export class StreamServer implements LiveServer {
   pushMp4(data: Buffer, info: Fmp4Input & { cameraId?: string }, camera = ""): void {
     if (this.closed) return;
     if (camera && !this.jpeg.camera) this.jpeg.camera = camera;
-    if (info.cameraId !== undefined) this.mp4FromCamera = true;
+    if (info.cameraId !== undefined) {
+      this.mp4FromCamera = true;
+      if (info.cameraId !== this.videoCameraId) {
+        this.videoCameraId = info.cameraId;
+        this.updateLiveDemand();
+      }
+    }
     const result = this.fmp4.push(data, info);
     if (result === "no init") return;
     this.lastFrameAt = performance.now();
@@ -585,10 +595,24 @@ export class StreamServer implements LiveServer {
     return renderStatusPage(name === this.path ? name : `${name} (${this.path})`);
   }
 
+  /** The camera whose msg.mp4 this path serves (camera connect's cameraId), for the live-demand hint. */
+  private videoCameraId?: string;
+  private demandCameraId?: string;
+
+  /** Tells the camera whether this path has WebSocket/WebRTC viewers (then it sends every picture at once). */
+  private updateLiveDemand(): void {
+    const cam = this.closed ? undefined : this.videoCameraId;
+    if (this.demandCameraId !== undefined && this.demandCameraId !== cam)
+      liveDemand.set(this.demandCameraId, this, false);
+    this.demandCameraId = cam;
+    if (cam !== undefined) liveDemand.set(cam, this, this.live.videoSinks > 0);
+  }
+
   /** Ends every open response and stops the timers; later requests get 503. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    liveDemand.release(this);
     clearInterval(this.timer);
     this.whep.close();
     this.live.close("the stream closed (redeploy)");
