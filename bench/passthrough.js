@@ -336,6 +336,7 @@ async function passthrough(cam) {
       { id: "out", z: "tab", type: "http-stream-out", path: "/bench/cam", wires: [[]] },
     ]);
     const base = `${nr.base}/bench/cam`;
+    const comms = await nr.comms(["status/#"]);
     const viewers = [hlsViewer(base), viewer(`${base}/stream.mp4`), viewer(`${base}?fps=2`)];
     const snaps = setInterval(
       () => http.get(`${base}/snapshot.jpg`, (res) => res.resume()).on("error", () => {}),
@@ -345,6 +346,10 @@ async function passthrough(cam) {
     clearInterval(snaps);
     viewers.forEach((v) => v.stop());
     r.viewerBytes = viewers.map((v) => v.bytes);
+    // The recorder's own account of its pre-roll: "idle (pre-roll 5s, 1.4MB)" (the last status it sent).
+    const rec = comms.messages.filter((m) => m.topic === "status/rec" && m.data?.text).pop();
+    r.preRoll = rec?.data.text;
+    comms.close();
     return r;
   } finally {
     // BENCH_LOG=1: Node-RED's warnings and errors (why a camera reconnected in the window, say).
@@ -387,6 +392,7 @@ async function main() {
           console.log(`    ${pct.toFixed(1).padStart(6)} %  ${who}`);
         for (const [who, n] of Object.entries(r.shortLived))
           console.log(`    started and ended: ${n} x ${who}`);
+        if (r.preRoll) console.log(`    recorder status: ${r.preRoll}`);
       }
     } finally {
       await cam.stop();

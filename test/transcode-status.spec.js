@@ -42,15 +42,19 @@ describe("transcode status", function () {
       shape: "ring",
       key: "status.waiting",
     });
-    assert.deepStrictEqual(transcodeStatus({ ...base, fps: 10, recorder: rec({ preRollSpanMs: 3900 }) }), {
-      fill: "green",
-      shape: "ring",
-      key: "status.idle",
-      params: { s: 3 },
-    });
     assert.deepStrictEqual(
-      transcodeStatus({ ...base, fps: 10, recorder: rec({ preRollSpanMs: 60000 }) }).params,
-      { s: 5 },
+      transcodeStatus({ ...base, fps: 10, recorder: rec({ preRollSpanMs: 3900, preRollBytes: 1430000 }) }),
+      {
+        fill: "green",
+        shape: "ring",
+        key: "status.idle",
+        params: { s: 3, mem: "1.4MB" },
+      },
+    );
+    assert.deepStrictEqual(
+      transcodeStatus({ ...base, fps: 10, recorder: rec({ preRollSpanMs: 60000, preRollBytes: 64400 }) })
+        .params,
+      { s: 5, mem: "64kB" },
     );
   });
 

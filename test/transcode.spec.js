@@ -136,7 +136,7 @@ describe("ffmpeg-transcode node: mp4 recordings", function () {
       `status while recording: ${statuses.join(", ")}`,
     );
     assert.ok(
-      statuses.some((s) => /^idle \(pre-roll 1s\)$/.test(s)),
+      statuses.some((s) => /^idle \(pre-roll 1s, \d+(\.\d)?[kM]B\)$/.test(s)),
       statuses.join(", "),
     );
   });

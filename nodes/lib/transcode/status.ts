@@ -20,7 +20,7 @@ export interface TranscodeView {
   errorUntil?: number;
   now: number;
   /** The mp4 preset, once set up. */
-  recorder?: { recording: boolean; elapsedSec: number; preRollSpanMs: number };
+  recorder?: { recording: boolean; elapsedSec: number; preRollSpanMs: number; preRollBytes?: number };
   /** The pre-roll the node is set to keep, in seconds. */
   preRollSec: number;
   /** The live presets, once set up. */
@@ -39,6 +39,11 @@ export function mmss(sec: number): string {
   const mm = String(Math.floor((s % 3600) / 60)).padStart(2, "0");
   const ss = String(s % 60).padStart(2, "0");
   return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+/** Bytes in few characters: 640kB, 1.4MB. */
+export function size(bytes: number): string {
+  return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)}MB` : `${Math.round(bytes / 1000)}kB`;
 }
 
 /** A bit rate in few characters: 800kb/s, 2.5Mb/s. */
@@ -71,7 +76,9 @@ function statusOf(v: TranscodeView): TranscodeStatus {
     }
     if (v.fps === 0) return { fill: "grey", shape: "ring", key: "status.waiting" };
     const s = Math.floor(Math.min(v.preRollSec, v.recorder.preRollSpanMs / 1000));
-    return { fill: "green", shape: "ring", key: "status.idle", params: { s } };
+    // What the pre-roll holds in memory, beside how far back it reaches.
+    const mem = size(v.recorder.preRollBytes ?? 0);
+    return { fill: "green", shape: "ring", key: "status.idle", params: { s, mem } };
   }
   if (v.live === "live") {
     const params = { fps: Math.round(v.fps), rate: rate(v.kbps) };

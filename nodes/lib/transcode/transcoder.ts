@@ -227,7 +227,12 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
       errorKey: this.error.key,
       errorUntil: this.error.until,
       now: Date.now(),
-      recorder: r && { recording: r.recording, elapsedSec: r.elapsedSec, preRollSpanMs: r.preRoll.spanMs },
+      recorder: r && {
+        recording: r.recording,
+        elapsedSec: r.elapsedSec,
+        preRollSpanMs: r.preRoll.spanMs,
+        preRollBytes: r.preRoll.bytes,
+      },
       copy: this.compressed ? this.compressedMode() : undefined,
       preRollSec: this.s.preRollSec,
       live:
