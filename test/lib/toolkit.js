@@ -276,6 +276,15 @@ function makeJpegs(options = {}) {
  * cleanup() } once ready; stop() ends it (SIGTERM, then SIGKILL after killAfterMs), cleanup() also removes
  * the directory. On a failed start the process is killed, the directory removed, and the log is in the error.
  */
+/** Whether something accepts a TCP connection on 127.0.0.1:`port` now. */
+function portAccepts(port) {
+  return new Promise((resolve) => {
+    const sock = require("net").connect(port, "127.0.0.1");
+    sock.once("connect", () => (sock.destroy(), resolve(true)));
+    sock.once("error", () => resolve(false));
+  });
+}
+
 async function startNodeRedProcess({
   settings = {},
   flows = [],
@@ -284,7 +293,8 @@ async function startNodeRedProcess({
   redJs = require.resolve("node-red/red.js"),
   prefix = "camrelay-nr-",
   cwd,
-  ready = (nr) => /Started flows/.test(nr.output),
+  // "Started flows" can be logged a moment before the HTTP server listens: also wait for the port to accept.
+  ready = async (nr) => /Started flows/.test(nr.output) && (await portAccepts(nr.port)),
   timeoutMs = 30000,
   killAfterMs = 15000,
 } = {}) {
