@@ -80,7 +80,7 @@ describe("live feed (StreamServer.openLive / liveAccess)", function () {
     return s;
   }
   const t0 = Date.now();
-  function sendInit(s, initId = 1) {
+  function sendInit(s, initId = 1, extra = {}) {
     s.pushMp4(clip.init, {
       type: "init",
       seq: 0,
@@ -90,6 +90,7 @@ describe("live feed (StreamServer.openLive / liveAccess)", function () {
       width: clip.width,
       height: clip.height,
       initId,
+      ...extra,
     });
   }
   function sendFragment(s, i) {
@@ -338,17 +339,7 @@ describe("live feed (StreamServer.openLive / liveAccess)", function () {
     const { liveDemand } = require("../dist/nodes/lib/camera/live-demand");
     const s = server();
     const cam = `cam-${Date.now()}`;
-    s.pushMp4(clip.init, {
-      type: "init",
-      seq: 0,
-      duration: 0,
-      time: t0,
-      codec: clip.codec,
-      width: clip.width,
-      height: clip.height,
-      initId: 1,
-      cameraId: cam,
-    });
+    sendInit(s, 1, { cameraId: cam });
     assert.strictEqual(liveDemand.wanted(cam), false, "no viewer yet: the camera may group");
     const jpegOnly = s.openLive("ws", "10.0.0.1", recorder({ video: false, jpeg: true }).sink);
     assert.strictEqual(liveDemand.wanted(cam), false, "a JPEG sink does not need every fragment");

@@ -58,6 +58,28 @@ function probeResult(data: FfprobeJson): ProbeResult {
   };
 }
 
+/** Runs `bin` with a kill timeout, `stdin` written and closed; the callback gets execFile's result. */
+function runWithStdin(
+  bin: string,
+  args: string[],
+  timeoutMs: number,
+  stdin: string | undefined,
+  done: (
+    err: (Error & { killed?: boolean; signal?: string | null }) | null,
+    stdout: string,
+    stderr: string,
+  ) => void,
+): void {
+  const child = execFile(
+    bin,
+    args,
+    { timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20, windowsHide: true },
+    (err, stdout, stderr) => done(err, String(stdout), String(stderr)),
+  );
+  child.stdin?.on("error", () => undefined);
+  child.stdin?.end(stdin ?? "");
+}
+
 /** "00:01:02.50" as seconds; undefined for "N/A" and junk. */
 function clockSeconds(value: string): number | undefined {
   const m = /^(\d+):(\d\d):(\d\d(?:\.\d+)?)$/.exec(value);
@@ -102,10 +124,11 @@ function probeWithFfmpeg(
 ): Promise<ProbeResult> {
   const ffmpegPath = opts.ffmpegPath ?? resolveFfmpegPath();
   return new Promise((resolve, reject) => {
-    const child = execFile(
+    runWithStdin(
       ffmpegPath,
       ["-hide_banner", ...args],
-      { timeout: opts.timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20, windowsHide: true },
+      opts.timeoutMs,
+      opts.stdin,
       (err, _stdout, stderr) => {
         // With no output named ffmpeg prints the input's streams and exits 1: that is the answer.
         const result = probeFromFfmpegBanner(String(stderr));
@@ -121,8 +144,6 @@ function probeWithFfmpeg(
         );
       },
     );
-    child.stdin?.on("error", () => undefined);
-    child.stdin?.end(opts.stdin ?? "");
   });
 }
 
@@ -155,39 +176,32 @@ export function probeMedia(
   if (opts.inputArgs) args.push(...opts.inputArgs);
   else args.push(input);
   return new Promise((resolve, reject) => {
-    const child = execFile(
-      ffprobePath,
-      args,
-      { timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20, windowsHide: true },
-      (err, stdout, stderr) => {
-        if (err) {
-          const killed = (err as { killed?: boolean }).killed;
-          const signal = (err as { signal?: string | null }).signal;
-          if (signal && !killed && !opts.countFrames) {
-            probeWithFfmpeg(inputArgs, { ...opts, timeoutMs }).then(resolve, reject);
-            return;
-          }
-          const why = killed
-            ? `no answer within ${Math.round(timeoutMs / 1000)} s`
-            : String(stderr || err.message)
-                .trim()
-                .split("\n")
-                .slice(-3)
-                .join(" ");
-          reject(new Error(redactCredentials(`ffprobe failed: ${why}`, opts.secrets)));
+    runWithStdin(ffprobePath, args, timeoutMs, opts.stdin, (err, stdout, stderr) => {
+      if (err) {
+        const killed = (err as { killed?: boolean }).killed;
+        const signal = (err as { signal?: string | null }).signal;
+        if (signal && !killed && !opts.countFrames) {
+          probeWithFfmpeg(inputArgs, { ...opts, timeoutMs }).then(resolve, reject);
           return;
         }
-        let data: FfprobeJson;
-        try {
-          data = JSON.parse(String(stdout)) as FfprobeJson;
-        } catch {
-          reject(new Error("ffprobe failed: its output was not JSON"));
-          return;
-        }
-        resolve(probeResult(data));
-      },
-    );
-    child.stdin?.on("error", () => undefined);
-    child.stdin?.end(opts.stdin ?? "");
+        const why = killed
+          ? `no answer within ${Math.round(timeoutMs / 1000)} s`
+          : String(stderr || err.message)
+              .trim()
+              .split("\n")
+              .slice(-3)
+              .join(" ");
+        reject(new Error(redactCredentials(`ffprobe failed: ${why}`, opts.secrets)));
+        return;
+      }
+      let data: FfprobeJson;
+      try {
+        data = JSON.parse(String(stdout)) as FfprobeJson;
+      } catch {
+        reject(new Error("ffprobe failed: its output was not JSON"));
+        return;
+      }
+      resolve(probeResult(data));
+    });
   });
 }
