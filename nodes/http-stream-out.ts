@@ -50,26 +50,43 @@ function cameraRegistry(RED: NodeAPI): CameraRegistry<Camera> {
   return { byId, all };
 }
 
-/** What the node shows under itself for the server's state. */
-function statusOf(RED: NodeAPI, server: StreamServer): NodeStatus {
-  const count = server.viewerCount;
-  const fps = Math.round(server.fpsIn);
+/**
+ * What the node shows under itself for the server's state, as a function that is asked every tick (4 times a
+ * second) but translates only when something shown changed: a translation costs more than the rest of a tick.
+ */
+function statusShower(RED: NodeAPI, server: StreamServer): () => NodeStatus {
+  let lastKey = "";
+  let last: NodeStatus = {};
+  return () => {
+    const count = server.viewerCount;
+    const fps = Math.round(server.fpsIn);
+    const state = !server.hasHadFrames ? "waiting" : server.upstream === "offline" ? "offline" : "on";
+    const video = state === "on" && server.videoOnly() ? server.videoInfo() : undefined;
+    const shown = video ? `${video.format} ${video.width}x${video.height}` : "";
+    const key = `${state}|${count}|${video ? shown : fps}`;
+    if (key === lastKey) return last;
+    lastKey = key;
+    last = statusText(RED, state, count, fps, shown);
+    return last;
+  };
+}
+
+function statusText(
+  RED: NodeAPI,
+  state: "waiting" | "offline" | "on",
+  count: number,
+  fps: number,
+  video: string,
+): NodeStatus {
   const one = count === 1 ? "One" : ""; // "1 viewer", "2 viewers"
-  if (!server.hasHadFrames)
+  if (state === "waiting")
     return { fill: "yellow", shape: "ring", text: RED._("http-stream-out.status.waiting", { count }) };
-  if (server.upstream === "offline")
+  if (state === "offline")
     return { fill: "red", shape: "ring", text: RED._(`http-stream-out.status.offline${one}`, { count }) };
   const fill = count > 0 ? "green" : "grey";
-  const video = server.videoOnly() ? server.stats().video : null;
-  if (video) {
-    // A video-only wire has no JPEG rate to show: the codec and size say what is served.
-    const text = `${video.format} ${video.width}x${video.height}`;
-    return {
-      fill,
-      shape: "dot",
-      text: RED._(`http-stream-out.status.videoViewers${one}`, { count, video: text }),
-    };
-  }
+  // A video-only wire has no JPEG rate to show: the codec and size say what is served.
+  if (video)
+    return { fill, shape: "dot", text: RED._(`http-stream-out.status.videoViewers${one}`, { count, video }) };
   return { fill, shape: "dot", text: RED._(`http-stream-out.status.viewers${one}`, { count, fps }) };
 }
 
@@ -198,13 +215,15 @@ export = (RED: NodeAPI) => {
     let cameraId: string | undefined;
     const cameras = cameraRegistry(RED);
 
+    let statusOf: (() => NodeStatus) | undefined;
     const showStatus = (): void => {
       if (problem) return;
       if (server.renderError && !renderErrorShown) {
         renderErrorShown = true;
         this.warn(RED._("http-stream-out.errors.placeholder", { error: server.renderError.message }));
       }
-      reporter.show(statusOf(RED, server));
+      statusOf ??= statusShower(RED, server);
+      reporter.show(statusOf());
     };
     const options = serverOptions(RED, this, config);
     for (const error of options.webrtc?.problems ?? [])

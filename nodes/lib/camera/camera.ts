@@ -406,6 +406,8 @@ export class Camera extends EventEmitter<CameraEvents> {
       this.backoff.reset();
       this.authFailures = 0;
     }
+    // The decoder gets every picture as it comes, before grouping, so a capped one can stop mid-GOP.
+    this.feedDecoder(fragment);
     if (this.liveWanted()) {
       this.flushGroup();
       this.emitFragment(fragment);
@@ -448,7 +450,6 @@ export class Camera extends EventEmitter<CameraEvents> {
       this.setState({ state: "streaming", fps });
     }
     this.emit("fragment", fragment);
-    this.feedDecoder(fragment);
   }
 
   /** What the one decoder must deliver for the JPEG users: the highest rate and size any of them wants. */
@@ -515,11 +516,20 @@ export class Camera extends EventEmitter<CameraEvents> {
       if (!decoder.running) this.decoderNeedsStart = true;
     });
     const gop = this.gop();
-    if (gop && gop.fragments.length > 0) {
+    // The GOP so far: what went out, and the pictures held for the next unit (the decoder is fed ungrouped).
+    const held = this.group;
+    const fragments = !gop
+      ? []
+      : held[0]?.keyframe
+        ? [...held]
+        : gop.fragments.length > 0
+          ? [...gop.fragments, ...held]
+          : [];
+    if (gop && fragments.length > 0) {
       this.decoderStartedAt = Date.now();
       decoder.start(
         gop.init.data,
-        gop.fragments.map((f) => f.data),
+        fragments.map((f) => f.data),
       );
       this.decoderNeedsStart = false;
     } else {
@@ -539,7 +549,7 @@ export class Camera extends EventEmitter<CameraEvents> {
       decoder.start(this.init.data, [fragment.data]);
       return;
     }
-    decoder.push(fragment.data, fragment.keyframe);
+    decoder.push(fragment.data, fragment);
   }
 
   private stopDecoder(): void {

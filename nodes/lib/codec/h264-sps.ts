@@ -2,8 +2,9 @@
  * H.264 and H.265 sequence parameter sets: the picture size, profile and level a camera's stream says it
  * has, read from an SPS NAL unit (ITU-T H.264 7.3.2.1.1, H.265 7.3.2.2), from an avcC/hvcC box (the init's)
  * and from the NAL units of a sample (the in-band SPS a camera repeats before each IDR). Enough to tell that a camera switched
- * resolution or profile while `-c:v copy` kept the old init; VUI and everything after the frame cropping
- * is not read (two SPS that differ only there describe the same picture).
+ * resolution or profile while `-c:v copy` kept the old init. Of the VUI only the H.264 full-range flag is read
+ * (a JPEG decoder's colour conversion depends on it); two SPS that differ only after the frame cropping
+ * describe the same picture.
  */
 
 export interface SpsInfo {
@@ -13,6 +14,11 @@ export interface SpsInfo {
   height: number;
   /** "h265" for an H.265 SPS; missing for H.264 (what every SPS was before H.265 was read). */
   codec?: "h265";
+  /**
+   * H.264: the VUI's video_full_range_flag (true: 0-255 "JPEG" range; false: 16-235, also when the VUI says
+   * nothing); missing when the SPS could not be read that far, and for H.265. Not part of spsChanged.
+   */
+  fullRange?: boolean;
 }
 
 /** The RBSP of a NAL unit (header byte included): emulation prevention bytes (00 00 03) taken out. */
@@ -74,6 +80,20 @@ function skipScalingList(r: Bits, size: number): void {
   }
 }
 
+/** The VUI's video_full_range_flag, read from where the frame cropping ended (H.264 E.1.1); undefined if cut short. */
+function videoFullRange(r: Bits): boolean | undefined {
+  try {
+    if (!r.bit()) return false; // no VUI: limited range
+    if (r.bit() && r.bits(8) === 255) r.bits(32); // aspect_ratio_idc, Extended_SAR: sar_width, sar_height
+    if (r.bit()) r.bit(); // overscan_info_present_flag, overscan_appropriate_flag
+    if (!r.bit()) return false; // no video_signal_type: limited range
+    r.bits(3); // video_format
+    return r.bit() === 1;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Size, profile and level of an SPS NAL unit (starting with its header byte), or undefined when it is not one. */
 export function parseH264Sps(nal: Buffer): SpsInfo | undefined {
   if (nal.length < 4 || (nal[0] & 0x1f) !== 7) return undefined;
@@ -119,7 +139,7 @@ export function parseH264Sps(nal: Buffer): SpsInfo | undefined {
     const width = widthMbs * 16 - cropX * (left + right);
     const height = (2 - frameMbsOnly) * heightMapUnits * 16 - cropY * (top + bottom);
     if (width <= 0 || height <= 0) return undefined;
-    return { profile, level, width, height };
+    return { profile, level, width, height, fullRange: videoFullRange(r) };
   } catch {
     return undefined;
   }

@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from "events";
 import { FfmpegProcess } from "../ffmpeg/process";
+import { parseMoov } from "./fmp4-splitter";
 import { JpegStreamSplitter } from "./jpeg-stream-splitter";
 
 export interface DecodedPicture {
@@ -21,13 +22,16 @@ export interface DecodeOptions {
   quality?: number;
 }
 
-/** Input options that let ffmpeg start on the first fragment instead of analysing seconds of it. */
 /**
  * Input options of every decoder here: a quick start on our own fMP4, and one decoding thread (a few
  * pictures a second need no frame threads: measured 17 % less CPU for a 720p camera at 2 fps, no frame
  * delay, less memory).
  */
 const FAST_START = ["-threads", "1", "-probesize", "32768", "-analyzeduration", "0", "-f", "mp4"];
+
+/** 16-235 (chroma 16-240) stretched to 0-255, as swscale's range conversion does it, in one table pass. */
+const TO_FULL_RANGE =
+  "lutyuv=y='clip((val-16)*255/219,0,255)':u='clip((val-128)*255/224+128,0,255)':v='clip((val-128)*255/224+128,0,255)'";
 
 function scaleFilter(width?: number): string | undefined {
   const w = Math.round(Number(width) || 0);
@@ -93,6 +97,82 @@ export interface Mp4DecoderEvents {
   problem: [string];
 }
 
+/** What the decoder is told of a fragment besides its bytes. */
+export interface FragmentTiming {
+  /** Starts with a keyframe (missing = yes). */
+  keyframe?: boolean;
+  /** Decode time of its first picture, seconds (the fragment's tfdt); missing = unknown. */
+  startSec?: number;
+  /** Pictures in it; 0 = none (audio only). */
+  frames?: number;
+}
+
+/**
+ * Pictures fed after the one that should become a JPEG, in case ffmpeg's clock (its pts) puts the rate's
+ * boundary a picture later than the fragment's decode time does.
+ */
+const FEED_MARGIN = 1;
+/** GOP lengths remembered to foresee the next keyframe (the longest counts). */
+const GOP_HISTORY = 4;
+
+/**
+ * Which fragments a decoder capped at `fps` pictures a second needs. A P-frame needs every picture before it in
+ * its GOP, so a GOP is fed from its keyframe on, but only up to the last picture that will become a JPEG: at
+ * 2 fps from a camera with a keyframe every second, 9 or 10 of 15 pictures, not 15. The rest of the GOP is
+ * left out (the next keyframe starts clean). When the GOP is not known yet, or the time of a fragment is not,
+ * everything is fed. The rule copies the decoder's own select filter (a picture whose floor(t * fps) is past
+ * the last chosen one), so what it leaves out is what ffmpeg would have decoded and thrown away.
+ */
+export class GopFeed {
+  private feeding = true;
+  private chosen = -Infinity;
+  private keyAt?: number;
+  private gops: number[] = [];
+  private margin = 0;
+
+  constructor(
+    private readonly fps: number,
+    private readonly keyframesOnly = false,
+  ) {}
+
+  /** Whether the decoder needs this fragment. Call for every fragment, in order. */
+  take(t: FragmentTiming): boolean {
+    const keyframe = t.keyframe !== false;
+    if (this.keyframesOnly) return keyframe;
+    if (!(this.fps > 0)) return true;
+    const at = t.frames === 0 ? undefined : t.startSec;
+    if (at === undefined || !Number.isFinite(at)) return this.feeding;
+    if (keyframe) {
+      if (this.keyAt !== undefined && at > this.keyAt) {
+        this.gops.push(at - this.keyAt);
+        if (this.gops.length > GOP_HISTORY) this.gops.shift();
+      } else if (this.keyAt !== undefined) {
+        this.gops = []; // time went back: a new stream, nothing foreseen
+        this.chosen = -Infinity;
+      }
+      this.keyAt = at;
+      this.feeding = true;
+      this.margin = 0;
+    } else if (!this.feeding) {
+      return false;
+    }
+    const bucket = Math.floor(at * this.fps + 1e-6);
+    if (bucket > this.chosen || keyframe) {
+      if (bucket > this.chosen) this.chosen = bucket;
+      this.margin = FEED_MARGIN;
+    } else if (this.margin > 0) {
+      this.margin--;
+    }
+    // No later picture of this GOP becomes a JPEG when the next boundary is at or past the next keyframe.
+    if (this.margin === 0 && this.gops.length > 0 && this.keyAt !== undefined) {
+      const nextKey = this.keyAt + Math.max(...this.gops);
+      const frame = 1 / Math.max(this.fps, 1);
+      if ((this.chosen + 1) / this.fps >= nextKey - Math.min(0.02, frame / 4)) this.feeding = false;
+    }
+    return true;
+  }
+}
+
 /** Bytes of fMP4 waiting for ffmpeg's stdin before whole fragments are dropped (a decoder that cannot keep up). */
 const MAX_PENDING_BYTES = 8 * 1024 * 1024;
 
@@ -107,6 +187,12 @@ export class Mp4Decoder extends EventEmitter<Mp4DecoderEvents> {
   private pending = 0;
   /** Dropping fragments until a keyframe: ffmpeg's input would otherwise miss a reference frame. */
   private skipping = false;
+  private feed = new GopFeed(0);
+  /**
+   * How the running decoder brings the pictures to the JPEG range: "limited" = the look-up table (an H.264
+   * SPS that says 16-235), "ffmpeg" = ffmpeg's own conversion (full range, H.265, an SPS not read).
+   */
+  range: "limited" | "ffmpeg" = "ffmpeg";
 
   constructor(private readonly options: Mp4DecoderOptions) {
     super();
@@ -120,7 +206,14 @@ export class Mp4Decoder extends EventEmitter<Mp4DecoderEvents> {
     return this.proc?.pid;
   }
 
-  args(): string[] {
+  /**
+   * ffmpeg's arguments. `range` "limited": the stream is H.264 in 16-235 (what cameras send unless their SPS
+   * says full range), and the decoder stretches it to the JPEG range with a look-up table and hands the
+   * encoder yuv420p as it is: ffmpeg's own conversion to yuvj420p (swscale) cost a third of the decoder's CPU
+   * at 2 fps from 720p, the table about a tenth, for the same picture (PSNR 78 dB). Otherwise ffmpeg
+   * converts as it always has.
+   */
+  args(range?: "limited" | "full"): string[] {
     const o = this.options;
     const args = ["-hide_banner", "-loglevel", "error"];
     if (o.keyframesOnly) args.push("-skip_frame", "nokey");
@@ -132,15 +225,22 @@ export class Mp4Decoder extends EventEmitter<Mp4DecoderEvents> {
     }
     const scale = scaleFilter(o.width);
     if (scale) filters.push(scale);
+    if (range === "limited") filters.push(TO_FULL_RANGE);
     if (filters.length) args.push("-vf", filters.join(","));
-    args.push("-vsync", "vfr", "-f", "image2pipe", "-c:v", "mjpeg", "-q:v", quality(o.quality), "pipe:1");
+    args.push("-vsync", "vfr");
+    if (range === "limited") args.push("-strict", "-1", "-pix_fmt", "yuv420p", "-color_range", "pc");
+    args.push("-f", "image2pipe", "-c:v", "mjpeg", "-q:v", quality(o.quality), "pipe:1");
     return args;
   }
 
   /** (Re)starts ffmpeg for `init`, fed first with `gop` (fragments from the latest keyframe). */
   start(init: Buffer, gop: Buffer[] = []): void {
     this.stop();
-    const proc = new FfmpegProcess({ ffmpegPath: this.options.ffmpegPath, args: this.args(), stdin: true });
+    const sps = parseMoov(init).sps;
+    const range = sps && sps.codec === undefined && sps.fullRange === false ? "limited" : undefined;
+    this.range = range ?? "ffmpeg";
+    const args = this.args(range);
+    const proc = new FfmpegProcess({ ffmpegPath: this.options.ffmpegPath, args, stdin: true });
     const splitter = new JpegStreamSplitter(
       (data, width, height) => this.emit("frame", { data, width, height }),
       (problem) => this.emit("problem", problem.message),
@@ -150,6 +250,7 @@ export class Mp4Decoder extends EventEmitter<Mp4DecoderEvents> {
     this.splitter = splitter;
     this.pending = 0;
     this.skipping = false;
+    this.feed = new GopFeed(Number(this.options.fps) || 0, this.options.keyframesOnly === true);
     proc.on("exit", ({ code, signal }) => {
       if (this.proc !== proc) return;
       this.proc = undefined;
@@ -165,9 +266,15 @@ export class Mp4Decoder extends EventEmitter<Mp4DecoderEvents> {
     for (const fragment of gop) this.write(fragment);
   }
 
-  /** A live fragment; `keyframe` says whether it starts with one (missing = yes). */
-  push(fragment: Buffer, keyframe = true): void {
+  /**
+   * A live fragment; `timing` says whether it starts with a keyframe (a boolean alone: that; missing = yes)
+   * and, with its decode time, lets a capped decoder leave out the pictures no JPEG needs (GopFeed).
+   */
+  push(fragment: Buffer, timing: boolean | FragmentTiming = true): void {
     if (!this.proc?.running) return;
+    const t = typeof timing === "boolean" ? { keyframe: timing } : timing;
+    const keyframe = t.keyframe !== false;
+    if (!this.feed.take(t)) return;
     if (this.skipping && !keyframe) return;
     if (this.pending + fragment.length > MAX_PENDING_BYTES) {
       this.skipping = true; // behind: drop this GOP's rest, resume at the next keyframe

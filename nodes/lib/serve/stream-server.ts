@@ -562,6 +562,13 @@ export class StreamServer implements LiveServer {
     };
   }
 
+  /** What the node's status says of the compressed video (cheaper than stats()); undefined before its init. */
+  videoInfo(): { format: string; width: number; height: number } | undefined {
+    if (this.fmp4.store.init === undefined) return undefined;
+    const { codec, width, height } = this.fmp4.video;
+    return { format: videoFormat(codec), width, height };
+  }
+
   /** The compressed video as status.json shows it; null before its first init. */
   private videoStats(): VideoStats | null {
     if (this.fmp4.store.init === undefined) return null;
