@@ -8,7 +8,13 @@
 //   streams keep ffmpeg's way.
 "use strict";
 const assert = require("assert");
-const { GopFeed, Mp4Decoder } = require("../dist/nodes/lib/codec/mp4-decoder");
+const {
+  GopFeed,
+  Mp4Decoder,
+  FEED_LEAVE,
+  FEED_LATER,
+  FEED_NOW,
+} = require("../dist/nodes/lib/codec/mp4-decoder");
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
@@ -51,6 +57,24 @@ describe("GopFeed: the pictures a capped decoder needs", function () {
     );
   });
 
+  it("says which fed pictures must reach ffmpeg at once: the keyframe, each that becomes a JPEG, and the margin", function () {
+    const feed = new GopFeed(2);
+    const list = timings({ gops: 3 });
+    const decisions = list.map((t) => feed.take(t));
+    // The third GOP (t = 2 s): keyframe and its margin picture now, 2-7 later, 8 (0.53 s: the 2 fps
+    // boundary) and its margin now, the rest left out.
+    const third = decisions.slice(30, 45);
+    assert.deepStrictEqual(third, [
+      FEED_NOW,
+      FEED_NOW,
+      ...Array(6).fill(FEED_LATER),
+      FEED_NOW,
+      FEED_NOW,
+      ...Array(5).fill(FEED_LEAVE),
+    ]);
+    assert.strictEqual(feed.take({ keyframe: false, frames: 0 }), FEED_LEAVE, "audio after the fed part");
+  });
+
   it("feeds everything uncapped, or when the fragments carry no time; only keyframes when that is all that is wanted", function () {
     assert.ok(timings().every((t) => new GopFeed(0).take(t)));
     const untimed = new GopFeed(2);
@@ -77,8 +101,8 @@ describe("GopFeed: the pictures a capped decoder needs", function () {
     const list = timings({ gops: 3 });
     const results = [];
     for (const t of list) {
-      results.push(feed.take(t));
-      results.push(feed.take({ keyframe: false, startSec: 0, frames: 0 })); // audio held by the splitter
+      results.push(!!feed.take(t));
+      results.push(!!feed.take({ keyframe: false, startSec: 0, frames: 0 })); // audio held by the splitter
     }
     // Audio after a left-out picture is left out too; inside the fed part it is fed (the GOP's last fed
     // picture ends the part, so the audio right after it is not).

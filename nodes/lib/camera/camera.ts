@@ -96,6 +96,8 @@ export const GOP_CACHE_BYTES = 16 * 1024 * 1024;
 
 /** While no live viewer wants every picture (`Camera.liveWanted`), fragments go out grouped this long (s). */
 export const GROUP_SECONDS = 0.25;
+/** A JPEG user wanting more pictures a second than this keeps the source reading as it comes. */
+const READ_BATCH_MAX_FPS = 4;
 
 /** Consecutive fragments of one init as one: their moof+mdat pairs back to back, times of the first. */
 function joinFragments(parts: Fmp4Fragment[]): Fmp4Fragment {
@@ -158,6 +160,10 @@ export class Camera extends EventEmitter<CameraEvents> {
   /** The current connection sends compressed video (an init came). */
   private compressed = false;
   private decoder?: Mp4Decoder;
+  /** What the running decoder delivers (rate, keyframes only), for updateReadBatching. */
+  private decoderMode?: { fps: number; keyframesOnly: boolean };
+  /** The source's read batching as last asked (ms; 0 = as it comes). */
+  private readBatchMs = 0;
   private decoderKey = "";
   private decoderNeedsStart = false;
   private decoderStartedAt = 0;
@@ -341,6 +347,7 @@ export class Camera extends EventEmitter<CameraEvents> {
       return;
     }
     this.source = source;
+    this.readBatchMs = 0; // a new source reads as it comes until told otherwise
     source.on("connected", () => {
       this.stats.connectedSince = Date.now();
     });
@@ -408,7 +415,9 @@ export class Camera extends EventEmitter<CameraEvents> {
     }
     // The decoder gets every picture as it comes, before grouping, so a capped one can stop mid-GOP.
     this.feedDecoder(fragment);
-    if (this.liveWanted()) {
+    const live = this.liveWanted();
+    this.updateReadBatching(live);
+    if (live) {
       this.flushGroup();
       this.emitFragment(fragment);
       return;
@@ -417,6 +426,20 @@ export class Camera extends EventEmitter<CameraEvents> {
     this.group.push(fragment);
     this.groupDuration += fragment.duration;
     if (this.groupDuration >= GROUP_SECONDS - 0.005) this.flushGroup();
+  }
+
+  /**
+   * While nobody needs each picture at once (no live viewer, no JPEG user wanting more than READ_BATCH_MAX_FPS),
+   * the source reads the camera's video in bursts every GROUP_SECONDS: a unit goes out that often anyway, and
+   * each wake-up of Node-RED costs more than the bytes it reads.
+   */
+  private updateReadBatching(live: boolean): void {
+    const d = this.decoderMode;
+    const jpegOk = !d || d.keyframesOnly || (d.fps > 0 && d.fps <= READ_BATCH_MAX_FPS);
+    const ms = !live && jpegOk ? Math.round(GROUP_SECONDS * 1000) : 0;
+    if (ms === this.readBatchMs) return;
+    this.readBatchMs = ms;
+    this.source?.setReadBatching(ms);
   }
 
   /** The held fragments go out as one unit (nothing when none are held). */
@@ -488,6 +511,7 @@ export class Camera extends EventEmitter<CameraEvents> {
     if (this.decoder && key === this.decoderKey) return;
     this.stopDecoder();
     this.decoderKey = key;
+    this.decoderMode = { fps: wants.fps, keyframesOnly: wants.keyframesOnly };
     const decoder = new Mp4Decoder({
       ffmpegPath: this.options.ffmpegPath,
       fps: wants.fps,
@@ -555,6 +579,7 @@ export class Camera extends EventEmitter<CameraEvents> {
   private stopDecoder(): void {
     const decoder = this.decoder;
     this.decoder = undefined;
+    this.decoderMode = undefined;
     this.decoderKey = "";
     this.decoderNeedsStart = false;
     if (!decoder) return;

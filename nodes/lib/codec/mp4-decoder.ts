@@ -115,13 +115,21 @@ const FEED_MARGIN = 1;
 /** GOP lengths remembered to foresee the next keyframe (the longest counts). */
 const GOP_HISTORY = 4;
 
+/** GopFeed's answers: leave the fragment out; feed it, but it may wait for the next; feed it now. */
+export const FEED_LEAVE = 0;
+export const FEED_LATER = 1;
+export const FEED_NOW = 2;
+export type FeedDecision = typeof FEED_LEAVE | typeof FEED_LATER | typeof FEED_NOW;
+
 /**
- * Which fragments a decoder capped at `fps` pictures a second needs. A P-frame needs every picture before it in
+ * Which fragments a decoder capped at `fps` pictures a second needs, and when. A P-frame needs every picture before it in
  * its GOP, so a GOP is fed from its keyframe on, but only up to the last picture that will become a JPEG: at
  * 2 fps from a camera with a keyframe every second, 9 or 10 of 15 pictures, not 15. The rest of the GOP is
  * left out (the next keyframe starts clean). When the GOP is not known yet, or the time of a fragment is not,
  * everything is fed. The rule copies the decoder's own select filter (a picture whose floor(t * fps) is past
  * the last chosen one), so what it leaves out is what ffmpeg would have decoded and thrown away.
+ * Only a picture that may become a JPEG (and the keyframe) must reach ffmpeg at once; the ones between are
+ * needed only with the next such picture, so they can go in one write with it (FEED_LATER).
  */
 export class GopFeed {
   private feeding = true;
@@ -135,13 +143,16 @@ export class GopFeed {
     private readonly keyframesOnly = false,
   ) {}
 
-  /** Whether the decoder needs this fragment. Call for every fragment, in order. */
-  take(t: FragmentTiming): boolean {
+  /** Whether (and how soon) the decoder needs this fragment; 0 = not at all. Call for every fragment, in order. */
+  take(t: FragmentTiming): FeedDecision {
     const keyframe = t.keyframe !== false;
-    if (this.keyframesOnly) return keyframe;
-    if (!(this.fps > 0)) return true;
+    if (this.keyframesOnly) return keyframe ? FEED_NOW : FEED_LEAVE;
+    if (!(this.fps > 0)) return FEED_NOW;
     const at = t.frames === 0 ? undefined : t.startSec;
-    if (at === undefined || !Number.isFinite(at)) return this.feeding;
+    if (at === undefined || !Number.isFinite(at)) {
+      if (!this.feeding) return FEED_LEAVE;
+      return t.frames === 0 ? FEED_LATER : FEED_NOW; // audio waits for the next picture; untimed goes at once
+    }
     if (keyframe) {
       if (this.keyAt !== undefined && at > this.keyAt) {
         this.gops.push(at - this.keyAt);
@@ -154,14 +165,17 @@ export class GopFeed {
       this.feeding = true;
       this.margin = 0;
     } else if (!this.feeding) {
-      return false;
+      return FEED_LEAVE;
     }
     const bucket = Math.floor(at * this.fps + 1e-6);
+    let decision: FeedDecision = FEED_LATER;
     if (bucket > this.chosen || keyframe) {
       if (bucket > this.chosen) this.chosen = bucket;
       this.margin = FEED_MARGIN;
+      decision = FEED_NOW;
     } else if (this.margin > 0) {
       this.margin--;
+      decision = FEED_NOW;
     }
     // No later picture of this GOP becomes a JPEG when the next boundary is at or past the next keyframe.
     if (this.margin === 0 && this.gops.length > 0 && this.keyAt !== undefined) {
@@ -169,12 +183,14 @@ export class GopFeed {
       const frame = 1 / Math.max(this.fps, 1);
       if ((this.chosen + 1) / this.fps >= nextKey - Math.min(0.02, frame / 4)) this.feeding = false;
     }
-    return true;
+    return decision;
   }
 }
 
 /** Bytes of fMP4 waiting for ffmpeg's stdin before whole fragments are dropped (a decoder that cannot keep up). */
 const MAX_PENDING_BYTES = 8 * 1024 * 1024;
+/** Bytes held for one write before they go anyway. */
+const MAX_HELD_BYTES = 1024 * 1024;
 
 /**
  * A running decode of one fMP4 stream to JPEG pictures. `start(init, gop)` (re)starts ffmpeg for that init,
@@ -188,6 +204,9 @@ export class Mp4Decoder extends EventEmitter<Mp4DecoderEvents> {
   /** Dropping fragments until a keyframe: ffmpeg's input would otherwise miss a reference frame. */
   private skipping = false;
   private feed = new GopFeed(0);
+  /** Fed fragments waiting to go to ffmpeg with the next one it needs at once (one pipe write, not several). */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
   /**
    * How the running decoder brings the pictures to the JPEG range: "limited" = the look-up table (an H.264
    * SPS that says 16-235), "ffmpeg" = ffmpeg's own conversion (full range, H.265, an SPS not read).
@@ -274,20 +293,39 @@ export class Mp4Decoder extends EventEmitter<Mp4DecoderEvents> {
     if (!this.proc?.running) return;
     const t = typeof timing === "boolean" ? { keyframe: timing } : timing;
     const keyframe = t.keyframe !== false;
-    if (!this.feed.take(t)) return;
+    const decision = this.feed.take(t);
+    // Pictures held for a write with the next needed one: a keyframe means nothing later in their GOP needs them.
+    if (keyframe) this.dropHeld();
+    if (decision === FEED_LEAVE) return;
     if (this.skipping && !keyframe) return;
-    if (this.pending + fragment.length > MAX_PENDING_BYTES) {
+    if (this.pending + this.heldBytes + fragment.length > MAX_PENDING_BYTES) {
       this.skipping = true; // behind: drop this GOP's rest, resume at the next keyframe
+      this.dropHeld();
       return;
     }
     this.skipping = false;
-    this.write(fragment);
+    if (decision === FEED_LATER && this.heldBytes + fragment.length <= MAX_HELD_BYTES) {
+      this.held.push(fragment);
+      this.heldBytes += fragment.length;
+      return;
+    }
+    if (this.held.length === 0) return this.write(fragment);
+    this.held.push(fragment);
+    const data = Buffer.concat(this.held);
+    this.dropHeld();
+    this.write(data);
+  }
+
+  private dropHeld(): void {
+    this.held = [];
+    this.heldBytes = 0;
   }
 
   stop(): void {
     const proc = this.proc;
     this.proc = undefined;
     this.splitter = undefined;
+    this.dropHeld();
     if (!proc) return;
     proc.removeAllListeners("exit");
     proc.kill();

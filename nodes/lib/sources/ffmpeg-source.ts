@@ -87,11 +87,18 @@ export class FfmpegSource extends FrameSource {
   /** The in-band SPS (size/profile) the last restart was for, and one a restart did not bring into the init. */
   private spsRestartFor?: string;
   private spsGaveUp?: string;
+  /** The Camera's wish for reading the copied video in bursts (ms; 0 = as it comes). */
+  private readBatchMs = 0;
 
   constructor(config: SourceConfig) {
     super(config);
     const wanted = config.options?.rtspTransport;
     this.transport = typeof wanted === "string" && wanted && wanted !== "auto" ? wanted : "tcp";
+  }
+
+  override setReadBatching(ms: number): void {
+    this.readBatchMs = Math.max(0, ms);
+    if (this.plan?.pipeline === "copy") this.proc?.batchStdout(this.readBatchMs);
   }
 
   private get autoTransport(): boolean {
@@ -300,6 +307,7 @@ export class FfmpegSource extends FrameSource {
       stdin: stdin !== undefined,
     });
     this.proc = proc;
+    if (copy) proc.on("spawn", () => proc.batchStdout(this.readBatchMs));
     proc.on("exit", ({ code, signal }) => {
       if (this.stopped) return;
       parser.reset();

@@ -96,6 +96,14 @@ export abstract class FrameSource extends EventEmitter<SourceEvents> {
 
   protected abstract release(): void;
 
+  /**
+   * Compressed video may be read in bursts every `ms` (0 = as it comes): the Camera asks for it while nobody
+   * needs each picture at once. Sources that cannot, ignore it.
+   */
+  setReadBatching(ms: number): void {
+    void ms;
+  }
+
   /** Ends the attempt once: releases everything and reports why. */
   protected finish(error?: SourceError): void {
     if (this.closed) return;
