@@ -11,6 +11,7 @@
 // Prints numbers only.
 //
 //   node bench/passthrough.js [--seconds 60] [--sizes 1280x720,1920x1080] [--only baseline,before,passthrough]
+//                             [--pattern ball|snow]
 "use strict";
 const fs = require("fs");
 const os = require("os");
@@ -29,6 +30,9 @@ const opt = (name, d) => {
 const SECONDS = Number(opt("seconds", 60));
 const SIZES = opt("sizes", "1280x720,1920x1080").split(",");
 const ONLY = opt("only", "baseline,before").split(",");
+// The camera's picture: "ball" (the fixture's ball on black: ~0.15 Mbit/s whatever it is asked for) or "snow"
+// (noise: the encoder spends the whole bitrate, ~2 Mbit/s at 720p, as a camera on a busy scene does).
+const PATTERN = opt("pattern", "ball");
 const FPS = 15;
 const WARMUP_S = 8;
 // Node-RED settles for about 20 s after it starts (V8 shrinks the start-up heap: ~0.3 s of CPU at 15-20 s,
@@ -371,7 +375,7 @@ async function passthrough(cam) {
 async function main() {
   const runs = { baseline, before: beforeIssue13, passthrough };
   console.log(
-    `${os.cpus().length} cores, ${os.cpus()[0].model}; ${FPS} fps, ${SECONDS} s measured after ${WARMUP_S} s`,
+    `${os.cpus().length} cores, ${os.cpus()[0].model}; ${FPS} fps, ${SECONDS} s measured after ${WARMUP_S} s; camera picture ${PATTERN}`,
   );
   for (const size of SIZES) {
     const [width, height] = size.split("x").map(Number);
@@ -381,6 +385,7 @@ async function main() {
       fps: FPS,
       gop: FPS,
       bitrate: Math.round((width * height) / 460),
+      pattern: PATTERN,
     });
     try {
       const results = {};

@@ -98,6 +98,40 @@ describe("FfmpegProcess.batchStdout: ffmpeg's output read in bursts", function (
     assert.ok(signal, "the exit of a killed ffmpeg is seen while its output was paused");
   });
 
+  it("reads a busier stream in closer bursts: at most about 64 kB each", async function () {
+    // Raw 160x120 pictures in real time: 28.8 kB each, 432 kB/s: 0.25 s would be 108 kB, so ~150 ms bursts.
+    const args = ["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"];
+    args.push(
+      "-i",
+      "testsrc2=size=160x120:rate=15",
+      "-t",
+      "4",
+      "-f",
+      "rawvideo",
+      "-pix_fmt",
+      "yuv420p",
+      "pipe:1",
+    );
+    const proc = new FfmpegProcess({ ffmpegPath: FFMPEG, args });
+    const exited = new Promise((resolve) => proc.once("exit", resolve));
+    proc.start();
+    const chunks = [];
+    proc.stdout.on("data", (d) => chunks.push({ at: performance.now(), bytes: d.length }));
+    proc.batchStdout(250);
+    const t = performance.now();
+    await exited;
+    assert.strictEqual(
+      chunks.reduce((n, c) => n + c.bytes, 0),
+      60 * 160 * 120 * 1.5,
+      "every picture",
+    );
+    const reads = wakeups(chunks, t + 1000, t + 3000);
+    assert.ok(
+      reads >= 9 && reads <= 20,
+      `${reads} reads in 2 s: more than four a second, fewer than fifteen`,
+    );
+  });
+
   it("reads a heavy stream as it comes: more than the socket holds between bursts", async function () {
     // Raw 640x480 pictures in real time: 460 kB each, 6.9 MB/s; bursts every 250 ms would hold ffmpeg back.
     const args = ["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"];

@@ -96,6 +96,7 @@ async function startGstreamer(o, port) {
     RTSP_GOP: String(o.gop),
     RTSP_BITRATE: String(o.bitrate),
     RTSP_ONLY: o.only || "",
+    RTSP_PATTERN: o.pattern || "ball",
   };
   if (o.user) Object.assign(env, { RTSP_USER: o.user, RTSP_PASS: o.password || "" });
   // stdin stays a pipe: commands go there, and its end (this process gone) ends the server too.

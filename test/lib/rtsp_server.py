@@ -2,7 +2,8 @@
 # through its Python bindings. Run with /usr/bin/python3 (the python3 on PATH may lack gi). Started and
 # stopped by test/lib/rtsp-server.js; settings come in the environment (so no password sits in argv):
 #   RTSP_PORT, RTSP_ADDRESS (127.0.0.1), RTSP_WIDTH/RTSP_HEIGHT (640x360), RTSP_FPS (15), RTSP_GOP
-#   (key-int-max, 15), RTSP_BITRATE (kbit/s, 1000), RTSP_ONLY (udp | tcp | ""), RTSP_USER/RTSP_PASS (Basic).
+#   (key-int-max, 15), RTSP_BITRATE (kbit/s, 1000), RTSP_ONLY (udp | tcp | ""), RTSP_USER/RTSP_PASS (Basic),
+#   RTSP_PATTERN (videotestsrc pattern of the ordinary mounts, "ball").
 # Mounts (all live, shared between clients, a moving test picture with a clock where clockoverlay exists):
 #   /h264aac  H.264 + AAC       /h264  H.264 only       /h265aac  H.265 + AAC      /h265  H.265 only
 #   /switch   H.264 only whose size changes on the command "size W H" on stdin (a new SPS in-band)
@@ -30,6 +31,9 @@ height = int(env.get("RTSP_HEIGHT", "360"))
 fps = int(env.get("RTSP_FPS", "15"))
 gop = int(env.get("RTSP_GOP", str(fps)))
 bitrate = int(env.get("RTSP_BITRATE", "1000"))
+# The picture of the ordinary mounts: "ball" (a ball on black: a few hundred kbit/s whatever the bitrate) or,
+# say, "snow" (noise: the encoder spends the whole RTSP_BITRATE, as a camera looking at a busy scene does).
+PATTERN = env.get("RTSP_PATTERN", "ball")
 switch_size = [width, height]
 
 
@@ -46,8 +50,9 @@ HEVC = has("x265enc") and has("rtph265pay")
 OVERLAY = " ! clockoverlay time-format=\"%H:%M:%S\" halignment=left valignment=top" if has("clockoverlay") else ""
 
 
-def video(codec, w, h, name="size", pattern="ball", rate=None):
+def video(codec, w, h, name="size", pattern=None, rate=None):
     rate = rate or bitrate
+    pattern = pattern or PATTERN
     src = (f"videotestsrc is-live=true pattern={pattern} animation-mode=wall-time ! "
            f"video/x-raw,width={w},height={h},framerate={fps}/1 ! videoscale ! "
            f"capsfilter name={name} caps=video/x-raw,width={w},height={h}{OVERLAY} ! videoconvert ! "

@@ -21,8 +21,10 @@ export interface FfmpegProcessOptions {
   stderrLines?: number;
 }
 
-/** Bytes in one batching interval above which stdout is read as it comes (see batchStdout). */
-const BURST_HEAVY_BYTES = 96 * 1024;
+/** What one burst of a batched stdout should hold at most (see batchStdout); the socket pair holds 128-256 kB. */
+const BURST_TARGET_BYTES = 64 * 1024;
+/** Bursts closer than this: stdout is read as it comes instead. */
+const BURST_MIN_MS = 40;
 
 /** Lines ffmpeg prints at error level about things that are not errors; they would only hide the real cause. */
 const HARMLESS_STDERR = /Cannot use rename on non file protocol/;
@@ -65,6 +67,8 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
   private batchTimer?: NodeJS.Timeout;
   private readPaused = false;
   private intervalBytes = 0;
+  private burstAt = 0;
+  private burstRate = 0;
   spawnError?: Error;
   exitCode: number | null = null;
   exitSignal: string | null = null;
@@ -78,30 +82,49 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
    * Reads ffmpeg's stdout in bursts every `ms` instead of as it comes (0 = as it comes, the default). Each
    * wake-up of Node for a few kB costs more than reading them (measured here: ~0.2 ms of CPU a wake-up, so a
    * camera cut into a fragment a picture cost Node-RED 15-30 wake-ups a second); in bursts the socket pair
-   * (about 128-256 kB) holds what comes meanwhile. A stream that brings more than BURST_HEAVY_BYTES in one
-   * interval is read as it comes until it brings less, so ffmpeg never waits on a full socket for long.
-   * Reading goes back to continuous when the process exits, so its end is seen.
+   * (about 128-256 kB) holds what comes meanwhile. The bursts come sooner for a stream that brings more
+   * than BURST_TARGET_BYTES in `ms` (so ffmpeg never waits on a full socket), and a stream that would need
+   * them closer than BURST_MIN_MS is read as it comes until it slows down. Reading goes back to continuous
+   * when the process exits, so its end is seen.
    */
   batchStdout(ms: number): void {
     const want = this.exited ? 0 : Math.max(0, Math.round(ms) || 0);
     if (want === this.batchMs) return;
     this.batchMs = want;
-    if (this.batchTimer) clearInterval(this.batchTimer);
+    if (this.batchTimer) clearTimeout(this.batchTimer);
     this.batchTimer = undefined;
     if (want === 0) {
       this.readOn();
       return;
     }
     this.readOff();
-    this.batchTimer = setInterval(() => {
-      const heavy = this.intervalBytes >= BURST_HEAVY_BYTES;
+    this.intervalBytes = 0;
+    this.burstRate = 0;
+    this.burstAt = performance.now();
+    this.scheduleBurst(want);
+  }
+
+  private scheduleBurst(delay: number): void {
+    this.batchTimer = setTimeout(() => {
+      this.batchTimer = undefined;
+      if (this.batchMs === 0) return;
+      const now = performance.now();
+      // Bytes a millisecond: the last interval's, or the one before it fading (a stream that comes in lumps
+      // must not look idle for one quiet interval).
+      const rate = Math.max(this.intervalBytes / Math.max(1, now - this.burstAt), this.burstRate * 0.7);
+      this.burstRate = rate;
       this.intervalBytes = 0;
+      this.burstAt = now;
       this.readOn();
-      if (heavy) return; // stays on for this interval
-      setImmediate(() => {
-        if (this.batchMs > 0 && this.intervalBytes < BURST_HEAVY_BYTES) this.readOff();
-      });
-    }, want);
+      const next = rate > 0 ? Math.min(this.batchMs, BURST_TARGET_BYTES / rate) : this.batchMs;
+      if (next >= BURST_MIN_MS) {
+        // This turn's poll phase reads what waits; then reading stops until the next burst.
+        setImmediate(() => {
+          if (this.batchMs > 0) this.readOff();
+        });
+      }
+      this.scheduleBurst(Math.max(BURST_MIN_MS, next));
+    }, delay);
   }
 
   /** The libuv handle of stdout, when it has the read controls (Node's Pipe); else batching does nothing. */
