@@ -129,9 +129,11 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
 
   /** The libuv handle of stdout, when it has the read controls (Node's Pipe); else batching does nothing. */
   private stdoutHandle(): { readStart(): number; readStop(): number } | undefined {
-    const handle = (this.child?.stdout as unknown as { _handle?: { readStart?: unknown; readStop?: unknown } })
-      ?._handle;
-    if (!handle || typeof handle.readStart !== "function" || typeof handle.readStop !== "function") return undefined;
+    const handle = (
+      this.child?.stdout as unknown as { _handle?: { readStart?: unknown; readStop?: unknown } }
+    )?._handle;
+    if (!handle || typeof handle.readStart !== "function" || typeof handle.readStop !== "function")
+      return undefined;
     return handle as { readStart(): number; readStop(): number };
   }
 
