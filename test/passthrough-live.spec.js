@@ -4,16 +4,18 @@
 // messages sent at camera pace into real ffmpeg-transcode nodes in Node-RED: flv to a file (H.264 copied,
 // H.265 encoded with libx264 and the status says why), push to a real nginx-rtmp started here (copied,
 // read back by ffprobe) and hls with a directory (segments on disk, copied). All nodes are fed at once.
+// Push also to RTSP and SRT servers: ffmpeg's own listen modes (RTSP ANNOUNCE/RECORD, SRT listener) take the
+// stream and write it to a file that ffprobe reads; an ffmpeg without SRT makes the node say so in words.
 const assert = require("assert");
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
-const { execFileSync, execFile } = require("child_process");
+const { execFileSync, execFile, spawn } = require("child_process");
 const helper = require("node-red-node-test-helper");
 const { Mp4FragmentSplitter } = require("../dist/nodes/lib/codec/fmp4-splitter");
 const { monotonicEpochMs } = require("../dist/nodes/lib/media");
 const { findNginxRtmp, startNginxRtmp, wait, until } = require("./lib/transcode-helpers");
-const { ffmpegBuilds } = require("./lib/toolkit");
+const { ffmpegBuilds, freePort } = require("./lib/toolkit");
 
 helper.init(require.resolve("node-red"));
 require("./lib/i18n").useCatalogs(helper);
@@ -244,5 +246,112 @@ describe("issue 13: flv, push and hls on disk copy compressed input", function (
     assert.strictEqual(video(f265).codec_name, "h264", "H.265 became H.264 in the FLV");
     assert.ok(Number(f265.format.duration) > 2.5, `flv H.265->H.264 plays ${f265.format.duration} s`);
     assert.deepStrictEqual(errors, [], "no errors or warnings");
+  });
+
+  it("push copies to an RTSP server and an SRT listener (ffmpeg's listen modes), or says the ffmpeg has no SRT", async () => {
+    const h264 = source(path.join(tmp, "p.mp4"), "h264", 8);
+    const src = video(await probe(path.join(tmp, "p.mp4")));
+    const hasSrt = / srt\n/.test(
+      execFileSync(build.ffmpeg, ["-hide_banner", "-protocols"], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+      }),
+    );
+    const [rtspPort, srtPort] = [await freePort(), await freePort()];
+    const listeners = [];
+    /** ffmpeg as the server: takes one stream and copies it into `file`. */
+    const listen = (input, file, pre = []) => {
+      const p = spawn(
+        build.ffmpeg,
+        ["-hide_banner", "-loglevel", "error", ...pre, "-i", input, "-c", "copy", "-y", file],
+        {
+          stdio: ["ignore", "ignore", "pipe"],
+        },
+      );
+      let stderr = "";
+      p.stderr.on("data", (d) => (stderr += d));
+      const ended = new Promise((resolve) =>
+        p.on("exit", (code, signal) => resolve({ code, signal, stderr })),
+      );
+      listeners.push(p);
+      return { ended, file };
+    };
+    const rtsp = listen(`rtsp://127.0.0.1:${rtspPort}/live`, path.join(tmp, "rtsp-in.mkv"), [
+      "-rtsp_flags",
+      "listen",
+    ]);
+    const srt = hasSrt
+      ? listen(`srt://127.0.0.1:${srtPort}?mode=listener`, path.join(tmp, "srt-in.ts"))
+      : undefined;
+    try {
+      await wait(1000); // the listeners bind
+      const node = (id, url) => ({
+        id,
+        type: "ffmpeg-transcode",
+        ffmpegPath: build.ffmpeg,
+        preset: "push",
+        url,
+        keyframeInterval: 1,
+        wires: [[]],
+      });
+      const flows = [
+        node("n-rtsp", `rtsp://127.0.0.1:${rtspPort}/live`),
+        node("n-srt", `srt://127.0.0.1:${srtPort}`),
+      ];
+      await helper.load(transcode, flows);
+      const errors = { "n-rtsp": [], "n-srt": [] };
+      for (const f of flows) {
+        const n = helper.getNode(f.id);
+        n.on("call:error", (c) => errors[f.id].push(String(c.args[0])));
+        n.on("call:warn", (c) => errors[f.id].push(String(c.args[0])));
+      }
+      let lines = [];
+      await Promise.all([
+        feed(
+          flows.map((f) => helper.getNode(f.id)),
+          h264,
+          1,
+          "avc1.42c00d,mp4a.40.2",
+        ),
+        wait(3000).then(() => (lines = commandLines())),
+      ]);
+      const run = lines.find((l) => l.includes("pipe:0") && l.includes(`rtsp://127.0.0.1:${rtspPort}`)) ?? "";
+      assert.match(run, /-c copy/, `the RTSP push copies: ${run}`);
+      assert.doesNotMatch(run, /libx264/);
+      assert.deepStrictEqual(errors["n-rtsp"], [], "the RTSP push ran without a complaint");
+      await helper.unload(); // EOF: the push ends, the listeners finish their files
+      const got = await Promise.race([rtsp.ended, wait(15000).then(() => ({ timeout: true }))]);
+      assert.ok(!got.timeout, "the RTSP listener ended with the push");
+      const meta = await probe(rtsp.file);
+      assert.deepStrictEqual(
+        [video(meta)?.codec_name, video(meta)?.profile, video(meta)?.width, video(meta)?.height],
+        [src.codec_name, src.profile, 320, 240],
+        "the RTSP server received the camera's H.264 as it was",
+      );
+      assert.strictEqual(audio(meta)?.codec_name, "aac", "and its AAC");
+      assert.ok(
+        Number(meta.format?.duration ?? 0) >= 5 || !meta.format,
+        `about 8 s: ${meta.format?.duration}`,
+      );
+      if (srt) {
+        const done = await Promise.race([srt.ended, wait(15000).then(() => ({ timeout: true }))]);
+        assert.ok(!done.timeout, "the SRT listener ended with the push");
+        const m = await probe(srt.file);
+        assert.deepStrictEqual(
+          [video(m)?.codec_name, video(m)?.profile, video(m)?.width],
+          [src.codec_name, src.profile, 320],
+          "the SRT listener received the camera's H.264",
+        );
+        assert.strictEqual(audio(m)?.codec_name, "aac");
+        assert.deepStrictEqual(errors["n-srt"], []);
+      } else {
+        assert.ok(
+          errors["n-srt"].some((e) => /srt/i.test(e) && /protocol/i.test(e)),
+          `an ffmpeg without SRT: the node says so (${errors["n-srt"].join(" / ")})`,
+        );
+      }
+    } finally {
+      for (const p of listeners) p.kill("SIGKILL");
+    }
   });
 });
