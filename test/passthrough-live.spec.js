@@ -300,10 +300,12 @@ describe("issue 13: flv, push and hls on disk copy compressed input", function (
       ];
       await helper.load(transcode, flows);
       const errors = { "n-rtsp": [], "n-srt": [] };
+      const statuses = [];
       for (const f of flows) {
         const n = helper.getNode(f.id);
         n.on("call:error", (c) => errors[f.id].push(String(c.args[0])));
         n.on("call:warn", (c) => errors[f.id].push(String(c.args[0])));
+        n.on("call:status", (c) => statuses.push(`${f.id}: ${c.args[0].text}`));
       }
       let lines = [];
       await Promise.all([
@@ -316,7 +318,7 @@ describe("issue 13: flv, push and hls on disk copy compressed input", function (
         wait(3000).then(() => (lines = commandLines())),
       ]);
       const run = lines.find((l) => l.includes("pipe:0") && l.includes(`rtsp://127.0.0.1:${rtspPort}`)) ?? "";
-      assert.match(run, /-c copy/, `the RTSP push copies: ${run}`);
+      assert.match(run, /-c copy/, `the RTSP push copies: ${run} (${errors["n-rtsp"].join(" / ")}; ${statuses.join(" / ")})`);
       assert.doesNotMatch(run, /libx264/);
       assert.deepStrictEqual(errors["n-rtsp"], [], "the RTSP push ran without a complaint");
       await helper.unload(); // EOF: the push ends, the listeners finish their files

@@ -405,6 +405,9 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
       r.on("dropped", (n) => this.onDropped(n));
     }
     if (retention.enabled) retention.sweep().catch((err: Error) => this.emit("warn", { text: err.message }));
+    // An init that came while the encoder was being chosen (a camera deployed with this node sends it at
+    // once): without it the fragments that follow could not be recorded until the camera sent another.
+    if (this.latestInit) copy.push(this.latestInit);
   }
 
   private setupLive(encoder: EncoderProfile, rtspTimeout: string | undefined): void {
@@ -456,6 +459,8 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
       copy.on("progress", (p) => {
         if (s.preset !== "hls") this.lastProgress = p;
       });
+      // An init that came while the encoder was being chosen: the next keyframe can start the run with it.
+      if (this.latestInit) copy.push(this.latestInit);
     }
   }
 }
