@@ -318,7 +318,11 @@ describe("issue 13: flv, push and hls on disk copy compressed input", function (
         wait(3000).then(() => (lines = commandLines())),
       ]);
       const run = lines.find((l) => l.includes("pipe:0") && l.includes(`rtsp://127.0.0.1:${rtspPort}`)) ?? "";
-      assert.match(run, /-c copy/, `the RTSP push copies: ${run} (${errors["n-rtsp"].join(" / ")}; ${statuses.join(" / ")})`);
+      assert.match(
+        run,
+        /-c copy/,
+        `the RTSP push copies: ${run} (${errors["n-rtsp"].join(" / ")}; ${statuses.join(" / ")})`,
+      );
       assert.doesNotMatch(run, /libx264/);
       assert.deepStrictEqual(errors["n-rtsp"], [], "the RTSP push ran without a complaint");
       await helper.unload(); // EOF: the push ends, the listeners finish their files
