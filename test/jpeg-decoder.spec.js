@@ -21,6 +21,49 @@ const path = require("path");
 const { Mp4FragmentSplitter, parseMoov } = require("../dist/nodes/lib/codec/fmp4-splitter");
 const h = require("./lib/stream-out-helpers");
 
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-jpegdec-"));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/**
+ * A clip of the test picture at 15 fps, a keyframe a second, written to `<tmp>/<name>.mp4` as fMP4 (a fragment
+ * a picture with `fragUs` 1000, else one a GOP) and split: { file, init, fragments: [{ data, keyframe,
+ * startSec, frames }] }. `full`: full-range H.264 (yuvj420p); codec libx265: H.265 tagged hvc1.
+ */
+async function clip(name, { seconds = 2, codec = "libx264", full = false, bframes, fragUs } = {}) {
+  const file = path.join(tmp, `${name}.mp4`);
+  const args = [
+    "-v",
+    "error",
+    "-y",
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=320x240:rate=15",
+    "-t",
+    String(seconds),
+  ];
+  args.push("-c:v", codec, "-g", "15", "-keyint_min", "15", "-pix_fmt", full ? "yuvj420p" : "yuv420p");
+  if (full) args.push("-color_range", "pc");
+  if (codec === "libx265") args.push("-tag:v", "hvc1", "-x265-params", "log-level=error");
+  else if (bframes !== undefined) args.push("-sc_threshold", "0", "-bf", String(bframes));
+  args.push("-movflags", "empty_moov+default_base_moof+frag_keyframe");
+  if (fragUs) args.push("-frag_duration", String(fragUs));
+  args.push(file);
+  const r = await h.run(h.ffmpegPath, args, { timeout: 60000 });
+  if (r.code !== 0) throw new Error(r.stderr);
+  const out = { file, fragments: [] };
+  const splitter = new Mp4FragmentSplitter({
+    init: (data) => (out.init = data),
+    fragment: (data, info) =>
+      out.fragments.push({ data, keyframe: info.keyframe, startSec: info.startSec, frames: info.samples }),
+    problem: (m) => {
+      throw new Error(m);
+    },
+  });
+  splitter.push(fs.readFileSync(file));
+  return out;
+}
+
 /** Timings of `gops` GOPs of `n` pictures at `fps` (one fragment a picture). */
 function timings({ gops = 4, n = 15, fps = 15 } = {}) {
   const out = [];
@@ -146,37 +189,6 @@ describe("GopFeed: the pictures a capped decoder needs", function () {
 describe("Mp4Decoder fed part of each GOP (real ffmpeg)", function () {
   this.timeout(120000);
 
-  /** A fragment-a-picture clip: { init, fragments: [{ data, keyframe, startSec, frames }] }. */
-  async function clip({ bframes = 0, seconds = 8, codec = "libx264", full = false } = {}) {
-    const args = ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15", "-t", String(seconds)];
-    args.push("-c:v", codec, "-g", "15", "-keyint_min", "15", "-pix_fmt", full ? "yuvj420p" : "yuv420p");
-    if (codec === "libx264") args.push("-sc_threshold", "0", "-bf", String(bframes));
-    else args.push("-tag:v", "hvc1", "-x265-params", "log-level=error");
-    if (full) args.push("-color_range", "pc");
-    args.push(
-      "-f",
-      "mp4",
-      "-movflags",
-      "empty_moov+default_base_moof+frag_keyframe",
-      "-frag_duration",
-      "1000",
-    );
-    args.push("pipe:1");
-    const r = await h.run(h.ffmpegPath, args, { timeout: 60000 });
-    if (r.code !== 0) throw new Error(r.stderr);
-    const out = { fragments: [] };
-    const splitter = new Mp4FragmentSplitter({
-      init: (data) => (out.init = data),
-      fragment: (data, info) =>
-        out.fragments.push({ data, keyframe: info.keyframe, startSec: info.startSec, frames: info.samples }),
-      problem: (m) => {
-        throw new Error(m);
-      },
-    });
-    splitter.push(r.stdout);
-    return out;
-  }
-
   /** JPEGs out of a 2 fps decoder fed the clip live; `timed` = with the fragments' times (GopFeed at work). */
   async function decode(c, timed, decoder) {
     const d = decoder ?? new Mp4Decoder({ ffmpegPath: h.ffmpegPath, fps: 2 });
@@ -197,7 +209,7 @@ describe("Mp4Decoder fed part of each GOP (real ffmpeg)", function () {
 
   for (const bframes of [0, 2]) {
     it(`gives the same JPEGs from fewer pictures (${bframes ? "with B-frames" : "no B-frames, as cameras send"})`, async function () {
-      const c = await clip({ bframes });
+      const c = await clip(`gop-${bframes}`, { seconds: 8, bframes, fragUs: 1000 });
       assert.ok(c.fragments.length >= 110, `a fragment a picture (${c.fragments.length})`);
       const feed = new GopFeed(2);
       const fed = c.fragments.filter((f) => feed.take(f)).length;
@@ -214,30 +226,6 @@ describe("Mp4Decoder fed part of each GOP (real ffmpeg)", function () {
 
 describe("Mp4Decoder: the JPEG range", function () {
   this.timeout(120000);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "camrelay-range-"));
-  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-  /** A 2 s clip as one fMP4 (init + fragments) and the same as a plain file for ffmpeg's own decode. */
-  async function clip(name, { codec = "libx264", full = false } = {}) {
-    const file = path.join(tmp, `${name}.mp4`);
-    const args = ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15", "-t", "2"];
-    args.push("-c:v", codec, "-g", "15", "-pix_fmt", full ? "yuvj420p" : "yuv420p");
-    if (full) args.push("-color_range", "pc");
-    if (codec === "libx265") args.push("-tag:v", "hvc1", "-x265-params", "log-level=error");
-    args.push("-movflags", "empty_moov+default_base_moof+frag_keyframe", file);
-    const r = await h.run(h.ffmpegPath, args, { timeout: 60000 });
-    if (r.code !== 0) throw new Error(r.stderr);
-    const out = { file, fragments: [] };
-    const splitter = new Mp4FragmentSplitter({
-      init: (data) => (out.init = data),
-      fragment: (data, info) => out.fragments.push({ data, keyframe: info.keyframe }),
-      problem: (m) => {
-        throw new Error(m);
-      },
-    });
-    splitter.push(fs.readFileSync(file));
-    return out;
-  }
 
   /** The first picture through the decoder (every frame, so the keyframe) and through plain ffmpeg to JPEG. */
   async function firstPictures(c, name) {

@@ -29,19 +29,36 @@ function liveFmp4(seconds) {
   ];
 }
 
-/** Arrival times of stdout chunks, and the fragments they make. */
-function watch(proc) {
-  const got = { chunks: [], fragments: 0, problems: [] };
-  const splitter = new Mp4FragmentSplitter({
-    init: () => undefined,
-    fragment: () => got.fragments++,
-    problem: (m) => got.problems.push(m),
-  });
+/** Raw yuv420p pictures of `size` at 15 fps in real time, `seconds` long, to stdout. */
+function rawVideo(size, seconds) {
+  return [
+    ...["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", `testsrc2=size=${size}:rate=15`],
+    ...["-t", String(seconds), "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"],
+  ];
+}
+
+/**
+ * Starts ffmpeg with `args`: { proc, exited (its exit), got: arrival times and sizes of stdout chunks, and
+ * with `mp4` the fragments they make and the splitter's problems }.
+ */
+function run(args, { mp4 = true } = {}) {
+  const proc = new FfmpegProcess({ ffmpegPath: FFMPEG, args });
+  const exited = new Promise((resolve) => proc.once("exit", resolve));
+  proc.start();
+  const got = { chunks: [], bytes: 0, fragments: 0, problems: [] };
+  const splitter = mp4
+    ? new Mp4FragmentSplitter({
+        init: () => undefined,
+        fragment: () => got.fragments++,
+        problem: (m) => got.problems.push(m),
+      })
+    : undefined;
   proc.stdout.on("data", (d) => {
     got.chunks.push({ at: performance.now(), bytes: d.length });
-    splitter.push(d);
+    got.bytes += d.length;
+    splitter?.push(d);
   });
-  return got;
+  return { proc, exited, got };
 }
 
 /** Wake-ups with data in [from, to): chunks closer than 20 ms to the one before count as one read. */
@@ -60,10 +77,7 @@ describe("FfmpegProcess.batchStdout: ffmpeg's output read in bursts", function (
   this.timeout(60000);
 
   it("reads a fragment-a-picture stream in about four bursts a second, loses nothing, and sees the end", async function () {
-    const proc = new FfmpegProcess({ ffmpegPath: FFMPEG, args: liveFmp4(5) });
-    const exited = new Promise((resolve) => proc.once("exit", resolve));
-    proc.start();
-    const got = watch(proc);
+    const { proc, exited, got } = run(liveFmp4(5));
     await new Promise((r) => setTimeout(r, 1500));
     const t1 = performance.now();
     proc.batchStdout(250);
@@ -81,10 +95,7 @@ describe("FfmpegProcess.batchStdout: ffmpeg's output read in bursts", function (
   });
 
   it("goes back to reading as it comes when asked, and when the process is killed mid-pause", async function () {
-    const proc = new FfmpegProcess({ ffmpegPath: FFMPEG, args: liveFmp4(20) });
-    const exited = new Promise((resolve) => proc.once("exit", resolve));
-    proc.start();
-    const got = watch(proc);
+    const { proc, exited, got } = run(liveFmp4(20));
     proc.batchStdout(250);
     await new Promise((r) => setTimeout(r, 1500));
     proc.batchStdout(0);
@@ -100,32 +111,12 @@ describe("FfmpegProcess.batchStdout: ffmpeg's output read in bursts", function (
 
   it("reads a busier stream in closer bursts: at most about 64 kB each", async function () {
     // Raw 160x120 pictures in real time: 28.8 kB each, 432 kB/s: 0.25 s would be 108 kB, so ~150 ms bursts.
-    const args = ["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"];
-    args.push(
-      "-i",
-      "testsrc2=size=160x120:rate=15",
-      "-t",
-      "4",
-      "-f",
-      "rawvideo",
-      "-pix_fmt",
-      "yuv420p",
-      "pipe:1",
-    );
-    const proc = new FfmpegProcess({ ffmpegPath: FFMPEG, args });
-    const exited = new Promise((resolve) => proc.once("exit", resolve));
-    proc.start();
-    const chunks = [];
-    proc.stdout.on("data", (d) => chunks.push({ at: performance.now(), bytes: d.length }));
+    const { proc, exited, got } = run(rawVideo("160x120", 4), { mp4: false });
     proc.batchStdout(250);
     const t = performance.now();
     await exited;
-    assert.strictEqual(
-      chunks.reduce((n, c) => n + c.bytes, 0),
-      60 * 160 * 120 * 1.5,
-      "every picture",
-    );
-    const reads = wakeups(chunks, t + 1000, t + 3000);
+    assert.strictEqual(got.bytes, 60 * 160 * 120 * 1.5, "every picture");
+    const reads = wakeups(got.chunks, t + 1000, t + 3000);
     assert.ok(
       reads >= 9 && reads <= 20,
       `${reads} reads in 2 s: more than four a second, fewer than fifteen`,
@@ -134,29 +125,13 @@ describe("FfmpegProcess.batchStdout: ffmpeg's output read in bursts", function (
 
   it("reads a heavy stream as it comes: more than the socket holds between bursts", async function () {
     // Raw 640x480 pictures in real time: 460 kB each, 6.9 MB/s; bursts every 250 ms would hold ffmpeg back.
-    const args = ["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"];
-    args.push(
-      "-i",
-      "testsrc2=size=640x480:rate=15",
-      "-t",
-      "3",
-      "-f",
-      "rawvideo",
-      "-pix_fmt",
-      "yuv420p",
-      "pipe:1",
-    );
-    const proc = new FfmpegProcess({ ffmpegPath: FFMPEG, args });
-    const exited = new Promise((resolve) => proc.once("exit", resolve));
-    proc.start();
-    let bytes = 0;
-    proc.stdout.on("data", (d) => (bytes += d.length));
+    const { proc, exited, got } = run(rawVideo("640x480", 3), { mp4: false });
     proc.batchStdout(250);
     const samples = [];
     const sample = setInterval(() => samples.push(proc.readPaused), 50);
     await exited;
     clearInterval(sample);
-    assert.strictEqual(bytes, 45 * 640 * 480 * 1.5, "every picture");
+    assert.strictEqual(got.bytes, 45 * 640 * 480 * 1.5, "every picture");
     const paused = samples.filter(Boolean).length;
     assert.ok(paused <= samples.length / 4, `reading paused in ${paused} of ${samples.length} samples`);
   });

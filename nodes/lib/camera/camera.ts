@@ -160,11 +160,10 @@ export class Camera extends EventEmitter<CameraEvents> {
   /** The current connection sends compressed video (an init came). */
   private compressed = false;
   private decoder?: Mp4Decoder;
-  /** What the running decoder delivers (rate, keyframes only), for updateReadBatching. */
-  private decoderMode?: { fps: number; keyframesOnly: boolean };
   /** The source's read batching as last asked (ms; 0 = as it comes). */
   private readBatchMs = 0;
-  private decoderKey = "";
+  /** What the running decoder delivers (decoderWants when it started); undefined while none runs. */
+  private decoderRuns?: { fps: number; keyframesOnly: boolean; width: number };
   private decoderNeedsStart = false;
   private decoderStartedAt = 0;
   private snapshotCache?: { frame: JpegFrame; at: number; keyframeSeq: number };
@@ -434,7 +433,7 @@ export class Camera extends EventEmitter<CameraEvents> {
    * each wake-up of Node-RED costs more than the bytes it reads.
    */
   private updateReadBatching(live: boolean): void {
-    const d = this.decoderMode;
+    const d = this.decoderRuns;
     const jpegOk = !d || d.keyframesOnly || (d.fps > 0 && d.fps <= READ_BATCH_MAX_FPS);
     const ms = !live && jpegOk ? Math.round(GROUP_SECONDS * 1000) : 0;
     if (ms === this.readBatchMs) return;
@@ -508,10 +507,9 @@ export class Camera extends EventEmitter<CameraEvents> {
       return;
     }
     const key = JSON.stringify(wants);
-    if (this.decoder && key === this.decoderKey) return;
+    if (this.decoder && this.decoderRuns && key === JSON.stringify(this.decoderRuns)) return;
     this.stopDecoder();
-    this.decoderKey = key;
-    this.decoderMode = { fps: wants.fps, keyframesOnly: wants.keyframesOnly };
+    this.decoderRuns = wants;
     const decoder = new Mp4Decoder({
       ffmpegPath: this.options.ffmpegPath,
       fps: wants.fps,
@@ -542,13 +540,9 @@ export class Camera extends EventEmitter<CameraEvents> {
     const gop = this.gop();
     // The GOP so far: what went out, and the pictures held for the next unit (the decoder is fed ungrouped).
     const held = this.group;
-    const fragments = !gop
-      ? []
-      : held[0]?.keyframe
-        ? [...held]
-        : gop.fragments.length > 0
-          ? [...gop.fragments, ...held]
-          : [];
+    let fragments: Fmp4Fragment[] = [];
+    if (held[0]?.keyframe) fragments = [...held];
+    else if (gop && gop.fragments.length > 0) fragments = [...gop.fragments, ...held];
     if (gop && fragments.length > 0) {
       this.decoderStartedAt = Date.now();
       decoder.start(
@@ -579,8 +573,7 @@ export class Camera extends EventEmitter<CameraEvents> {
   private stopDecoder(): void {
     const decoder = this.decoder;
     this.decoder = undefined;
-    this.decoderMode = undefined;
-    this.decoderKey = "";
+    this.decoderRuns = undefined;
     this.decoderNeedsStart = false;
     if (!decoder) return;
     decoder.removeAllListeners();

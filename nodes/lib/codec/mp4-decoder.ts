@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from "events";
 import { FfmpegProcess } from "../ffmpeg/process";
+import type { Fmp4Fragment } from "../media";
 import { parseMoov } from "./fmp4-splitter";
 import { JpegStreamSplitter } from "./jpeg-stream-splitter";
 
@@ -97,15 +98,11 @@ export interface Mp4DecoderEvents {
   problem: [string];
 }
 
-/** What the decoder is told of a fragment besides its bytes. */
-export interface FragmentTiming {
-  /** Starts with a keyframe (missing = yes). */
-  keyframe?: boolean;
-  /** Decode time of its first picture, seconds (the fragment's tfdt); missing = unknown. */
-  startSec?: number;
-  /** Pictures in it; 0 = none (audio only). */
-  frames?: number;
-}
+/**
+ * What the decoder is told of a fragment besides its bytes (a camera's Fmp4Fragment is one): keyframe missing
+ * = yes, startSec missing = time unknown, frames 0 = audio only.
+ */
+export type FragmentTiming = Partial<Pick<Fmp4Fragment, "keyframe" | "startSec" | "frames">>;
 
 /**
  * Pictures fed after the one that should become a JPEG, in case ffmpeg's clock (its pts) puts the rate's
@@ -204,8 +201,9 @@ export class Mp4Decoder extends EventEmitter<Mp4DecoderEvents> {
   /** Dropping fragments until a keyframe: ffmpeg's input would otherwise miss a reference frame. */
   private skipping = false;
   private feed = new GopFeed(0);
-  /** Fed fragments waiting to go to ffmpeg with the next one it needs at once (one pipe write, not several). */
+  /** stdin is corked until the end of this turn of the event loop (see write). */
   private corked = false;
+  /** Fed fragments waiting to go to ffmpeg with the next one it needs at once (one pipe write, not several). */
   private held: Buffer[] = [];
   private heldBytes = 0;
   /**
@@ -233,7 +231,7 @@ export class Mp4Decoder extends EventEmitter<Mp4DecoderEvents> {
    * at 2 fps from 720p, the table about a tenth, for the same picture (PSNR 78 dB). Otherwise ffmpeg
    * converts as it always has.
    */
-  args(range?: "limited" | "full"): string[] {
+  args(range: "limited" | "ffmpeg" = "ffmpeg"): string[] {
     const o = this.options;
     const args = ["-hide_banner", "-loglevel", "error"];
     if (o.keyframesOnly) args.push("-skip_frame", "nokey");
@@ -259,10 +257,12 @@ export class Mp4Decoder extends EventEmitter<Mp4DecoderEvents> {
   start(init: Buffer, gop: Buffer[] = []): void {
     this.stop();
     const sps = parseMoov(init).sps;
-    const range = sps && sps.codec === undefined && sps.fullRange === false ? "limited" : undefined;
-    this.range = range ?? "ffmpeg";
-    const args = this.args(range);
-    const proc = new FfmpegProcess({ ffmpegPath: this.options.ffmpegPath, args, stdin: true });
+    this.range = sps && sps.codec === undefined && sps.fullRange === false ? "limited" : "ffmpeg";
+    const proc = new FfmpegProcess({
+      ffmpegPath: this.options.ffmpegPath,
+      args: this.args(this.range),
+      stdin: true,
+    });
     const splitter = new JpegStreamSplitter(
       (data, width, height) => this.emit("frame", { data, width, height }),
       (problem) => this.emit("problem", problem.message),

@@ -571,14 +571,12 @@ export class StreamServer implements LiveServer {
 
   /** The compressed video as status.json shows it; null before its first init. */
   private videoStats(): VideoStats | null {
-    if (this.fmp4.store.init === undefined) return null;
-    const { codec, width, height } = this.fmp4.video;
+    const info = this.videoInfo();
+    if (!info) return null;
     const decoded = this.videoOnly();
     return {
-      codec,
-      format: videoFormat(codec),
-      width,
-      height,
+      codec: this.fmp4.video.codec,
+      ...info,
       passthrough: this.mp4FromCamera,
       fragmentsIn: this.fmp4.fragmentsIn,
       keyframesIn: this.fmp4.keyframesIn,
